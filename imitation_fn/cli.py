@@ -1,0 +1,275 @@
+"""``imitation-fn``: the command line over the driver.
+
+    imitation-fn quickstart                     # scripted expert → demos → BC × 8 seeds → table
+    imitation-fn demos --env CartPole-v1 --n-episodes 50 --out demos/
+    imitation-fn bc --env CartPole-v1 --demos demos/ --seeds 8 --n-epochs 10 --lr 3e-3 --out runs/bc
+
+Every ``Config`` field is a flag (``--net-arch 64 64``, ``--max-grad-norm none``); ``--config FILE``
+(JSON or YAML) sets fields too, and flags override it. Invalid values are reported field by field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+from pydantic.fields import FieldInfo
+from rich.console import Console
+from rich.table import Table
+
+from imitation_fn import envs
+from imitation_fn.algorithms import bc
+from imitation_fn.core import random
+from imitation_fn.core.config import Config
+from imitation_fn.data import flatten_trajectories, generate_trajectories, rollout_stats, serialize
+from imitation_fn.envs.experts import expert_for
+from imitation_fn.training import train
+
+console = Console()
+C = typing.TypeVar("C", bound=Config)
+
+
+class CLIError(Exception):
+    """A user error: printed without a traceback, exit status 2."""
+
+
+# --- Config fields as flags ----------------------------------------------------------------------
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _is_sequence(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (tuple, list)
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config_cls: type[Config]) -> None:
+    """One flag per field, help text from the field docstring, default shown; pydantic validates."""
+    group = parser.add_argument_group(f"{config_cls.__module__.rsplit('.', 1)[-1]} config")
+    for name, field in config_cls.model_fields.items():
+        help_text = f"{field.description or ''} (default: {_show_default(field)})".strip()
+        choices = _choices(field.annotation)
+        if _is_sequence(field.annotation):
+            group.add_argument(_flag(name), nargs="*", default=None, metavar="N", help=help_text)
+        else:
+            group.add_argument(_flag(name), default=None, choices=choices, help=help_text)
+
+
+def _show_default(field: FieldInfo) -> str:
+    d = field.get_default(call_default_factory=True)
+    return " ".join(map(str, d)) if isinstance(d, tuple | list) else str(d)
+
+
+def _choices(annotation: Any) -> list[str] | None:
+    if typing.get_origin(annotation) is typing.Literal:
+        return [str(a) for a in typing.get_args(annotation)]
+    return None
+
+
+def _read_config_file(path: str) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise CLIError(f"--config: no such file {p}")
+    text = p.read_text()
+    if p.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text)
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise CLIError(f"--config: {p} is not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise CLIError(f"--config: {p} must hold a mapping of field names to values")
+    return data
+
+
+def config_from_args(config_cls: type[C], args: argparse.Namespace) -> C:
+    """Defaults < ``--config`` file < flags, validated by pydantic."""
+    values: dict[str, Any] = _read_config_file(args.config) if getattr(args, "config", None) else {}
+    for name in config_cls.model_fields:
+        raw = getattr(args, name, None)
+        if raw is None:
+            continue
+        values[name] = None if isinstance(raw, str) and raw.lower() == "none" else raw
+    try:
+        return config_cls(**values)
+    except ValidationError as e:
+        lines = [f"  {_flag(str(err['loc'][0])) if err['loc'] else ''}: {err['msg']}" for err in e.errors()]
+        raise CLIError(f"invalid {config_cls.__module__.rsplit('.', 1)[-1]} config:\n" + "\n".join(lines)) from e
+
+
+# --- Commands ------------------------------------------------------------------------------------
+
+
+def _make_env(env_id: str, n_envs: int) -> envs.Env:
+    try:
+        return envs.make(env_id, n_envs=n_envs)
+    except (KeyError, ValueError) as e:
+        raise CLIError(str(e.args[0] if e.args else e)) from e
+
+
+def _demos(env_id: str, n_episodes: int, seed: int) -> list[Any]:
+    env = _make_env(env_id, n_envs=n_episodes)
+    try:
+        expert = expert_for(env_id)
+    except KeyError as e:
+        raise CLIError(str(e.args[0])) from e
+    return generate_trajectories(env, expert, random.key(seed), min_episodes=n_episodes)
+
+
+def _results_table(title: str, seeds: Sequence[int], returns: torch.Tensor) -> Table:
+    table = Table(title=title)
+    for col in ("seed", "mean return", "std", "min", "max"):
+        table.add_column(col, justify="right")
+    for seed, r in zip(seeds, returns, strict=True):
+        table.add_row(str(seed), f"{r.mean():.1f}", f"{r.std(correction=0):.1f}", f"{r.min():.1f}", f"{r.max():.1f}")
+    table.add_row(
+        "all",
+        f"{returns.mean():.1f}",
+        f"{returns.std(correction=0):.1f}",
+        f"{returns.min():.1f}",
+        f"{returns.max():.1f}",
+        style="bold",
+    )
+    return table
+
+
+def cmd_demos(args: argparse.Namespace) -> None:
+    trajs = _demos(args.env, args.n_episodes, args.seed)
+    serialize.save(args.out, trajs)
+    stats = rollout_stats(trajs)
+    console.print(
+        f"saved {len(trajs)} episodes to {args.out}: return mean {stats['return_mean']:.1f}, "
+        f"length mean {stats['len_mean']:.1f}"
+    )
+
+
+def _run_bc(cfg: bc.Config, env_id: str, trajs: list[Any], args: argparse.Namespace) -> None:
+    data = flatten_trajectories(trajs)
+    env = _make_env(env_id, n_envs=args.n_eval_episodes)
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    t0 = time.perf_counter()
+    try:
+        result = train(
+            bc,
+            cfg,
+            data,
+            env,
+            seeds=seeds,
+            n_epochs=args.n_epochs,
+            eval_every=args.eval_every,
+            log_dir=args.out,
+            resume=args.resume,
+            compile=args.compile,
+            progress=not args.no_progress,
+        )
+    except (ValueError, FileExistsError, AssertionError) as e:
+        raise CLIError(str(e)) from e
+    elapsed = time.perf_counter() - t0
+    assert result.eval_returns is not None
+    console.print(
+        _results_table(
+            f"BC on {env_id}: {len(data)} transitions, {result.steps} steps × {len(seeds)} seeds in {elapsed:.1f} s",
+            seeds,
+            result.eval_returns,
+        )
+    )
+    if args.out:
+        console.print(f"metrics, config and checkpoint in {args.out}")
+
+
+def cmd_bc(args: argparse.Namespace) -> None:
+    cfg = config_from_args(bc.Config, args)
+    try:
+        trajs = serialize.load(args.demos)
+    except (FileNotFoundError, ValueError) as e:
+        raise CLIError(str(e)) from e
+    _run_bc(cfg, args.env, trajs, args)
+
+
+def cmd_quickstart(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    demos = out / "demos"
+    console.print(f"[bold]1.[/] scripted CartPole expert → {args.n_demos} demonstrations → {demos}")
+    trajs = _demos("CartPole-v1", args.n_demos, args.seed)
+    serialize.save(demos, trajs)
+    stats = rollout_stats(trajs)
+    console.print(f"   expert return {stats['return_mean']:.1f} ± {stats['return_std']:.1f}")
+    console.print(f"[bold]2.[/] behavioural cloning, {args.seeds} seeds in one vmapped run")
+    args.out = str(out / "bc")
+    _run_bc(bc.Config(), "CartPole-v1", serialize.load(demos), args)
+
+
+def _add_run_flags(p: argparse.ArgumentParser, seeds: int) -> None:
+    p.add_argument(
+        "--seeds", type=int, default=seeds, help=f"number of seeds trained in one vmapped run (default: {seeds})"
+    )
+    p.add_argument("--seed", type=int, default=0, help="first seed; seeds are seed, seed+1, ... (default: 0)")
+    p.add_argument("--n-epochs", type=int, default=10, help="passes over the demonstrations (default: 10)")
+    p.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps (default: at the end)")
+    p.add_argument("--n-eval-episodes", type=int, default=10, help="evaluation episodes per seed (default: 10)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--compile", action="store_true", help="torch.compile the vmapped update (slow to start)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default: 1, best for small nets)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imitation-fn", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("quickstart", help="scripted expert → 50 demos → BC over 8 seeds → evaluation table")
+    q.add_argument("--out", default="quickstart", help="output directory (default: quickstart)")
+    q.add_argument("--n-demos", type=int, default=50, help="expert episodes (default: 50)")
+    _add_run_flags(q, seeds=8)
+    q.set_defaults(func=cmd_quickstart)
+
+    d = sub.add_parser("demos", help="roll out a scripted expert and save the episodes as a dataset")
+    d.add_argument("--env", default="CartPole-v1", help="environment id (default: CartPole-v1)")
+    d.add_argument("--n-episodes", type=int, default=50, help="episodes (default: 50)")
+    d.add_argument("--seed", type=int, default=0, help="rollout seed (default: 0)")
+    d.add_argument("--out", required=True, help="dataset directory to write")
+    d.set_defaults(func=cmd_demos)
+
+    b = sub.add_parser(
+        "bc",
+        help="behavioural cloning from a demonstrations dataset",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    b.add_argument("--env", default="CartPole-v1", help="environment id")
+    b.add_argument("--demos", required=True, help="dataset directory (ours or imitation's) or .npz file")
+    b.add_argument("--out", default=None, help="run directory: metrics.jsonl, config.json, checkpoint")
+    b.add_argument("--config", default=None, help="JSON or YAML file of config fields")
+    _add_run_flags(b, seeds=1)
+    add_config_flags(b, bc.Config)
+    b.set_defaults(func=cmd_bc)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    try:
+        args.func(args)
+    except CLIError as e:
+        console.print(f"[red]error:[/] {e}")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

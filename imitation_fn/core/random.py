@@ -1,0 +1,171 @@
+"""Explicit, counter-based random keys in pure torch — ``jax.random`` for ``torch.func``.
+
+A key is an ``int64`` tensor of shape ``(2,)`` holding two 32-bit words. Every draw is a pure
+function of its key: Threefry-2x32 (20 rounds; Salmon et al., 2011) hashes the key with a counter,
+using only adds, rotations and xors on ``int64`` tensors masked to 32 bits. So draws
+
+- work inside ``torch.func.vmap`` with the default ``randomness='error'`` (the key is just data),
+- give seed ``i`` the same numbers alone or inside a sweep of any size, on any run or device,
+- never touch torch's global generator.
+
+    key = random.key(0)
+    k_init, k_data = random.split(key)
+    x = random.normal(k_data, (3, 4))
+
+Never reuse a key for two draws you want independent: ``split`` or ``fold_in`` it first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+_MASK = 0xFFFFFFFF
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+_PARITY = 0x1BD11BDA
+
+Key = Tensor  # int64, shape (2,)
+Shape = int | Sequence[int]
+
+
+def _shape(shape: Shape) -> tuple[int, ...]:
+    return (shape,) if isinstance(shape, int) else tuple(shape)
+
+
+def _rotl(x: Tensor, r: int) -> Tensor:
+    return ((x << r) | (x >> (32 - r))) & _MASK
+
+
+def threefry2x32(key: Key, x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
+    """The Threefry-2x32 block cipher: encrypt counter words ``(x0, x1)`` under ``key``."""
+    ks = (key[..., 0], key[..., 1], key[..., 0] ^ key[..., 1] ^ _PARITY)
+    x0 = (x0 + ks[0]) & _MASK
+    x1 = (x1 + ks[1]) & _MASK
+    for block in range(5):
+        for r in _ROTATIONS[block % 2]:
+            x0 = (x0 + x1) & _MASK
+            x1 = _rotl(x1, r) ^ x0
+        x0 = (x0 + ks[(block + 1) % 3]) & _MASK
+        x1 = (x1 + ks[(block + 2) % 3] + block + 1) & _MASK
+    return x0, x1
+
+
+def key(seed: int | Tensor) -> Key:
+    """A key from an integer seed (a Python int, or an integer tensor for vmapped seeds)."""
+    seed = torch.as_tensor(seed, dtype=torch.int64)
+    return torch.stack([(seed >> 32) & _MASK, seed & _MASK], dim=-1)
+
+
+def bits(key: Key, n: int) -> Tensor:
+    """``n`` random 32-bit words (as int64 in ``[0, 2**32)``), a pure function of ``key``."""
+    half = (n + 1) // 2
+    counter = torch.arange(half, dtype=torch.int64, device=key.device)
+    y0, y1 = threefry2x32(key, counter, counter + half)
+    return torch.cat([y0, y1], dim=-1)[..., :n]
+
+
+def split(key: Key, num: int = 2) -> Tensor:
+    """``num`` new independent keys, shape ``(num, 2)``."""
+    return bits(key, 2 * num).reshape(*key.shape[:-1], num, 2)
+
+
+def fold_in(key: Key, data: int | Tensor) -> Key:
+    """A new key from ``key`` and an integer (e.g. a step counter, possibly a tensor)."""
+    data = torch.as_tensor(data, dtype=torch.int64, device=key.device) & _MASK
+    y0, y1 = threefry2x32(key, torch.zeros_like(data), data)
+    return torch.stack([y0, y1], dim=-1)
+
+
+def _bits_for(key: Key, shape: tuple[int, ...], words: int) -> Tensor:
+    """Random words shaped ``(*shape, words)``."""
+    n = math.prod(shape)
+    return bits(key, n * words).reshape(*shape, words)
+
+
+def randbits63(key: Key, shape: Shape) -> Tensor:
+    """Non-negative random int64 of 63 bits."""
+    w = _bits_for(key, _shape(shape), 2)
+    return (w[..., 0] << 31) | (w[..., 1] >> 1)
+
+
+def uniform(
+    key: Key,
+    shape: Shape = (),
+    dtype: torch.dtype = torch.float32,
+    minval: float | Tensor = 0.0,
+    maxval: float | Tensor = 1.0,
+) -> Tensor:
+    """Uniform floats in ``[minval, maxval)``."""
+    shape = _shape(shape)
+    if dtype == torch.float64:
+        u = (randbits63(key, shape) >> 10).to(dtype) * 2.0**-53
+    else:
+        u = (_bits_for(key, shape, 1)[..., 0] >> 8).to(dtype) * 2.0**-24
+    return minval + u * (maxval - minval)
+
+
+def _open_uniform(key: Key, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+    """Uniform in the open interval (0, 1): safe for logs and inverse CDFs."""
+    if dtype == torch.float64:
+        return ((randbits63(key, shape) >> 10).to(dtype) + 0.5) * 2.0**-53
+    return ((_bits_for(key, shape, 1)[..., 0] >> 8).to(dtype) + 0.5) * 2.0**-24
+
+
+def normal(key: Key, shape: Shape = (), dtype: torch.dtype = torch.float32) -> Tensor:
+    """Standard normal samples (inverse-CDF transform of an open uniform)."""
+    u = _open_uniform(key, _shape(shape), dtype)
+    return math.sqrt(2.0) * torch.special.erfinv(2.0 * u - 1.0)
+
+
+def gumbel(key: Key, shape: Shape = (), dtype: torch.dtype = torch.float32) -> Tensor:
+    """Standard Gumbel samples."""
+    return -torch.log(-torch.log(_open_uniform(key, _shape(shape), dtype)))
+
+
+def bernoulli(key: Key, p: float | Tensor = 0.5, shape: Shape | None = None) -> Tensor:
+    """Booleans that are ``True`` with probability ``p`` (broadcast to ``shape``)."""
+    p = torch.as_tensor(p)
+    shape = p.shape if shape is None else _shape(shape)
+    return uniform(key, shape, dtype=p.dtype if p.is_floating_point() else torch.float32) < p
+
+
+def categorical(key: Key, logits: Tensor, shape: Shape | None = None) -> Tensor:
+    """Indices drawn from ``softmax(logits)`` over the last axis (Gumbel-max).
+
+    ``shape`` defaults to ``logits.shape[:-1]``; it must broadcast with it.
+    """
+    shape = logits.shape[:-1] if shape is None else _shape(shape)
+    g = gumbel(key, (*shape, logits.shape[-1]), dtype=logits.dtype)
+    return torch.argmax(logits + g, dim=-1)
+
+
+def randint(key: Key, shape: Shape, low: int | Tensor, high: int | Tensor) -> Tensor:
+    """Integers in ``[low, high)`` (63-bit words reduced modulo the span: bias < span / 2**63)."""
+    span = torch.as_tensor(high) - torch.as_tensor(low)
+    return low + torch.remainder(randbits63(key, shape), span)
+
+
+def permutation(key: Key, n: int) -> Tensor:
+    """A uniformly random permutation of ``range(n)``."""
+    return torch.argsort(randbits63(key, n), stable=True)
+
+
+__all__ = [
+    "Key",
+    "bernoulli",
+    "bits",
+    "categorical",
+    "fold_in",
+    "gumbel",
+    "key",
+    "normal",
+    "permutation",
+    "randbits63",
+    "randint",
+    "split",
+    "threefry2x32",
+    "uniform",
+]

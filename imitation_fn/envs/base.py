@@ -1,0 +1,58 @@
+"""The environment protocol: pure, batched ``reset`` / ``step`` over an explicit state (gymnax-style).
+
+An :class:`Env` object holds only static configuration (Python numbers, the number of parallel
+environments, the spaces). All changing data lives in ``env_state``, a pytree returned inside a
+:class:`TimeStep`, so ``reset`` and ``step`` are pure functions that ``torch.func.vmap`` can batch
+over seeds and ``torch.compile`` can fuse.
+
+Every environment is batched over ``n_envs`` sub-environments and auto-resets: when a
+sub-environment terminates or is truncated, ``step`` returns the first observation of its next
+episode in ``obs`` and the observation the step actually reached in ``final_obs`` (gymnasium's
+``final_obs``; SB3's ``terminal_observation``).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import gymnasium as gym
+from torch import Tensor
+
+from imitation_fn.core import struct
+from imitation_fn.core.random import Key
+
+
+class TimeStep(struct.PyTreeNode):
+    """What ``reset`` and ``step`` return. Leading axis ``n_envs`` on every tensor."""
+
+    env_state: Any  # the environment's own pytree of tensors
+    obs: Tensor  # (n_envs, *obs_shape): observation to act on (after auto-reset)
+    reward: Tensor  # (n_envs,) float32: reward of the step just taken (0 after reset)
+    terminated: Tensor  # (n_envs,) bool: the episode reached a terminal state
+    truncated: Tensor  # (n_envs,) bool: the episode was cut by a time limit
+    final_obs: Tensor  # (n_envs, *obs_shape): observation reached before any auto-reset
+
+    @property
+    def done(self) -> Tensor:
+        return self.terminated | self.truncated
+
+
+class Env(abc.ABC):
+    """A batch of ``n_envs`` identical environments with pure, auto-resetting dynamics."""
+
+    n_envs: int
+    observation_space: gym.Space[Any]  # of one sub-environment
+    action_space: gym.Space[Any]  # of one sub-environment
+    max_episode_steps: int | None  # truncation horizon, or None
+
+    @abc.abstractmethod
+    def reset(self, key: Key) -> TimeStep:
+        """Start every sub-environment; ``reward`` is zero and no episode is done."""
+
+    @abc.abstractmethod
+    def step(self, env_state: Any, action: Tensor, key: Key) -> TimeStep:
+        """Advance every sub-environment by one action, ``action: (n_envs, *action_shape)``."""
+
+
+__all__ = ["Env", "TimeStep"]

@@ -1,0 +1,66 @@
+"""The MLP policy: observations → an action distribution, as pure functions of a params dict.
+
+SB3's ``ActorCriticPolicy`` actor (orthogonal init, gain √2 in hidden layers, 0.01 on the action
+head, state-independent ``log_std`` initialised to 0 for continuous actions), which is also what
+``imitation``'s BC trains (``FeedForward32Policy``: two hidden layers of 32 units, tanh).
+
+The parameter dict's keys carry the static structure: a ``log_std`` entry means continuous actions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import torch
+from torch import Tensor
+
+from imitation_fn.core import random
+from imitation_fn.nn import Categorical, DiagGaussian, mlp_apply, mlp_init
+
+Params = dict[str, Any]
+PolicyFn = Callable[[Tensor, random.Key], Tensor]  # (obs (n, *obs_shape), key) -> actions (n, *act_shape)
+
+
+def _action_dim(action_space: gym.Space[Any]) -> int:
+    if isinstance(action_space, gym.spaces.Discrete):
+        return int(action_space.n)
+    if isinstance(action_space, gym.spaces.Box):
+        return math.prod(action_space.shape)
+    raise TypeError(f"policy: unsupported action space {action_space!r} (expected Discrete or Box)")
+
+
+def init(
+    key: random.Key,
+    observation_space: gym.Space[Any],
+    action_space: gym.Space[Any],
+    net_arch: Sequence[int] = (32, 32),
+) -> Params:
+    """Parameters of an MLP policy for these spaces."""
+    if not isinstance(observation_space, gym.spaces.Box):
+        raise TypeError(f"policy: unsupported observation space {observation_space!r} (expected Box)")
+    obs_dim = math.prod(observation_space.shape)
+    params: Params = {
+        "pi": mlp_init(key, [obs_dim, *net_arch, _action_dim(action_space)], output_gain=0.01),
+    }
+    if isinstance(action_space, gym.spaces.Box):
+        params["log_std"] = torch.zeros(_action_dim(action_space))
+    return params
+
+
+def distribution(params: Params, obs: Tensor, activation: str = "tanh") -> Categorical | DiagGaussian:
+    """The action distribution at ``obs: (batch, *obs_shape)``."""
+    out = mlp_apply(params["pi"], obs.flatten(start_dim=1).to(torch.float32), activation=activation)
+    if "log_std" in params:
+        return DiagGaussian(mean=out, log_std=params["log_std"].expand_as(out))
+    return Categorical(logits=out)
+
+
+def act(
+    params: Params, obs: Tensor, key: random.Key, *, deterministic: bool = False, activation: str = "tanh"
+) -> Tensor:
+    """Sample an action (or take the mode when ``deterministic``)."""
+    dist = distribution(params, obs, activation)
+    return dist.mode() if deterministic else dist.sample(key)

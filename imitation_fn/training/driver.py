@@ -1,0 +1,173 @@
+"""The driver: trains any offline ``(init, update)`` algorithm for N seeds at once.
+
+    result = train(bc, bc.Config(), demos, env, seeds=range(8), n_epochs=10)
+
+``init`` is vmapped over per-seed keys and ``update`` over the stacked states, so N seeds cost one
+batched computation per step. Seed ``i``'s minibatches are drawn from its own key
+(``fold_in(data_key_i, epoch)`` → a permutation), so its results never depend on which other seeds
+run beside it. Everything host-side lives here: batching, evaluation schedule, JSONL metrics,
+safetensors checkpoints, resume and the progress bar. The algorithm files stay pure math.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from imitation_fn.core import checks, random, serialization, tree
+from imitation_fn.core.config import Config
+from imitation_fn.data.types import Transitions
+from imitation_fn.envs.base import Env
+from imitation_fn.evaluation import evaluate_policy
+from imitation_fn.training.logger import MetricsWriter, ProgressBar
+
+CHECKPOINT = "checkpoint.safetensors"
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` returns: final states stacked over seeds and the last evaluation."""
+
+    states: Any  # the algorithm's State with a leading (n_seeds,) axis
+    seeds: list[int]
+    steps: int  # gradient steps taken per seed
+    eval_returns: Tensor | None  # (n_seeds, n_eval_episodes), or None if never evaluated
+
+
+def seed_keys(seeds: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-seed ``(init, data, eval)`` keys, each ``(n_seeds, 2)``; seed i's keys depend on seed i only."""
+    keys = torch.stack([random.split(random.key(s), 3) for s in seeds])
+    return keys[:, 0], keys[:, 1], keys[:, 2]
+
+
+def _validate(data: Transitions, env: Env, batch_size: int) -> None:
+    if len(data) == 0:
+        raise ValueError("train: the dataset is empty (0 transitions)")
+    obs_shape = tuple(env.observation_space.shape or ())
+    if tuple(data.obs.shape[1:]) != obs_shape:
+        raise ValueError(
+            f"train: demonstrations have observations of shape {tuple(data.obs.shape[1:])}, "
+            f"but the environment's observation space has shape {obs_shape}"
+        )
+    checks.assert_finite(data.obs, name="demonstrations.obs")
+    checks.assert_finite(data.acts, name="demonstrations.acts")
+    if len(data) < batch_size:
+        raise ValueError(f"train: the dataset has {len(data)} transitions, fewer than batch_size={batch_size}")
+
+
+def make_update(algo: ModuleType, compile: bool = False) -> Callable[[Any, Any], tuple[Any, dict[str, Tensor]]]:
+    """``vmap(algo.update)``, optionally under ``torch.compile`` (compile outside the transform)."""
+    update = torch.func.vmap(algo.update)
+    return torch.compile(update) if compile else update
+
+
+def train(
+    algo: ModuleType,
+    cfg: Config,
+    data: Transitions,
+    env: Env,
+    *,
+    seeds: Sequence[int] = (0,),
+    n_epochs: int | None = None,
+    n_batches: int | None = None,
+    eval_every: int | None = None,
+    log_every: int = 100,
+    log_dir: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+    compile: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``algo`` (a module with ``init``/``update``/``policy``) on ``data`` for every seed.
+
+    Exactly one of ``n_epochs`` and ``n_batches`` (``imitation``'s BC.train convention). ``env``
+    gives the spaces and runs evaluation: ``env.n_envs`` episodes per seed every ``eval_every``
+    steps and at the end. With ``log_dir``: metrics to ``metrics.jsonl``, the config to
+    ``config.json`` and a checkpoint every ``checkpoint_every`` steps and at the end; ``resume``
+    continues from that checkpoint and gives the same result as an uninterrupted run.
+    """
+    seeds = [int(s) for s in seeds]
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise ValueError(f"train: seeds must be a non-empty list of distinct integers, got {seeds}")
+    if (n_epochs is None) == (n_batches is None):
+        raise ValueError("train: give exactly one of n_epochs and n_batches")
+    batch_size = int(cfg.batch_size)  # type: ignore[attr-defined]
+    _validate(data, env, batch_size)
+    batches_per_epoch = len(data) // batch_size  # the last partial batch is dropped, as imitation's loader does
+    total = n_batches if n_batches is not None else int(n_epochs or 0) * batches_per_epoch
+
+    init_keys, data_keys, eval_keys = seed_keys(seeds)
+    init = functools.partial(algo.init, cfg, observation_space=env.observation_space, action_space=env.action_space)
+    states = torch.func.vmap(init)(init_keys)
+    update = make_update(algo, compile)
+    evaluate = torch.func.vmap(lambda s, k: evaluate_policy(env, algo.policy(s), k).returns)
+
+    out = Path(log_dir) if log_dir is not None else None
+    start = 0
+    if out is not None:
+        if resume and (out / CHECKPOINT).exists():
+            states, start = load_checkpoint(out, states, cfg, seeds)
+        elif (out / CHECKPOINT).exists():
+            raise FileExistsError(f"train: {out} already holds a run; pass resume=True or choose another log_dir")
+        out.mkdir(parents=True, exist_ok=True)
+        serialization.write_text_atomic(out / CONFIG, cfg.to_json())
+    writer = MetricsWriter(out / METRICS if out is not None else None, seeds)
+
+    def permutations(epoch: int) -> Tensor:
+        return torch.func.vmap(lambda k: random.permutation(random.fold_in(k, epoch), len(data)))(data_keys)
+
+    eval_returns: Tensor | None = None
+    epoch_cached, perms = -1, torch.empty(0)
+    name = getattr(algo, "__name__", "algo").rsplit(".", 1)[-1]
+    with ProgressBar(total, f"{name} × {len(seeds)} seeds", enabled=progress) as bar:
+        bar.advance(start)
+        for step in range(start, total):
+            epoch, j = divmod(step, batches_per_epoch)
+            if epoch != epoch_cached:
+                epoch_cached, perms = epoch, permutations(epoch)
+            idx = perms[:, j * batch_size : (j + 1) * batch_size]  # (n_seeds, batch_size)
+            batch = tree.index(data, idx)  # (n_seeds, batch_size, ...)
+            states, metrics = update(states, batch)
+            done = step + 1
+            if done % log_every == 0 or done == total:
+                writer.write(done, "train", metrics)
+                bar.advance(done, {"loss": metrics["loss"]} if "loss" in metrics else None)
+            if (eval_every and done % eval_every == 0) or done == total:
+                keys = torch.func.vmap(random.fold_in)(eval_keys, torch.full((len(seeds),), done))
+                eval_returns = evaluate(states, keys)
+                writer.write(done, "eval", {"return_mean": eval_returns.mean(-1), "returns": eval_returns})
+                bar.advance(done, {"return": eval_returns})
+            else:
+                bar.advance(done)
+            if out is not None and ((checkpoint_every and done % checkpoint_every == 0) or done == total):
+                save_checkpoint(out, states, seeds, done, name)
+    return TrainResult(states=states, seeds=seeds, steps=total, eval_returns=eval_returns)
+
+
+def save_checkpoint(out: Path, states: Any, seeds: Sequence[int], step: int, algo_name: str) -> None:
+    """States (stacked over seeds) as safetensors; step, seeds and algorithm in its metadata."""
+    serialization.save(out / CHECKPOINT, states, {"step": step, "seeds": list(seeds), "algorithm": algo_name})
+
+
+def load_checkpoint(out: Path, template: Any, cfg: Config, seeds: Sequence[int]) -> tuple[Any, int]:
+    """States and step from ``out``; refuses a checkpoint written for other seeds or another config."""
+    meta = serialization.load_metadata(out / CHECKPOINT)
+    if list(meta.get("seeds", [])) != list(seeds):
+        raise ValueError(f"resume: checkpoint in {out} is for seeds {meta.get('seeds')}, not {list(seeds)}")
+    saved_cfg = json.loads((out / CONFIG).read_text()) if (out / CONFIG).exists() else None
+    if saved_cfg is not None and saved_cfg != json.loads(cfg.to_json()):
+        raise ValueError(f"resume: {out / CONFIG} differs from the config given; refusing to mix runs")
+    return serialization.load(out / CHECKPOINT, template), int(meta["step"])
+
+
+__all__ = ["TrainResult", "load_checkpoint", "make_update", "save_checkpoint", "seed_keys", "train"]

@@ -1,0 +1,266 @@
+"""The torch CartPoles against gymnasium (and a transcription of seals), plus the registry and the expert."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.envs.classic_control import CartPoleEnv
+from gymnasium.wrappers import TimeLimit
+
+from imitation_fn.core import random, tree
+from imitation_fn.envs import CartPole, CartPoleState, Env, FixedHorizonCartPole, make, register, registry
+from imitation_fn.envs.experts import cartpole_expert
+
+
+class SealsCartPole(CartPoleEnv):
+    """seals' ``FixedHorizonCartPole`` (seals/classic_control.py), transcribed: seals is not a dependency."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        f32_max = np.finfo(np.float32).max
+        high = np.array([f32_max, f32_max, np.pi, f32_max])
+        with warnings.catch_warnings():  # "Box high's precision lowered by casting to float32"
+            warnings.simplefilter("ignore")
+            self.observation_space = gym.spaces.Box(-high, high, dtype=np.float32)
+
+    def step(self, action):  # type: ignore[no-untyped-def]
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*You are calling.*")
+            super().step(action)
+        self.state = list(self.state)
+        x, _, theta, _ = self.state
+        theta = (theta + np.pi) % (2 * np.pi) - np.pi
+        self.state[2] = theta
+        state_ok = bool(abs(x) < self.x_threshold and abs(theta) < self.theta_threshold_radians)
+        return np.array(self.state, dtype=np.float32), 1.0 if state_ok else 0.0, False, False, {}
+
+
+def _lockstep(gym_envs: list[gym.Env], env: Env, n_steps: int, expert_envs: int = 0, seed: int = 0) -> dict[str, int]:
+    """Step gymnasium envs and the torch env side by side with the same actions and compare every transition.
+
+    The torch state is set from gymnasium's after each gymnasium reset; in between both run freely. The first
+    ``expert_envs`` sub-environments follow the expert with 10% random actions, so they reach the time limit.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(gym_envs)
+    next_seed = iter(range(seed * 100_000, (seed + 1) * 100_000))
+    obs = np.stack([g.reset(seed=next(next_seed))[0] for g in gym_envs])
+
+    def gym_physics() -> torch.Tensor:
+        return torch.tensor(np.array([np.asarray(g.unwrapped.state, dtype=np.float64) for g in gym_envs]))
+
+    state = CartPoleState(gym_physics(), torch.zeros(n, dtype=torch.int64))
+    counts = {"terminated": 0, "truncated": 0}
+    keys = random.split(random.key(seed), n_steps)
+    for i in range(n_steps):
+        actions = rng.integers(0, 2, n)
+        expert = cartpole_expert(torch.from_numpy(obs)).numpy()
+        follow = (np.arange(n) < expert_envs) & (rng.random(n) > 0.1)
+        actions = np.where(follow, expert, actions)
+        ts = env.step(state, torch.from_numpy(actions), keys[i])
+        results = [g.step(int(a)) for g, a in zip(gym_envs, actions, strict=True)]
+        g_obs = np.stack([r[0] for r in results])
+        g_rew = np.array([r[1] for r in results], dtype=np.float32)
+        g_term = np.array([r[2] for r in results])
+        g_trunc = np.array([r[3] for r in results])
+
+        np.testing.assert_allclose(ts.final_obs.numpy(), g_obs, rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(ts.reward.numpy(), g_rew)
+        np.testing.assert_array_equal(ts.terminated.numpy(), g_term)
+        np.testing.assert_array_equal(ts.truncated.numpy(), g_trunc)
+        assert ts.reward.dtype == torch.float32 and ts.obs.dtype == torch.float32
+
+        done = g_term | g_trunc
+        counts["terminated"] += int(g_term.sum())
+        counts["truncated"] += int(g_trunc.sum())
+        elapsed = np.array([0 if d else g._elapsed_steps for g, d in zip(gym_envs, done, strict=True)])  # type: ignore[attr-defined]
+        np.testing.assert_array_equal(ts.env_state.t.numpy(), elapsed)
+        np.testing.assert_array_equal(ts.obs.numpy()[~done], ts.final_obs.numpy()[~done])
+        for j in np.flatnonzero(done):
+            g_obs[j] = gym_envs[j].reset(seed=next(next_seed))[0]
+        obs = g_obs
+        state = ts.env_state.replace(physics=torch.where(torch.from_numpy(done)[:, None], gym_physics(), ts.env_state.physics))
+    return counts
+
+
+def test_cartpole_matches_gymnasium_step_by_step() -> None:
+    n = 16
+    counts = _lockstep([gym.make("CartPole-v1") for _ in range(n)], CartPole(n), n_steps=700, expert_envs=8)
+    assert counts["terminated"] > 100  # random-action episodes end in ~20 steps
+    assert counts["truncated"] >= 8  # the expert-driven ones reach the 500-step limit
+
+
+def test_cartpole_sutton_barto_reward_and_short_limit_match_gymnasium() -> None:
+    n = 8
+    gym_envs = [gym.make("CartPole-v1", sutton_barto_reward=True, max_episode_steps=50) for _ in range(n)]
+    counts = _lockstep(gym_envs, CartPole(n, max_episode_steps=50, sutton_barto_reward=True), 300, expert_envs=4, seed=1)
+    assert counts["terminated"] > 20 and counts["truncated"] > 10
+
+
+def test_fixed_horizon_cartpole_matches_seals() -> None:
+    n = 8
+    gym_envs: list[gym.Env] = [TimeLimit(SealsCartPole(), max_episode_steps=500) for _ in range(n)]
+    counts = _lockstep(gym_envs, FixedHorizonCartPole(n), n_steps=1000, expert_envs=2, seed=2)
+    assert counts == {"terminated": 0, "truncated": 2 * n}
+
+
+def test_spaces_match_gymnasium() -> None:
+    env = make("CartPole-v1", n_envs=3)
+    reference = gym.make("CartPole-v1")
+    assert env.observation_space == reference.observation_space
+    assert env.action_space == reference.action_space
+    assert env.max_episode_steps == reference.spec.max_episode_steps == 500  # type: ignore[union-attr]
+    seals = make("seals/CartPole-v0")
+    assert seals.observation_space == SealsCartPole().observation_space
+    assert seals.action_space == gym.spaces.Discrete(2)
+    assert seals.max_episode_steps == 500
+
+
+def test_reset_distribution() -> None:
+    n = 200_000
+    ts = CartPole(n).reset(random.key(3))
+    x = ts.env_state.physics
+    assert x.shape == (n, 4) and x.dtype == torch.float64
+    assert ts.obs.shape == (n, 4) and ts.obs.dtype == torch.float32
+    torch.testing.assert_close(ts.obs, x.to(torch.float32), rtol=0, atol=0)
+    assert bool((x >= -0.05).all()) and bool((x < 0.05).all())
+    # U[-a, a): mean 0 (standard error 0.1/sqrt(12 n) ≈ 6e-5), variance a²/3, uncorrelated coordinates.
+    assert float(x.mean(0).abs().max()) < 4e-4
+    torch.testing.assert_close(x.var(0), torch.full((4,), 0.05**2 / 3, dtype=torch.float64), rtol=0.02, atol=0)
+    assert float(torch.corrcoef(x.T).fill_diagonal_(0).abs().max()) < 0.02
+    assert not bool(ts.done.any()) and bool((ts.reward == 0).all()) and bool((ts.env_state.t == 0).all())
+    # Deterministic in the key, different across keys.
+    torch.testing.assert_close(CartPole(5).reset(random.key(3)).obs, CartPole(5).reset(random.key(3)).obs)
+    assert not torch.equal(CartPole(5).reset(random.key(3)).obs, CartPole(5).reset(random.key(4)).obs)
+
+
+def test_auto_reset_returns_final_obs() -> None:
+    env = CartPole(4)
+    physics = torch.tensor(
+        [
+            [0.0, 0.0, 0.0, 0.0],  # keeps going
+            [0.0, 0.0, 0.2, 2.0],  # falls this step
+            [2.39, 1.0, 0.0, 0.0],  # leaves the track this step
+            [0.0, 0.0, 0.0, 0.0],  # hits the time limit this step
+        ],
+        dtype=torch.float64,
+    )
+    state = CartPoleState(physics, torch.tensor([0, 7, 7, 499]))
+    key = random.key(9)
+    ts = env.step(state, torch.tensor([1, 1, 1, 0]), key)
+    reached = CartPole.dynamics(physics, torch.tensor([1, 1, 1, 0]))
+    fresh = env.initial_physics(key)
+
+    torch.testing.assert_close(ts.final_obs, reached.to(torch.float32), rtol=0, atol=0)
+    assert ts.terminated.tolist() == [False, True, True, False]
+    assert ts.truncated.tolist() == [False, False, False, True]
+    assert ts.env_state.t.tolist() == [1, 0, 0, 0]
+    expected = torch.where(ts.done[:, None], fresh, reached)
+    torch.testing.assert_close(ts.env_state.physics, expected, rtol=0, atol=0)
+    torch.testing.assert_close(ts.obs, expected.to(torch.float32), rtol=0, atol=0)
+    assert ts.reward.tolist() == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_terminated_and_truncated_on_the_same_step() -> None:
+    state = CartPoleState(torch.tensor([[0.0, 0.0, 0.2, 2.0]], dtype=torch.float64), torch.tensor([499]))
+    ts = CartPole(1).step(state, torch.tensor([1]), random.key(0))
+    assert ts.terminated.tolist() == [True] and ts.truncated.tolist() == [True]  # as gymnasium's TimeLimit
+
+
+def _rollout(env: Env, key: torch.Tensor, n_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reset, then ``n_steps`` random actions; returns the stacked obs and rewards."""
+    k_reset, k_steps = random.split(key)
+    ts = env.reset(k_reset)
+    obs, rews = [ts.obs], []
+    for k in random.split(k_steps, n_steps):
+        k_act, k_env = random.split(k)
+        action = random.bernoulli(k_act, 0.5, (env.n_envs,)).to(torch.int64)
+        ts = env.step(ts.env_state, action, k_env)
+        obs.append(ts.obs)
+        rews.append(ts.reward)
+    return torch.stack(obs), torch.stack(rews)
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "seals/CartPole-v0"])
+def test_vmap_over_seeds_equals_loop(env_id: str) -> None:
+    env = make(env_id, n_envs=3)
+    keys = random.split(random.key(5), 6)
+    batched = torch.func.vmap(lambda k: _rollout(env, k, 40))(keys)
+    looped = tree.stack([_rollout(env, k, 40) for k in keys])
+    for b, lp in zip(batched, looped, strict=True):
+        torch.testing.assert_close(b, lp, rtol=0, atol=1e-6)
+    assert bool((batched[1] == 1).all()) if env_id == "CartPole-v1" else True
+
+
+def test_fixed_horizon_never_terminates_and_lasts_exactly_500_steps() -> None:
+    env = FixedHorizonCartPole(4)
+    ts = env.reset(random.key(0))
+    keys = random.split(random.key(1), 1000)
+    truncated_at, rewards = [], []
+    for i in range(1000):
+        action = random.bernoulli(random.fold_in(keys[i], 1), 0.5, (4,)).to(torch.int64)
+        ts = env.step(ts.env_state, action, keys[i])
+        assert not bool(ts.terminated.any())
+        if bool(ts.truncated.any()):
+            assert bool(ts.truncated.all())
+            truncated_at.append(i + 1)
+        # Reward 1 exactly while the reached state is upright and on the track (theta wrapped to [-pi, pi)).
+        x, theta = ts.final_obs[:, 0].double(), ts.final_obs[:, 2].double()
+        ok = (x.abs() < 2.4) & (theta.abs() < 12 * 2 * math.pi / 360)
+        assert ts.reward.tolist() == ok.float().tolist()
+        assert bool((ts.final_obs[:, 2].abs() <= math.pi).all())
+        rewards.append(ts.reward)
+    assert truncated_at == [500, 1000]
+    # Random actions drop the pole early, but the episode (and its zero rewards) continue to step 500.
+    rews = torch.stack(rewards)
+    assert bool((rews[:5] == 1).all()) and float(rews[:500].mean()) < 0.5
+
+
+def test_expert_scores_500_on_every_episode() -> None:
+    env = CartPole(200)
+    ts = env.reset(random.key(0))
+    returns = torch.zeros(200)
+    keys = random.split(random.key(1), 500)
+    for i in range(500):
+        ts = env.step(ts.env_state, cartpole_expert(ts.obs, keys[i]), keys[i])
+        returns += ts.reward
+        assert not bool(ts.terminated.any())
+    assert bool(ts.truncated.all())
+    assert returns.tolist() == [500.0] * 200
+
+
+def test_expert_on_gymnasium_and_policy_signature() -> None:
+    g = gym.make("CartPole-v1")
+    for seed in range(3):
+        obs, _ = g.reset(seed=seed)
+        total, done = 0.0, False
+        while not done:
+            obs, r, term, trunc, _ = g.step(int(cartpole_expert(torch.from_numpy(obs))))
+            total += float(r)
+            done = term or trunc
+        assert total == 500.0
+    obs = torch.tensor([[0.0, 0.0, 0.1, 0.0], [0.0, 0.0, -0.1, 0.0]])
+    assert cartpole_expert(obs).tolist() == [1, 0]  # push towards the side the pole leans to
+    assert cartpole_expert(obs).dtype == torch.int64
+    torch.testing.assert_close(cartpole_expert(obs, random.key(0)), cartpole_expert(obs))
+    assert cartpole_expert(obs[0]).shape == ()
+
+
+def test_make_and_register(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = make("CartPole-v1", n_envs=7, max_episode_steps=20)
+    assert isinstance(env, CartPole) and not isinstance(env, FixedHorizonCartPole)
+    assert env.n_envs == 7 and env.max_episode_steps == 20
+    assert isinstance(make("seals/CartPole-v0"), FixedHorizonCartPole)
+    with pytest.raises(ValueError, match=r"Unknown .*'CartPole-v0'.*Did you mean 'CartPole-v1'.*seals/CartPole-v0"):
+        make("CartPole-v0")
+    with pytest.raises(ValueError, match="already registered"):
+        register("CartPole-v1", CartPole)
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    register("ShortCartPole-v0", lambda n_envs: CartPole(n_envs, max_episode_steps=10))
+    assert make("ShortCartPole-v0", n_envs=2).max_episode_steps == 10
+    assert "ShortCartPole-v0" in registry.registered_ids()
