@@ -125,7 +125,8 @@ def _demos(env_id: str, n_episodes: int, seed: int) -> list[Any]:
         expert = expert_for(env_id)
     except KeyError as e:
         raise CLIError(str(e.args[0])) from e
-    return generate_trajectories(env, expert, random.key(seed), min_episodes=n_episodes)
+    # generate_trajectories finishes every running episode (no short-episode bias); keep exactly n.
+    return generate_trajectories(env, expert, random.key(seed), min_episodes=n_episodes)[:n_episodes]
 
 
 def _results_table(title: str, seeds: Sequence[int], returns: torch.Tensor) -> Table:
@@ -177,7 +178,6 @@ def _run_bc(cfg: bc.Config, env_id: str, trajs: list[Any], args: argparse.Namesp
     except (ValueError, FileExistsError, AssertionError) as e:
         raise CLIError(str(e)) from e
     elapsed = time.perf_counter() - t0
-    assert result.eval_returns is not None
     console.print(
         _results_table(
             f"BC on {env_id}: {len(data)} transitions, {result.steps} steps × {len(seeds)} seeds in {elapsed:.1f} s",
@@ -266,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.func(args)
     except CLIError as e:
-        console.print(f"[red]error:[/] {e}")
+        console.print(f"[red]error:[/] {e}", soft_wrap=True)
         return 2
     return 0
 

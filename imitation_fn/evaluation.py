@@ -6,8 +6,7 @@ import torch
 from torch import Tensor
 
 from imitation_fn.core import random, struct
-from imitation_fn.envs.base import Env
-from imitation_fn.policies import PolicyFn
+from imitation_fn.envs.base import Env, PolicyFn
 
 
 class EpisodeStats(struct.PyTreeNode):

@@ -14,7 +14,7 @@ from gymnasium.wrappers import TimeLimit
 
 from imitation_fn.core import random, tree
 from imitation_fn.envs import CartPole, CartPoleState, Env, FixedHorizonCartPole, make, register, registry
-from imitation_fn.envs.experts import cartpole_expert
+from imitation_fn.envs.experts import cartpole_expert, expert_for
 
 
 class SealsCartPole(CartPoleEnv):
@@ -28,14 +28,15 @@ class SealsCartPole(CartPoleEnv):
             warnings.simplefilter("ignore")
             self.observation_space = gym.spaces.Box(-high, high, dtype=np.float32)
 
-    def step(self, action):  # type: ignore[no-untyped-def]
+    def step(self, action):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*You are calling.*")
             super().step(action)
-        self.state = list(self.state)
-        x, _, theta, _ = self.state
-        theta = (theta + np.pi) % (2 * np.pi) - np.pi
-        self.state[2] = theta
+        state = np.array(self.state, dtype=np.float64)
+        x, theta = state[0], state[2]
+        theta = (theta + np.pi) % (2 * np.pi) - np.pi  # np.float64 arithmetic, as in seals
+        state[2] = theta
+        self.state = state
         state_ok = bool(abs(x) < self.x_threshold and abs(theta) < self.theta_threshold_radians)
         return np.array(self.state, dtype=np.float32), 1.0 if state_ok else 0.0, False, False, {}
 
@@ -52,7 +53,8 @@ def _lockstep(gym_envs: list[gym.Env], env: Env, n_steps: int, expert_envs: int 
     obs = np.stack([g.reset(seed=next(next_seed))[0] for g in gym_envs])
 
     def gym_physics() -> torch.Tensor:
-        return torch.tensor(np.array([np.asarray(g.unwrapped.state, dtype=np.float64) for g in gym_envs]))
+        states = [np.asarray(g.unwrapped.state, dtype=np.float64) for g in gym_envs]  # type: ignore[attr-defined]
+        return torch.tensor(np.array(states))
 
     state = CartPoleState(gym_physics(), torch.zeros(n, dtype=torch.int64))
     counts = {"terminated": 0, "truncated": 0}
@@ -84,7 +86,9 @@ def _lockstep(gym_envs: list[gym.Env], env: Env, n_steps: int, expert_envs: int 
         for j in np.flatnonzero(done):
             g_obs[j] = gym_envs[j].reset(seed=next(next_seed))[0]
         obs = g_obs
-        state = ts.env_state.replace(physics=torch.where(torch.from_numpy(done)[:, None], gym_physics(), ts.env_state.physics))
+        state = ts.env_state.replace(
+            physics=torch.where(torch.from_numpy(done)[:, None], gym_physics(), ts.env_state.physics)
+        )
     return counts
 
 
@@ -98,7 +102,9 @@ def test_cartpole_matches_gymnasium_step_by_step() -> None:
 def test_cartpole_sutton_barto_reward_and_short_limit_match_gymnasium() -> None:
     n = 8
     gym_envs = [gym.make("CartPole-v1", sutton_barto_reward=True, max_episode_steps=50) for _ in range(n)]
-    counts = _lockstep(gym_envs, CartPole(n, max_episode_steps=50, sutton_barto_reward=True), 300, expert_envs=4, seed=1)
+    counts = _lockstep(
+        gym_envs, CartPole(n, max_episode_steps=50, sutton_barto_reward=True), 300, expert_envs=4, seed=1
+    )
     assert counts["terminated"] > 20 and counts["truncated"] > 10
 
 
@@ -200,34 +206,33 @@ def test_vmap_over_seeds_equals_loop(env_id: str) -> None:
 def test_fixed_horizon_never_terminates_and_lasts_exactly_500_steps() -> None:
     env = FixedHorizonCartPole(4)
     ts = env.reset(random.key(0))
-    keys = random.split(random.key(1), 1000)
-    truncated_at, rewards = [], []
-    for i in range(1000):
-        action = random.bernoulli(random.fold_in(keys[i], 1), 0.5, (4,)).to(torch.int64)
-        ts = env.step(ts.env_state, action, keys[i])
-        assert not bool(ts.terminated.any())
-        if bool(ts.truncated.any()):
-            assert bool(ts.truncated.all())
-            truncated_at.append(i + 1)
-        # Reward 1 exactly while the reached state is upright and on the track (theta wrapped to [-pi, pi)).
-        x, theta = ts.final_obs[:, 0].double(), ts.final_obs[:, 2].double()
-        ok = (x.abs() < 2.4) & (theta.abs() < 12 * 2 * math.pi / 360)
-        assert ts.reward.tolist() == ok.float().tolist()
-        assert bool((ts.final_obs[:, 2].abs() <= math.pi).all())
-        rewards.append(ts.reward)
-    assert truncated_at == [500, 1000]
+    k_act, k_env = random.split(random.key(1))
+    actions = random.bernoulli(k_act, 0.5, (1000, 4)).to(torch.int64)
+    steps = []
+    for i, key in enumerate(random.split(k_env, 1000)):
+        ts = env.step(ts.env_state, actions[i], key)
+        steps.append(ts)
+    traj = tree.stack(steps)  # every leaf (1000, 4, ...)
+    assert not bool(traj.terminated.any())
+    assert torch.equal(traj.truncated, (torch.arange(1, 1001) % 500 == 0)[:, None].expand(1000, 4))
+    # Reward 1 exactly while the reached state is upright and on the track, theta wrapped to [-pi, pi).
+    x, theta = traj.final_obs[..., 0].double(), traj.final_obs[..., 2].double()
+    assert bool((theta.abs() <= math.pi).all()) and float(theta.abs().max()) > 3  # the pole swung all the way round
+    ok = (x.abs() < 2.4) & (theta.abs() < 12 * 2 * math.pi / 360)
+    torch.testing.assert_close(traj.reward, ok.float(), rtol=0, atol=0)
     # Random actions drop the pole early, but the episode (and its zero rewards) continue to step 500.
-    rews = torch.stack(rewards)
-    assert bool((rews[:5] == 1).all()) and float(rews[:500].mean()) < 0.5
+    assert bool((traj.reward[:5] == 1).all()) and float(traj.reward[:500].mean()) < 0.5
 
 
-def test_expert_scores_500_on_every_episode() -> None:
-    env = CartPole(200)
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "seals/CartPole-v0"])
+def test_expert_scores_500_on_every_episode(env_id: str) -> None:
+    env = make(env_id, n_envs=200)
+    expert = expert_for(env_id)
     ts = env.reset(random.key(0))
     returns = torch.zeros(200)
     keys = random.split(random.key(1), 500)
     for i in range(500):
-        ts = env.step(ts.env_state, cartpole_expert(ts.obs, keys[i]), keys[i])
+        ts = env.step(ts.env_state, expert(ts.obs, keys[i]), keys[i])
         returns += ts.reward
         assert not bool(ts.terminated.any())
     assert bool(ts.truncated.all())
@@ -249,6 +254,8 @@ def test_expert_on_gymnasium_and_policy_signature() -> None:
     assert cartpole_expert(obs).dtype == torch.int64
     torch.testing.assert_close(cartpole_expert(obs, random.key(0)), cartpole_expert(obs))
     assert cartpole_expert(obs[0]).shape == ()
+    with pytest.raises(KeyError, match=r"No scripted expert for 'Pendulum-v1'.*CartPole-v1"):
+        expert_for("Pendulum-v1")
 
 
 def test_make_and_register(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,9 +24,7 @@ from torch import Tensor
 from imitation_fn.core import random, struct, tree
 from imitation_fn.core.random import Key
 from imitation_fn.data.types import Trajectory, TrajectoryWithRew, Transitions
-from imitation_fn.envs.base import Env, TimeStep
-
-PolicyFn = Callable[[Tensor, Key], Tensor]
+from imitation_fn.envs.base import Env, PolicyFn, TimeStep
 
 
 class Rollout(struct.PyTreeNode):

@@ -14,6 +14,7 @@ episode in ``obs`` and the observation the step actually reached in ``final_obs`
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -21,6 +22,9 @@ from torch import Tensor
 
 from imitation_fn.core import struct
 from imitation_fn.core.random import Key
+
+PolicyFn = Callable[[Tensor, Key], Tensor]
+"""A policy acting in an Env: ``(obs (n, *obs_shape), key) -> actions (n, *act_shape)``."""
 
 
 class TimeStep(struct.PyTreeNode):
@@ -55,4 +59,4 @@ class Env(abc.ABC):
         """Advance every sub-environment by one action, ``action: (n_envs, *action_shape)``."""
 
 
-__all__ = ["Env", "TimeStep"]
+__all__ = ["Env", "PolicyFn", "TimeStep"]

@@ -126,7 +126,7 @@ class CartPole(Env):
         fallen = physics[..., 2].abs() > THETA_THRESHOLD_RADIANS
         terminated = out_of_bounds | fallen
         if self.sutton_barto_reward:
-            reward = -terminated.to(torch.float32)
+            reward = torch.where(terminated, -1.0, 0.0).to(torch.float32)
         else:
             reward = torch.ones_like(physics[..., 0], dtype=torch.float32)
         return physics, reward, terminated

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from imitation_fn.core.random import Key
+from imitation_fn.envs.base import PolicyFn
 
 # Gains on (x, x_dot, theta, theta_dot): a PD controller on the pole angle plus a weaker PD on the cart
 # position, with the signs an LQR design of the linearised cart-pole gives. Pushing right (action 1)
@@ -29,4 +30,17 @@ def cartpole_expert(obs: Tensor, key: Key | None = None) -> Tensor:
     return (obs @ gains > 0).to(torch.int64)
 
 
-__all__ = ["CARTPOLE_GAINS", "cartpole_expert"]
+_EXPERTS: dict[str, PolicyFn] = {
+    "CartPole-v1": cartpole_expert,
+    "seals/CartPole-v0": cartpole_expert,  # same dynamics; the expert never leaves the "ok" region
+}
+
+
+def expert_for(env_id: str) -> PolicyFn:
+    """The scripted expert ``policy_fn(obs, key) -> action`` for ``env_id``; ``KeyError`` if there is none."""
+    if env_id not in _EXPERTS:
+        raise KeyError(f"No scripted expert for {env_id!r}. Scripted experts exist for: {', '.join(sorted(_EXPERTS))}.")
+    return _EXPERTS[env_id]
+
+
+__all__ = ["CARTPOLE_GAINS", "PolicyFn", "cartpole_expert", "expert_for"]

@@ -10,7 +10,7 @@ The parameter dict's keys carry the static structure: a ``log_std`` entry means 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -21,7 +21,6 @@ from imitation_fn.core import random
 from imitation_fn.nn import Categorical, DiagGaussian, mlp_apply, mlp_init
 
 Params = dict[str, Any]
-PolicyFn = Callable[[Tensor, random.Key], Tensor]  # (obs (n, *obs_shape), key) -> actions (n, *act_shape)
 
 
 def _action_dim(action_space: gym.Space[Any]) -> int:

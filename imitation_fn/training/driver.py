@@ -41,7 +41,7 @@ class TrainResult:
     states: Any  # the algorithm's State with a leading (n_seeds,) axis
     seeds: list[int]
     steps: int  # gradient steps taken per seed
-    eval_returns: Tensor | None  # (n_seeds, n_eval_episodes), or None if never evaluated
+    eval_returns: Tensor  # (n_seeds, n_eval_episodes): returns of the final evaluation
 
 
 def seed_keys(seeds: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
@@ -65,8 +65,12 @@ def _validate(data: Transitions, env: Env, batch_size: int) -> None:
         raise ValueError(f"train: the dataset has {len(data)} transitions, fewer than batch_size={batch_size}")
 
 
+@functools.cache
 def make_update(algo: ModuleType, compile: bool = False) -> Callable[[Any, Any], tuple[Any, dict[str, Tensor]]]:
-    """``vmap(algo.update)``, optionally under ``torch.compile`` (compile outside the transform)."""
+    """``vmap(algo.update)``, optionally under ``torch.compile`` (compile outside the transform).
+
+    Cached, so every run in a process shares one compiled function (and its compiled graphs).
+    """
     update = torch.func.vmap(algo.update)
     return torch.compile(update) if compile else update
 
@@ -110,7 +114,10 @@ def train(
     init = functools.partial(algo.init, cfg, observation_space=env.observation_space, action_space=env.action_space)
     states = torch.func.vmap(init)(init_keys)
     update = make_update(algo, compile)
-    evaluate = torch.func.vmap(lambda s, k: evaluate_policy(env, algo.policy(s), k).returns)
+    evaluate_seeds = torch.func.vmap(lambda s, k: evaluate_policy(env, algo.policy(s), k).returns)
+
+    def evaluate(states: Any, step: int) -> Tensor:  # (n_seeds, env.n_envs) returns; keys depend on step only
+        return evaluate_seeds(states, torch.func.vmap(random.fold_in)(eval_keys, torch.full((len(seeds),), step)))
 
     out = Path(log_dir) if log_dir is not None else None
     start = 0
@@ -143,14 +150,15 @@ def train(
                 writer.write(done, "train", metrics)
                 bar.advance(done, {"loss": metrics["loss"]} if "loss" in metrics else None)
             if (eval_every and done % eval_every == 0) or done == total:
-                keys = torch.func.vmap(random.fold_in)(eval_keys, torch.full((len(seeds),), done))
-                eval_returns = evaluate(states, keys)
+                eval_returns = evaluate(states, done)
                 writer.write(done, "eval", {"return_mean": eval_returns.mean(-1), "returns": eval_returns})
                 bar.advance(done, {"return": eval_returns})
             else:
                 bar.advance(done)
             if out is not None and ((checkpoint_every and done % checkpoint_every == 0) or done == total):
                 save_checkpoint(out, states, seeds, done, name)
+    if eval_returns is None:  # resumed a run that had already finished: evaluate, nothing new to log
+        eval_returns = evaluate(states, total)
     return TrainResult(states=states, seeds=seeds, steps=total, eval_returns=eval_returns)
 
 
