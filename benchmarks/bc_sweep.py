@@ -56,21 +56,21 @@ def main() -> None:
     sizes = [1, 8] if args.quick else [1, 8, 32]
     modes = [False] if args.quick else [False, True]
     rows = []
-    for compile in modes:
+    for compiled in modes:
         compile_s = 0.0
-        if compile:  # pay the compile once, outside the timings (shapes differ per N: warm each)
+        if compiled:  # pay the compile once, outside the timings (shapes differ per N: warm each)
             for n in sizes:
                 t0 = time.perf_counter()
                 env = envs.make("CartPole-v1", n_envs=10)
                 train(bc, bc.Config(), data, env, seeds=range(n), n_batches=2, progress=False, compile=True)
                 compile_s += time.perf_counter() - t0
-        single_s, _ = timed_train(data, [0], compile)
+        single_s, _ = timed_train(data, [0], compiled)
         for n in sizes:
-            sweep_s, returns = timed_train(data, list(range(n)), compile)
-            loop_s = sum(timed_train(data, [s], compile)[0] for s in range(n)) if n > 1 else sweep_s
+            sweep_s, returns = timed_train(data, list(range(n)), compiled)
+            loop_s = sum(timed_train(data, [s], compiled)[0] for s in range(n)) if n > 1 else sweep_s
             rows.append(
                 {
-                    "mode": "compiled" if compile else "eager",
+                    "mode": "compiled" if compiled else "eager",
                     "n_seeds": n,
                     "sweep_s": sweep_s,
                     "loop_s": loop_s,
@@ -84,24 +84,40 @@ def main() -> None:
             )
             console.log(rows[-1])
 
-    table = Table(title=f"BC sweep: 25k CartPole transitions, 10 epochs, batch {bc.Config().batch_size}, "
-                  f"{args.threads} thread(s)")
+    table = Table(
+        title=f"BC sweep: 25k CartPole transitions, 10 epochs, batch {bc.Config().batch_size}, {args.threads} thread(s)"
+    )
     for col in ("mode", "N", "sweep s", "loop s", "seeds/s", "sweep/loop", "sweep/1 seed", "min return"):
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(r["mode"], str(r["n_seeds"]), f"{r['sweep_s']:.1f}", f"{r['loop_s']:.1f}",
-                      f"{r['seeds_per_s']:.2f}", f"{r['sweep_over_loop']:.2f}", f"{r['sweep_over_one_seed']:.2f}",
-                      f"{r['min_return']:.0f}")
+        table.add_row(
+            r["mode"],
+            str(r["n_seeds"]),
+            f"{r['sweep_s']:.1f}",
+            f"{r['loop_s']:.1f}",
+            f"{r['seeds_per_s']:.2f}",
+            f"{r['sweep_over_loop']:.2f}",
+            f"{r['sweep_over_one_seed']:.2f}",
+            f"{r['min_return']:.0f}",
+        )
     console.print(table)
     eight = [r for r in rows if r["n_seeds"] == 8]
     for r in eight:
-        console.print(f"{r['mode']}: 8 seeds in {r['sweep_s']:.1f} s = {r['sweep_over_one_seed']:.2f}× one seed "
-                      f"(target ≤ 2.5×); {IMITATION_8_SEEDS_S / r['sweep_s']:.1f}× faster than imitation's "
-                      f"{IMITATION_8_SEEDS_S:.0f} s (target ≥ 20×); all seeds 500: {r['all_seeds_500']}")
+        console.print(
+            f"{r['mode']}: 8 seeds in {r['sweep_s']:.1f} s = {r['sweep_over_one_seed']:.2f}× one seed "
+            f"(target ≤ 2.5×); {IMITATION_8_SEEDS_S / r['sweep_s']:.1f}× faster than imitation's "
+            f"{IMITATION_8_SEEDS_S:.0f} s (target ≥ 20×); all seeds 500: {r['all_seeds_500']}"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"date": time.strftime("%Y-%m-%d"), "machine": platform.platform(), "cpus": torch.get_num_threads(),
-            "torch": torch.__version__, "config": bc.Config().model_dump(), "imitation_8_seeds_s": IMITATION_8_SEEDS_S}
+    meta = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": platform.platform(),
+        "cpus": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "config": bc.Config().model_dump(),
+        "imitation_8_seeds_s": IMITATION_8_SEEDS_S,
+    }
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     console.print(f"saved {out}")
 

@@ -25,8 +25,8 @@ def test_demos_writes_exactly_n_expert_episodes(demos: Path) -> None:
 
 def test_bc_run_writes_config_metrics_checkpoint_and_table(demos: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "run"
-    argv = ["bc", "--demos", str(demos), "--seeds", "2", "--n-epochs", "1", "--n-eval-episodes", "2",
-            "--net-arch", "16", "16", "--lr", "0.01", "--max-grad-norm", "1.0", "--no-progress", "--out", str(out)]
+    flags = "--seeds 2 --n-epochs 1 --n-eval-episodes 2 --net-arch 16 16 --lr 0.01 --max-grad-norm 1.0 --no-progress"
+    argv = ["bc", "--demos", str(demos), "--out", str(out), *flags.split()]
     assert main(argv) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["net_arch"] == [16, 16] and cfg["lr"] == 0.01 and cfg["max_grad_norm"] == 1.0
@@ -43,8 +43,8 @@ def test_config_file_and_flag_precedence(demos: Path, tmp_path: Path) -> None:
     cfg_file = tmp_path / "bc.yaml"
     cfg_file.write_text("lr: 0.02\nbatch_size: 128\n")
     out = tmp_path / "run"
-    argv = ["bc", "--demos", str(demos), "--config", str(cfg_file), "--batch-size", "64", "--n-epochs", "1",
-            "--n-eval-episodes", "1", "--no-progress", "--out", str(out)]
+    flags = "--batch-size 64 --n-epochs 1 --n-eval-episodes 1 --no-progress"
+    argv = ["bc", "--demos", str(demos), "--config", str(cfg_file), "--out", str(out), *flags.split()]
     assert main(argv) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["lr"] == 0.02 and cfg["batch_size"] == 64
@@ -81,15 +81,20 @@ def test_unknown_flag_exits_with_usage() -> None:
 
 def test_help_lists_every_config_field_with_its_default() -> None:
     text = build_parser()._subparsers._group_actions[0].choices["bc"].format_help()  # type: ignore[union-attr]
-    for flag, default in [("--lr", "0.003"), ("--batch-size", "256"), ("--ent-weight", "0.001"),
-                          ("--net-arch", "32 32"), ("--optimizer", "adam")]:
+    for flag, default in [
+        ("--lr", "0.003"),
+        ("--batch-size", "256"),
+        ("--ent-weight", "0.001"),
+        ("--net-arch", "32 32"),
+        ("--optimizer", "adam"),
+    ]:
         assert flag in text and f"default: {default}" in text, flag
 
 
 @pytest.mark.slow
 def test_quickstart_runs_end_to_end(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    argv = ["quickstart", "--out", str(tmp_path), "--n-demos", "10", "--seeds", "2", "--n-epochs", "2",
-            "--n-eval-episodes", "2", "--no-progress"]
+    flags = "--n-demos 10 --seeds 2 --n-epochs 2 --n-eval-episodes 2 --no-progress"
+    argv = ["quickstart", "--out", str(tmp_path), *flags.split()]
     assert main(argv) == 0
     assert len(serialize.load(tmp_path / "demos")) == 10
     assert (tmp_path / "bc" / "checkpoint.safetensors").is_file()
