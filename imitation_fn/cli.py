@@ -178,13 +178,8 @@ def _run_bc(cfg: bc.Config, env_id: str, trajs: list[Any], args: argparse.Namesp
     except (ValueError, FileExistsError, AssertionError) as e:
         raise CLIError(str(e)) from e
     elapsed = time.perf_counter() - t0
-    console.print(
-        _results_table(
-            f"BC on {env_id}: {len(data)} transitions, {result.steps} steps × {len(seeds)} seeds in {elapsed:.1f} s",
-            seeds,
-            result.eval_returns,
-        )
-    )
+    console.print(_results_table(f"BC on {env_id}", seeds, result.eval_returns))
+    console.print(f"{len(data)} transitions, {result.steps} steps × {len(seeds)} seeds in {elapsed:.1f} s")
     if args.out:
         console.print(f"metrics, config and checkpoint in {args.out}")
 
