@@ -63,7 +63,7 @@ def rollout(
     """Step ``env`` ``n_steps`` times under ``policy_fn``. Pure: vmap it over ``key``.
 
     Starts from ``env.reset`` or, to resume collection, from ``timestep`` (the second return value
-    of a previous call). Each step gets its own key, split into a policy key and an env key.
+    of a previous call). Each step gets its own policy key and env key.
 
     Returns:
         ``(Rollout, last TimeStep)``; the rollout's tensors have leading axes ``(n_steps, n_envs)``.
@@ -73,15 +73,15 @@ def rollout(
     if timestep is None:
         keys = random.split(key)
         key, timestep = keys[0], env.reset(keys[1])
-    step_keys = random.split(key, n_steps)
+    policy_key, env_key = random.split(key)
+    policy_keys, env_keys = random.split(policy_key, n_steps), random.split(env_key, n_steps)  # 2 draws, not n
 
     obs, acts, rews, terminated, truncated, next_obs = [], [], [], [], [], []
     for t in range(n_steps):
-        k = random.split(step_keys[t])
-        action = policy_fn(timestep.obs, k[0])
+        action = policy_fn(timestep.obs, policy_keys[t])
         obs.append(timestep.obs)
         acts.append(action)
-        timestep = env.step(timestep.env_state, action, k[1])
+        timestep = env.step(timestep.env_state, action, env_keys[t])
         rews.append(timestep.reward)
         terminated.append(timestep.terminated)
         truncated.append(timestep.truncated)
