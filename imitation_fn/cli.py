@@ -3,6 +3,7 @@
     imitation-fn quickstart                     # scripted expert → demos → BC × 8 seeds → table
     imitation-fn demos --env CartPole-v1 --n-episodes 50 --out demos/
     imitation-fn bc --env CartPole-v1 --demos demos/ --seeds 8 --n-epochs 10 --lr 3e-3 --out runs/bc
+    imitation-fn eval --run runs/bc --env CartPole-v1 --n-episodes 20
 
 Every ``Config`` field is a flag (``--net-arch 64 64``, ``--max-grad-norm none``); ``--config FILE``
 (JSON or YAML) sets fields too, and flags override it. Invalid values are reported field by field.
@@ -14,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,11 +29,12 @@ from rich.table import Table
 
 from imitation_fn import envs
 from imitation_fn.algorithms import bc
-from imitation_fn.core import random
+from imitation_fn.core import random, serialization
 from imitation_fn.core.config import Config
 from imitation_fn.data import flatten_trajectories, generate_trajectories, rollout_stats, serialize
 from imitation_fn.envs.experts import expert_for
-from imitation_fn.training import train
+from imitation_fn.training import evaluate_seeds, load_run, train
+from imitation_fn.training.driver import CHECKPOINT
 
 console = Console()
 C = typing.TypeVar("C", bound=Config)
@@ -206,6 +209,26 @@ def cmd_quickstart(args: argparse.Namespace) -> None:
     _run_bc(bc.Config(), "CartPole-v1", serialize.load(demos), args)
 
 
+ALGORITHMS: dict[str, types.ModuleType] = {"bc": bc}
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    env = _make_env(args.env, n_envs=args.n_episodes)
+    try:
+        algo_name = serialization.load_metadata(Path(args.run) / CHECKPOINT).get("algorithm", "")
+        algo = ALGORITHMS[algo_name]
+        run = load_run(algo, args.run, env.observation_space, env.action_space)
+    except FileNotFoundError as e:
+        raise CLIError(f"{args.run} is not a run directory (no {CHECKPOINT})") from e
+    except KeyError as e:
+        raise CLIError(f"{args.run} holds an unknown algorithm {e.args[0]!r}") from e
+    except ValueError as e:
+        raise CLIError(str(e)) from e
+    keys = torch.stack([random.fold_in(random.key(args.seed), s) for s in run.seeds])
+    returns = evaluate_seeds(algo, env, run.states, keys)
+    console.print(_results_table(f"{algo_name} run {args.run} after {run.step} steps, on {args.env}", run.seeds, returns))
+
+
 def _add_run_flags(p: argparse.ArgumentParser, seeds: int) -> None:
     p.add_argument(
         "--seeds", type=int, default=seeds, help=f"number of seeds trained in one vmapped run (default: {seeds})"
@@ -251,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_flags(b, seeds=1)
     add_config_flags(b, bc.Config)
     b.set_defaults(func=cmd_bc)
+    e = sub.add_parser("eval", help="evaluate every seed of a saved run directory")
+    e.add_argument("--run", required=True, help="run directory written by a training command (--out)")
+    e.add_argument("--env", default="CartPole-v1", help="environment id (default: CartPole-v1)")
+    e.add_argument("--n-episodes", type=int, default=10, help="episodes per seed (default: 10)")
+    e.add_argument("--seed", type=int, default=0, help="evaluation seed (default: 0)")
+    e.set_defaults(func=cmd_eval)
     return parser
 
 

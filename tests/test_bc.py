@@ -15,7 +15,7 @@ from imitation_fn.core import checks, random, tree
 from imitation_fn.data import flatten_trajectories, generate_trajectories
 from imitation_fn.data.types import Transitions
 from imitation_fn.envs.experts import cartpole_expert
-from imitation_fn.training import train
+from imitation_fn.training import load_run, train
 from imitation_fn.training.logger import read_metrics
 
 OBS = gym.spaces.Box(-1.0, 1.0, (4,))
@@ -141,6 +141,19 @@ def test_driver_resume_equals_uninterrupted_run(demos: Transitions, tmp_path: Pa
         run(n_batches=10, log_dir=tmp_path)
     with pytest.raises(ValueError, match="seeds"):
         train(bc, bc.Config(), data, env, seeds=[5], n_batches=10, log_dir=tmp_path, resume=True, progress=False)
+
+
+def test_saved_run_loads_with_only_the_config(demos: Transitions, tmp_path: Path) -> None:
+    env = envs.make("CartPole-v1", n_envs=2)
+    cfg = bc.Config(net_arch=(16,), lr=1e-2)
+    result = train(
+        bc, cfg, tree.index(demos, slice(0, 1024)), env, seeds=[3, 5], n_batches=4, log_dir=tmp_path, progress=False
+    )
+    run = load_run(bc, tmp_path, env.observation_space, env.action_space)
+    assert run.cfg == cfg and run.seeds == [3, 5] and run.step == 4
+    checks.assert_trees_allclose(run.states, result.states, rtol=0, atol=0)
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
+        load_run(bc, tmp_path / "nothing", env.observation_space, env.action_space)
 
 
 @pytest.mark.slow

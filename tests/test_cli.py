@@ -99,3 +99,15 @@ def test_quickstart_runs_end_to_end(tmp_path: Path, capsys) -> None:  # type: ig
     assert len(serialize.load(tmp_path / "demos")) == 10
     assert (tmp_path / "bc" / "checkpoint.safetensors").is_file()
     assert "BC on CartPole-v1" in capsys.readouterr().out
+
+
+def test_eval_reloads_a_run_and_reproduces_its_returns(demos: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "run"
+    flags = "--seeds 2 --n-epochs 2 --n-eval-episodes 3 --no-progress"
+    assert main(["bc", "--demos", str(demos), "--out", str(out), *flags.split()]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--run", str(out), "--n-episodes", "3"]) == 0
+    table = capsys.readouterr().out
+    assert "after 14 steps" in " ".join(table.split())  # 2 epochs × (2000 transitions // batch 256)
+    assert sum(line.strip().startswith(("│ 0 ", "│    0 ", "│    1 ")) for line in table.splitlines()) >= 2
+    assert main(["eval", "--run", str(tmp_path / "missing")]) == 2

@@ -14,6 +14,7 @@ stacked states trains many seeds — and many ``lr`` / ``ent_weight`` / ``l2_wei
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -68,6 +69,7 @@ class State(struct.PyTreeNode):
     max_grad_norm: float | None = struct.field(static=True)
 
 
+@functools.cache  # built once per structure, not once per step
 def _optimizer(
     name: str, max_grad_norm: float | None, lr: float = 0.0, weight_decay: float = 0.0
 ) -> optim.GradientTransformation:

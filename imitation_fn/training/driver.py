@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import gymnasium as gym
 import torch
 from torch import Tensor
 
@@ -111,13 +112,12 @@ def train(
     total = n_batches if n_batches is not None else int(n_epochs or 0) * batches_per_epoch
 
     init_keys, data_keys, eval_keys = seed_keys(seeds)
-    init = functools.partial(algo.init, cfg, observation_space=env.observation_space, action_space=env.action_space)
-    states = torch.func.vmap(init)(init_keys)
+    states = init_states(algo, cfg, init_keys, env.observation_space, env.action_space)
     update = make_update(algo, compile)
-    evaluate_seeds = torch.func.vmap(lambda s, k: evaluate_policy(env, algo.policy(s), k).returns)
 
     def evaluate(states: Any, step: int) -> Tensor:  # (n_seeds, env.n_envs) returns; keys depend on step only
-        return evaluate_seeds(states, torch.func.vmap(random.fold_in)(eval_keys, torch.full((len(seeds),), step)))
+        step_t = torch.full((len(seeds),), step)
+        return evaluate_seeds(algo, env, states, torch.func.vmap(random.fold_in)(eval_keys, step_t))
 
     out = Path(log_dir) if log_dir is not None else None
     start = 0
@@ -162,6 +162,46 @@ def train(
     return TrainResult(states=states, seeds=seeds, steps=total, eval_returns=eval_returns)
 
 
+def init_states(
+    algo: ModuleType, cfg: Config, keys: Tensor, observation_space: gym.Space[Any], action_space: gym.Space[Any]
+) -> Any:
+    """``vmap(algo.init)`` over ``keys: (n_seeds, 2)``: states stacked over seeds."""
+    init = functools.partial(algo.init, cfg, observation_space=observation_space, action_space=action_space)
+    return torch.func.vmap(init)(keys)
+
+
+def evaluate_seeds(algo: ModuleType, env: Env, states: Any, keys: Tensor) -> Tensor:
+    """Returns ``(n_seeds, env.n_envs)`` of each seed's ``algo.policy`` on ``env``, one vmapped evaluation."""
+    return torch.func.vmap(lambda s, k: evaluate_policy(env, algo.policy(s), k).returns)(states, keys)
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedRun:
+    """A run directory read back: its config, the states stacked over its seeds, and the step reached."""
+
+    cfg: Config
+    states: Any
+    seeds: list[int]
+    step: int
+
+
+def load_run(
+    algo: ModuleType, run_dir: str | Path, observation_space: gym.Space[Any], action_space: gym.Space[Any]
+) -> SavedRun:
+    """Load a run written by :func:`train`: needs only the code's ``init`` and the saved ``config.json``."""
+    out = Path(run_dir)
+    if not (out / CHECKPOINT).is_file() or not (out / CONFIG).is_file():
+        raise FileNotFoundError(f"{out} is not a run directory (expected {CHECKPOINT} and {CONFIG})")
+    meta = serialization.load_metadata(out / CHECKPOINT)
+    name = algo.__name__.rsplit(".", 1)[-1]
+    if meta.get("algorithm") != name:
+        raise ValueError(f"{out} holds a {meta.get('algorithm')!r} run, not {name!r}")
+    cfg = algo.Config.load(out / CONFIG)
+    seeds = [int(s) for s in meta["seeds"]]
+    template = init_states(algo, cfg, seed_keys(seeds)[0], observation_space, action_space)
+    return SavedRun(cfg=cfg, states=serialization.load(out / CHECKPOINT, template), seeds=seeds, step=int(meta["step"]))
+
+
 def save_checkpoint(out: Path, states: Any, seeds: Sequence[int], step: int, algo_name: str) -> None:
     """States (stacked over seeds) as safetensors; step, seeds and algorithm in its metadata."""
     serialization.save(out / CHECKPOINT, states, {"step": step, "seeds": list(seeds), "algorithm": algo_name})
@@ -178,4 +218,15 @@ def load_checkpoint(out: Path, template: Any, cfg: Config, seeds: Sequence[int])
     return serialization.load(out / CHECKPOINT, template), int(meta["step"])
 
 
-__all__ = ["TrainResult", "load_checkpoint", "make_update", "save_checkpoint", "seed_keys", "train"]
+__all__ = [
+    "SavedRun",
+    "TrainResult",
+    "evaluate_seeds",
+    "init_states",
+    "load_checkpoint",
+    "load_run",
+    "make_update",
+    "save_checkpoint",
+    "seed_keys",
+    "train",
+]
