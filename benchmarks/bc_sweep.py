@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "bc_sweep.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    console = Console()
+    console = Console(width=120)
 
     demo_env = envs.make("CartPole-v1", n_envs=50)
     data = flatten_trajectories(generate_trajectories(demo_env, cartpole_expert, random.key(0), min_episodes=50)[:50])

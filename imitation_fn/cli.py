@@ -226,7 +226,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
         raise CLIError(str(e)) from e
     keys = torch.stack([random.fold_in(random.key(args.seed), s) for s in run.seeds])
     returns = evaluate_seeds(algo, env, run.states, keys)
-    console.print(_results_table(f"{algo_name} run {args.run} after {run.step} steps, on {args.env}", run.seeds, returns))
+    title = f"{algo_name} run {args.run} after {run.step} steps, on {args.env}"
+    console.print(_results_table(title, run.seeds, returns))
 
 
 def _add_run_flags(p: argparse.ArgumentParser, seeds: int) -> None:
