@@ -4,6 +4,7 @@
     imitation-fn demos --env CartPole-v1 --n-episodes 50 --out demos/
     imitation-fn bc --env CartPole-v1 --demos demos/ --seeds 8 --n-epochs 10 --lr 3e-3 --out runs/bc
     imitation-fn eval --run runs/bc --env CartPole-v1 --n-episodes 20
+    imitation-fn convert demos/ demos.npz       # datasets directory <-> imitation's .npz
 
 Every ``Config`` field is a flag (``--net-arch 64 64``, ``--max-grad-norm none``); ``--config FILE``
 (JSON or YAML) sets fields too, and flags override it. Invalid values are reported field by field.
@@ -32,6 +33,7 @@ from imitation_fn.algorithms import bc
 from imitation_fn.core import random, serialization
 from imitation_fn.core.config import Config
 from imitation_fn.data import flatten_trajectories, generate_trajectories, rollout_stats, serialize
+from imitation_fn.data.convert import convert
 from imitation_fn.envs.experts import expert_for
 from imitation_fn.training import evaluate_seeds, load_run, train
 from imitation_fn.training.driver import CHECKPOINT
@@ -187,6 +189,16 @@ def _run_bc(cfg: bc.Config, env_id: str, trajs: list[Any], args: argparse.Namesp
         console.print(f"metrics, config and checkpoint in {args.out}")
 
 
+def cmd_convert(args: argparse.Namespace) -> None:
+    try:
+        dst = convert(args.src, args.dst, overwrite=args.overwrite)
+        n_trajs = len(serialize.load(dst))
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        raise CLIError(str(e)) from e
+    kind = "imitation .npz file" if dst.suffix == ".npz" else "datasets directory"
+    console.print(f"{n_trajs} trajectories: {args.src} → {dst} ({kind})")
+
+
 def cmd_bc(args: argparse.Namespace) -> None:
     cfg = config_from_args(bc.Config, args)
     try:
@@ -275,6 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_flags(b, seeds=1)
     add_config_flags(b, bc.Config)
     b.set_defaults(func=cmd_bc)
+    c = sub.add_parser("convert", help="convert trajectories between a datasets directory and imitation's .npz")
+    c.add_argument("src", help="datasets directory (ours or imitation's) or imitation .npz file")
+    c.add_argument(
+        "dst", help="output: a path ending in .npz gets imitation's npz layout, any other a datasets directory"
+    )
+    c.add_argument("--overwrite", action="store_true", help="replace dst if it already exists")
+    c.set_defaults(func=cmd_convert)
+
     e = sub.add_parser("eval", help="evaluate every seed of a saved run directory")
     e.add_argument("--run", required=True, help="run directory written by a training command (--out)")
     e.add_argument("--env", default="CartPole-v1", help="environment id (default: CartPole-v1)")

@@ -13,7 +13,7 @@ from gymnasium.envs.classic_control import CartPoleEnv
 from gymnasium.wrappers import TimeLimit
 
 from imitation_fn.core import random, tree
-from imitation_fn.envs import CartPole, CartPoleState, Env, FixedHorizonCartPole, make, register, registry
+from imitation_fn.envs import CartPole, CartPoleState, Env, FixedHorizonCartPole, GymEnv, make, register, registry
 from imitation_fn.envs.experts import cartpole_expert, expert_for
 
 
@@ -263,8 +263,11 @@ def test_make_and_register(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(env, CartPole) and not isinstance(env, FixedHorizonCartPole)
     assert env.n_envs == 7 and env.max_episode_steps == 20
     assert isinstance(make("seals/CartPole-v0"), FixedHorizonCartPole)
-    with pytest.raises(ValueError, match=r"Unknown .*'CartPole-v0'.*Did you mean 'CartPole-v1'.*seals/CartPole-v0"):
-        make("CartPole-v0")
+    with pytest.raises(ValueError, match=r"Unknown .*'CartPole-v9'.*Did you mean 'CartPole-v1'.*seals/CartPole-v0"):
+        make("CartPole-v9")
+    # Ids with no torch version fall back to gymnasium, host-side.
+    fallback = make("CartPole-v0", n_envs=2)
+    assert isinstance(fallback, GymEnv) and fallback.n_envs == 2
     with pytest.raises(ValueError, match="already registered"):
         register("CartPole-v1", CartPole)
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from imitation_fn.cli import build_parser, main
 from imitation_fn.data import serialize
@@ -111,3 +112,16 @@ def test_eval_reloads_a_run_and_reproduces_its_returns(demos: Path, tmp_path: Pa
     assert "after 14 steps" in " ".join(table.split())  # 2 epochs × (2000 transitions // batch 256)
     assert sum(line.strip().startswith(("│ 0 ", "│    0 ", "│    1 ")) for line in table.splitlines()) >= 2
     assert main(["eval", "--run", str(tmp_path / "missing")]) == 2
+
+
+def test_convert_round_trips_between_datasets_and_npz(demos: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    npz, back = tmp_path / "demos.npz", tmp_path / "back"
+    assert main(["convert", str(demos), str(npz)]) == 0
+    assert main(["convert", str(npz), str(back)]) == 0
+    assert "4 trajectories" in capsys.readouterr().out
+    original, converted = serialize.load(demos), serialize.load(back)
+    assert len(converted) == len(original)
+    for a, b in zip(original, converted, strict=True):
+        assert torch.equal(a.obs, b.obs) and torch.equal(a.acts, b.acts) and a.terminal == b.terminal
+    assert main(["convert", str(demos), str(npz)]) == 2  # refuses to overwrite without --overwrite
+    assert main(["convert", str(demos), str(npz), "--overwrite"]) == 0

@@ -12,7 +12,7 @@ The function ``rollout.rollout`` is deliberately not re-exported here: ``imitati
 stays the module.
 """
 
-from imitation_fn.data import rollout, serialize, types
+from imitation_fn.data import buffer, convert, gym_rollout, rollout, serialize, types, utils
 from imitation_fn.data.rollout import (
     PolicyFn,
     Rollout,
@@ -24,6 +24,7 @@ from imitation_fn.data.rollout import (
     to_trajectories,
 )
 from imitation_fn.data.types import Trajectory, TrajectoryWithRew, Transitions
+from imitation_fn.data.utils import TransitionsWithRew
 
 __all__ = [
     "PolicyFn",
@@ -31,13 +32,18 @@ __all__ = [
     "Trajectory",
     "TrajectoryWithRew",
     "Transitions",
+    "TransitionsWithRew",
+    "buffer",
+    "convert",
     "flatten_rollout",
     "flatten_trajectories",
     "generate_trajectories",
+    "gym_rollout",
     "make_sample_until",
     "rollout",
     "rollout_stats",
     "serialize",
     "to_trajectories",
     "types",
+    "utils",
 ]

@@ -117,7 +117,7 @@ def flatten_rollout(batch: Rollout) -> Transitions:
 # --------------------------------------------------------------------------------------------
 
 
-class _EpisodeCutter:
+class EpisodeCutter:
     """Cuts a stream of rollouts into complete episodes, carrying unfinished pieces across calls."""
 
     def __init__(self, n_envs: int) -> None:
@@ -174,7 +174,7 @@ def to_trajectories(batch: Rollout) -> list[TrajectoryWithRew]:
     Returns:
         Episodes ordered by the step they end at, then by env index.
     """
-    return [traj for ended in _EpisodeCutter(batch.rews.shape[1]).add(batch) for _, traj in ended]
+    return [traj for ended in EpisodeCutter(batch.rews.shape[1]).add(batch) for _, traj in ended]
 
 
 def make_sample_until(
@@ -227,7 +227,7 @@ def generate_trajectories(
     keys = random.split(key)
     rollout_key, shuffle_key = keys[0], keys[1]
 
-    cutter = _EpisodeCutter(env.n_envs)
+    cutter = EpisodeCutter(env.n_envs)
     active = [True] * env.n_envs
     trajs: list[TrajectoryWithRew] = []
     timestep: TimeStep | None = None

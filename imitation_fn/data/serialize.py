@@ -26,6 +26,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import torch
 
 from imitation_fn.data.types import Trajectory, TrajectoryWithRew
@@ -119,10 +120,11 @@ def load(path: AnyPath) -> list[Trajectory | TrajectoryWithRew]:
     if not path.exists():
         raise FileNotFoundError(f"no trajectories at {path}: the path does not exist")
     if path.is_dir():
+        _check_complete(path)
         try:
             dataset = datasets.load_from_disk(str(path))
-        except FileNotFoundError as e:
-            raise ValueError(f"{path} is not a Hugging Face datasets directory (written by save_to_disk)") from e
+        except (FileNotFoundError, pa.ArrowInvalid) as e:
+            raise ValueError(f"{path} is not a readable Hugging Face datasets directory ({e})") from e
         if not isinstance(dataset, datasets.Dataset):
             raise ValueError(
                 f"expected {path} to hold a datasets.Dataset, got a {type(dataset).__name__} "
@@ -179,6 +181,41 @@ def _load_npz(path: Path) -> list[Trajectory | TrajectoryWithRew]:
             trajs.append(TrajectoryWithRew(obs=o, acts=a, terminal=term, rews=r))
     _check_no_nan(trajs)
     return trajs
+
+
+_ARROW_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # Arrow IPC end-of-stream marker: written when a shard is closed
+
+
+def _check_complete(path: Path) -> None:
+    """Refuse a datasets directory that an interrupted save or copy left incomplete.
+
+    ``save_to_disk`` writes the data shards first and ``state.json`` / ``dataset_info.json`` last, and
+    closes every shard with Arrow's end-of-stream marker. A missing file or marker means the writer
+    did not finish; without this check a shard cut between record batches loads with rows missing.
+    """
+    if (path / "dataset_dict.json").is_file():
+        return  # a DatasetDict: load() explains that it wants one split
+    missing = [name for name in ("state.json", "dataset_info.json") if not (path / name).is_file()]
+    if missing:
+        raise ValueError(
+            f"{path} is not a Hugging Face datasets directory (written by save_to_disk): it has no "
+            f"{' or '.join(missing)}, so it is something else or a save that did not finish"
+        )
+    try:
+        shards = [entry["filename"] for entry in json.loads((path / "state.json").read_text())["_data_files"]]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path} is incomplete or corrupt: cannot read its state.json ({e!r})") from e
+    for name in shards:
+        shard = path / name
+        if not shard.is_file():
+            raise ValueError(f"{path} is incomplete: its data file {name} is missing")
+        with open(shard, "rb") as f:
+            f.seek(max(shard.stat().st_size - len(_ARROW_EOS), 0))
+            if f.read() != _ARROW_EOS:
+                raise ValueError(
+                    f"{path} is incomplete: its data file {name} is truncated (no Arrow end-of-stream marker), "
+                    "so the save or copy that wrote it did not finish"
+                )
 
 
 def _check_no_nan(trajectories: Sequence[Trajectory]) -> None:

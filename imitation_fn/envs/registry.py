@@ -7,10 +7,16 @@ working. New environments join with :func:`register`.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
 
 from imitation_fn.envs.base import Env
 from imitation_fn.envs.cartpole import CartPole, FixedHorizonCartPole
+from imitation_fn.envs.gym import GymEnv
+from imitation_fn.envs.tabular import CliffWorld, RandomMDP
 
 EnvFactory = Callable[..., Env]  # called as factory(n_envs=n_envs, **kwargs)
 
@@ -29,19 +35,41 @@ def registered_ids() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def make(env_id: str, n_envs: int = 1, **kwargs: object) -> Env:
-    """A batch of ``n_envs`` torch environments ``env_id``; ``kwargs`` go to the environment's constructor."""
+def make(env_id: str, n_envs: int = 1, **kwargs: Any) -> Env:
+    """A batch of ``n_envs`` environments ``env_id``; ``kwargs`` go to the environment's constructor.
+
+    The pure torch version where one is registered; otherwise any gymnasium id (``"Hopper-v5"``, or
+    ``"module:Id"`` such as ``"ale_py:ALE/Pong-v5"``) through :class:`~imitation_fn.envs.gym.GymEnv`,
+    which steps on the host and is not vmappable.
+    """
+    if env_id not in _REGISTRY and _is_gymnasium_id(env_id):
+        return GymEnv(env_id, n_envs, **kwargs)
     if env_id not in _REGISTRY:
         close = difflib.get_close_matches(env_id, _REGISTRY, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(
             f"Unknown torch environment id {env_id!r}.{hint} Known ids: {', '.join(registered_ids())}. "
-            "Other gymnasium environments run host-side through gymnasium's vector API."
+            "It is not a gymnasium id either (for a third-party env, use 'module:Id' or import its package first)."
         )
     return _REGISTRY[env_id](n_envs=n_envs, **kwargs)
 
 
+def _is_gymnasium_id(env_id: str) -> bool:
+    """Registered with gymnasium, or ``"module:Id"`` (gymnasium.make imports the module first)."""
+    return ":" in env_id or env_id in gym.registry
+
+
 register("CartPole-v1", CartPole)
 register("seals/CartPole-v0", FixedHorizonCartPole)
+# seals' tabular tasks: CliffWorld{W}x{H}[XY] at its three registered sizes, and its random MDP.
+for _w, _h, _horizon in [(7, 4, 9), (15, 6, 18), (100, 20, 110)]:
+    for _xy in (False, True):
+        register(
+            f"seals/CliffWorld{_w}x{_h}{'XY' if _xy else ''}-v0",
+            functools.partial(CliffWorld, width=_w, height=_h, horizon=_horizon, use_xy_obs=_xy),
+        )
+register("CliffWorld", CliffWorld)  # seals/CliffWorld7x4-v0's defaults; make("CliffWorld", n, width=..., ...)
+register("seals/Random-v0", RandomMDP)
+register("RandomMDP", RandomMDP)
 
 __all__ = ["EnvFactory", "make", "register", "registered_ids"]
