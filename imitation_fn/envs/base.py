@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
+import torch
 from torch import Tensor
 
 from imitation_fn.core import struct
@@ -42,6 +43,11 @@ class TimeStep(struct.PyTreeNode):
         return self.terminated | self.truncated
 
 
+def time_limit(t: Tensor, max_episode_steps: int | None) -> Tensor:
+    """gymnasium's ``TimeLimit``: ``(n,)`` bool, true once ``t`` steps reach ``max_episode_steps`` (``None``: never)."""
+    return t >= max_episode_steps if max_episode_steps is not None else torch.zeros_like(t, dtype=torch.bool)
+
+
 class Env(abc.ABC):
     """A batch of ``n_envs`` identical environments with pure, auto-resetting dynamics."""
 
@@ -59,4 +65,4 @@ class Env(abc.ABC):
         """Advance every sub-environment by one action, ``action: (n_envs, *action_shape)``."""
 
 
-__all__ = ["Env", "PolicyFn", "TimeStep"]
+__all__ = ["Env", "PolicyFn", "TimeStep", "time_limit"]

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from imitation_fn.core import random, struct
 from imitation_fn.core.random import Key
-from imitation_fn.envs.base import Env, TimeStep
+from imitation_fn.envs.base import Env, TimeStep, time_limit
 
 # gymnasium's constants, computed the same way so the float64 values are bit-identical.
 GRAVITY = 9.8
@@ -88,7 +88,7 @@ class CartPole(Env):
         physics = self.dynamics(env_state.physics, action)
         physics, reward, terminated = self.outcome(physics)
         t = env_state.t + 1
-        truncated = t >= self.max_episode_steps if self.max_episode_steps is not None else torch.zeros_like(terminated)
+        truncated = time_limit(t, self.max_episode_steps)
         done = terminated | truncated
         # Auto-reset: fresh noise is drawn for every sub-environment and kept where its episode ended.
         next_physics = torch.where(done.unsqueeze(-1), self.initial_physics(key), physics)

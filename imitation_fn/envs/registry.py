@@ -14,8 +14,11 @@ from typing import Any
 import gymnasium as gym
 
 from imitation_fn.envs.base import Env
+from imitation_fn.envs.acrobot import Acrobot
 from imitation_fn.envs.cartpole import CartPole, FixedHorizonCartPole
 from imitation_fn.envs.gym import GymEnv
+from imitation_fn.envs.mountain_car import FixedHorizonMountainCar, MountainCar, MountainCarContinuous
+from imitation_fn.envs.pendulum import Pendulum
 from imitation_fn.envs.tabular import CliffWorld, RandomMDP
 
 EnvFactory = Callable[..., Env]  # called as factory(n_envs=n_envs, **kwargs)
@@ -60,7 +63,12 @@ def _is_gymnasium_id(env_id: str) -> bool:
 
 
 register("CartPole-v1", CartPole)
+register("Pendulum-v1", Pendulum)
+register("MountainCar-v0", MountainCar)
+register("MountainCarContinuous-v0", MountainCarContinuous)
+register("Acrobot-v1", Acrobot)
 register("seals/CartPole-v0", FixedHorizonCartPole)
+register("seals/MountainCar-v0", FixedHorizonMountainCar)
 # seals' tabular tasks: CliffWorld{W}x{H}[XY] at its three registered sizes, and its random MDP.
 for _w, _h, _horizon in [(7, 4, 9), (15, 6, 18), (100, 20, 110)]:
     for _xy in (False, True):
