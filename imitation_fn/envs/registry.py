@@ -13,8 +13,8 @@ from typing import Any
 
 import gymnasium as gym
 
-from imitation_fn.envs.base import Env
 from imitation_fn.envs.acrobot import Acrobot
+from imitation_fn.envs.base import Env
 from imitation_fn.envs.cartpole import CartPole, FixedHorizonCartPole
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.envs.mountain_car import FixedHorizonMountainCar, MountainCar, MountainCarContinuous
