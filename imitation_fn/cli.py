@@ -34,6 +34,7 @@ from imitation_fn.core import random, serialization
 from imitation_fn.core.config import Config
 from imitation_fn.data import flatten_trajectories, generate_trajectories, rollout_stats, serialize
 from imitation_fn.data.convert import convert
+from imitation_fn.data.utils import check_spaces
 from imitation_fn.envs.experts import expert_for
 from imitation_fn.training import evaluate_seeds, load_run, train
 from imitation_fn.training.driver import CHECKPOINT
@@ -162,8 +163,12 @@ def cmd_demos(args: argparse.Namespace) -> None:
 
 
 def _run_bc(cfg: bc.Config, env_id: str, trajs: list[Any], args: argparse.Namespace) -> None:
-    data = flatten_trajectories(trajs)
     env = _make_env(env_id, n_envs=args.n_eval_episodes)
+    try:
+        check_spaces(trajs, env.observation_space, env.action_space)
+    except ValueError as e:
+        raise CLIError(f"--demos do not fit {env_id}: {e}") from e
+    data = flatten_trajectories(trajs)
     seeds = list(range(args.seed, args.seed + args.seeds))
     t0 = time.perf_counter()
     try:

@@ -58,6 +58,7 @@ def test_config_file_and_flag_precedence(demos: Path, tmp_path: Path) -> None:
         (["--lr", "-1"], "greater than 0"),
         (["--batch-size", "0"], "--batch-size"),
         (["--env", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
+        (["--env", "Pendulum-v1"], "do not fit Pendulum-v1"),
     ],
 )
 def test_invalid_values_are_field_level_errors(demos: Path, flags: list[str], message: str, capsys) -> None:  # type: ignore[no-untyped-def]
