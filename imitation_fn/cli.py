@@ -5,6 +5,9 @@
     imitation-fn bc --env CartPole-v1 --demos demos/ --seeds 8 --n-epochs 10 --lr 3e-3 --out runs/bc
     imitation-fn eval --run runs/bc --env CartPole-v1 --n-episodes 20
     imitation-fn convert demos/ demos.npz       # datasets directory <-> imitation's .npz
+    imitation-fn train-rl --algo ppo --env CartPole-v1 --seeds 4 --out runs/ppo --save-demos 50
+    imitation-fn rollouts --policy runs/ppo/policies/seed_0 --env CartPole-v1 --episodes 50 --out demos/
+    imitation-fn eval --policy expert.zip --env Pendulum-v1 --n-episodes 20 --video videos/
 
 Every ``Config`` field is a flag (``--net-arch 64 64``, ``--max-grad-norm none``); ``--config FILE``
 (JSON or YAML) sets fields too, and flags override it. Invalid values are reported field by field.
@@ -36,8 +39,14 @@ from imitation_fn.data import flatten_trajectories, generate_trajectories, rollo
 from imitation_fn.data.convert import convert
 from imitation_fn.data.utils import check_spaces
 from imitation_fn.envs.experts import expert_for
+from imitation_fn.evaluation import evaluate_policy
+from imitation_fn.evaluation_gym import evaluate_gym_policy
+from imitation_fn.policies import load_policy
+from imitation_fn.rl import ppo, presets, sac
 from imitation_fn.training import evaluate_seeds, load_run, train
 from imitation_fn.training.driver import CHECKPOINT
+from imitation_fn.training.rl import save_policies, train_rl
+from imitation_fn.video import record_episodes
 
 console = Console()
 C = typing.TypeVar("C", bound=Config)
@@ -62,6 +71,8 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls: type[Config]) 
     """One flag per field, help text from the field docstring, default shown; pydantic validates."""
     group = parser.add_argument_group(f"{config_cls.__module__.rsplit('.', 1)[-1]} config")
     for name, field in config_cls.model_fields.items():
+        if _flag(name) in parser._option_string_actions:  # shared with a config added before (train-rl)
+            continue
         help_text = f"{field.description or ''} (default: {_show_default(field)})".strip()
         choices = _choices(field.annotation)
         if _is_sequence(field.annotation):
@@ -100,9 +111,11 @@ def _read_config_file(path: str) -> dict[str, Any]:
     return data
 
 
-def config_from_args(config_cls: type[C], args: argparse.Namespace) -> C:
-    """Defaults < ``--config`` file < flags, validated by pydantic."""
-    values: dict[str, Any] = _read_config_file(args.config) if getattr(args, "config", None) else {}
+def config_from_args(config_cls: type[C], args: argparse.Namespace, base: dict[str, Any] | None = None) -> C:
+    """Defaults < ``base`` (e.g. a preset) < ``--config`` file < flags, validated by pydantic."""
+    values: dict[str, Any] = dict(base or {})
+    if getattr(args, "config", None):
+        values.update(_read_config_file(args.config))
     for name in config_cls.model_fields:
         raw = getattr(args, name, None)
         if raw is None:
@@ -230,6 +243,11 @@ ALGORITHMS: dict[str, types.ModuleType] = {"bc": bc}
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
+    if (args.run is None) == (args.policy is None):
+        raise CLIError("eval: give exactly one of --run (a training run directory) and --policy (a policy file)")
+    if args.policy is not None:
+        _eval_policy(args)
+        return
     env = _make_env(args.env, n_envs=args.n_episodes)
     try:
         algo_name = serialization.load_metadata(Path(args.run) / CHECKPOINT).get("algorithm", "")
@@ -245,6 +263,100 @@ def cmd_eval(args: argparse.Namespace) -> None:
     returns = evaluate_seeds(algo, env, run.states, keys)
     title = f"{algo_name} run {args.run} after {run.step} steps, on {args.env}"
     console.print(_results_table(title, run.seeds, returns))
+
+
+def _eval_policy(args: argparse.Namespace) -> None:
+    loaded = _load_policy_arg(args.policy)
+    policy = loaded.policy_fn(deterministic=not args.stochastic)
+    env = _make_env(args.env, n_envs=args.n_episodes)
+    key = random.key(args.seed)
+    if isinstance(env, envs.GymEnv):
+        returns = evaluate_gym_policy(env, policy, key, args.n_episodes).returns
+    else:
+        returns = evaluate_policy(env, policy, key).returns
+    console.print(_results_table(f"{args.policy} on {args.env}", [args.seed], returns[None]))
+    if args.video:
+        try:
+            paths = record_episodes(args.env, policy, key, args.video_episodes, args.video, fmt=args.video_format)
+        except (ImportError, ValueError) as e:
+            raise CLIError(f"--video: {e}") from e
+        console.print(f"videos: {', '.join(map(str, paths))}")
+
+
+RL_ALGORITHMS: dict[str, types.ModuleType] = {"ppo": ppo, "sac": sac}
+
+
+def cmd_train_rl(args: argparse.Namespace) -> None:
+    algo = RL_ALGORITHMS[args.algo]
+    others = {f for name, mod in RL_ALGORITHMS.items() if name != args.algo for f in mod.Config.model_fields}
+    foreign = [f for f in others - set(algo.Config.model_fields) if getattr(args, f, None) is not None]
+    if foreign:
+        raise CLIError(f"{', '.join(_flag(f) for f in sorted(foreign))}: not an option of {args.algo}")
+    preset = presets.get(args.algo, args.env) if not args.no_preset else None
+    base = dict(preset.config) if preset else {}
+    if args.config:
+        base.update(_read_config_file(args.config))
+    args.config = None
+    cfg = config_from_args(algo.Config, args, base=base)
+    total = args.total_steps or (preset.total_timesteps if preset else None)
+    if total is None:
+        raise CLIError(f"no preset for {args.algo} on {args.env}: give --total-steps")
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    console.print(
+        f"{args.algo} on {args.env}: {total} env steps × {len(seeds)} seeds" + (" (preset)" if preset else "")
+    )
+    try:
+        result = train_rl(
+            algo,
+            cfg,
+            args.env,
+            seeds=seeds,
+            total_timesteps=total,
+            eval_every=args.eval_every,
+            n_eval_episodes=args.n_eval_episodes,
+            log_dir=args.out,
+            resume=args.resume,
+            compile=args.compile,
+            progress=not args.no_progress,
+        )
+    except (ValueError, FileExistsError, NotImplementedError) as e:
+        raise CLIError(str(e)) from e
+    console.print(_results_table(f"{args.algo} on {args.env}", seeds, result.eval_returns))
+    if args.out:
+        env = _make_env(args.env, n_envs=1)
+        paths = save_policies(algo, result, env, Path(args.out) / "policies")
+        console.print(f"policies: {', '.join(map(str, paths))}")
+        if args.save_demos:
+            best = int(result.eval_returns.mean(-1).argmax())
+            policy = load_policy(paths[best]).policy_fn()
+            trajs = generate_trajectories(
+                _make_env(args.env, n_envs=args.save_demos), policy, random.key(args.seed), min_episodes=args.save_demos
+            )[: args.save_demos]
+            serialize.save(Path(args.out) / "demos", trajs)
+            stats = rollout_stats(trajs)
+            console.print(
+                f"demos: {len(trajs)} episodes of seed {seeds[best]}'s policy, return "
+                f"{stats['return_mean']:.1f} ± {stats['return_std']:.1f} → {Path(args.out) / 'demos'}"
+            )
+
+
+def _load_policy_arg(path: str) -> Any:
+    try:
+        return load_policy(path)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        raise CLIError(f"--policy {path}: {e}") from e
+
+
+def cmd_rollouts(args: argparse.Namespace) -> None:
+    policy = _load_policy_arg(args.policy).policy_fn(deterministic=not args.stochastic)
+    env = _make_env(args.env, n_envs=min(args.episodes, 64))
+    trajs = generate_trajectories(env, policy, random.key(args.seed), min_episodes=args.episodes)[: args.episodes]
+    serialize.save(args.out, trajs)
+    stats = rollout_stats(trajs)
+    console.print(
+        f"saved {len(trajs)} episodes to {args.out}: return {stats['return_mean']:.1f} ± "
+        f"{stats['return_std']:.1f}, length {stats['len_mean']:.1f}"
+    )
 
 
 def _add_run_flags(p: argparse.ArgumentParser, seeds: int) -> None:
@@ -300,8 +412,52 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--overwrite", action="store_true", help="replace dst if it already exists")
     c.set_defaults(func=cmd_convert)
 
-    e = sub.add_parser("eval", help="evaluate every seed of a saved run directory")
-    e.add_argument("--run", required=True, help="run directory written by a training command (--out)")
+    r = sub.add_parser(
+        "train-rl",
+        help="train PPO or SAC experts, vmapped over seeds",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    r.add_argument("--algo", choices=sorted(RL_ALGORITHMS), default="ppo", help="RL algorithm")
+    r.add_argument("--env", default="CartPole-v1", help="environment id (a torch one: seeds are vmapped)")
+    r.add_argument("--total-steps", type=int, default=None, help="env steps per seed (default: the preset's)")
+    r.add_argument("--out", default=None, help="run directory: metrics, config, checkpoint, policies/, demos/")
+    r.add_argument("--config", default=None, help="JSON or YAML file of config fields (over the preset)")
+    r.add_argument("--no-preset", action="store_true", help="start from the algorithm's defaults, not the preset")
+    r.add_argument(
+        "--save-demos",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also save N episodes of the best seed's policy as a dataset in OUT/demos",
+    )
+    r.add_argument("--seeds", type=int, default=1, help="number of seeds trained in one vmapped run")
+    r.add_argument("--seed", type=int, default=0, help="first seed")
+    r.add_argument("--eval-every", type=int, default=None, help="evaluate every N env steps (default: at the end)")
+    r.add_argument("--n-eval-episodes", type=int, default=10, help="evaluation episodes per seed")
+    r.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    r.add_argument("--compile", action="store_true", help="torch.compile the vmapped update")
+    r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    r.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    for mod in RL_ALGORITHMS.values():
+        add_config_flags(r, mod.Config)
+    r.set_defaults(func=cmd_train_rl)
+
+    o = sub.add_parser("rollouts", help="roll out a saved policy (ours or an SB3 .zip) and save a dataset")
+    o.add_argument("--policy", required=True, help="policy directory, policy.safetensors/.json, or SB3 .zip")
+    o.add_argument("--env", required=True, help="environment id")
+    o.add_argument("--episodes", type=int, default=50, help="episodes (default: 50)")
+    o.add_argument("--out", required=True, help="dataset directory to write")
+    o.add_argument("--seed", type=int, default=0, help="rollout seed (default: 0)")
+    o.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the mode")
+    o.set_defaults(func=cmd_rollouts)
+
+    e = sub.add_parser("eval", help="evaluate a saved run directory (every seed) or a policy file")
+    e.add_argument("--run", default=None, help="run directory written by a training command (--out)")
+    e.add_argument("--policy", default=None, help="policy directory, policy file, or SB3 .zip")
+    e.add_argument("--stochastic", action="store_true", help="with --policy: sample actions instead of the mode")
+    e.add_argument("--video", default=None, metavar="DIR", help="with --policy: record episodes into DIR")
+    e.add_argument("--video-episodes", type=int, default=1, help="episodes to record (default: 1)")
+    e.add_argument("--video-format", choices=["gif", "mp4"], default="gif", help="video format (default: gif)")
     e.add_argument("--env", default="CartPole-v1", help="environment id (default: CartPole-v1)")
     e.add_argument("--n-episodes", type=int, default=10, help="episodes per seed (default: 10)")
     e.add_argument("--seed", type=int, default=0, help="evaluation seed (default: 0)")

@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from gymnasium.envs.classic_control import acrobot as gym_acrobot
 from gymnasium.wrappers import TimeLimit
 
 from imitation_fn.core import random, tree
@@ -385,6 +386,18 @@ def test_observations_of_gymnasium_reset_states(env_id: str) -> None:
     # one float32 ulp apart in ~0.1% of elements.
     tol = 1.2e-7 if env_id == "Acrobot-v1" else 0
     np.testing.assert_allclose(obs.numpy(), np.stack(g_obs), rtol=0, atol=tol)
+
+
+def test_acrobot_wrap_is_gymnasiums_repeated_subtraction() -> None:
+    rng = np.random.default_rng(0)
+    boundaries = np.array([k * 2 * math.pi + s * math.pi for k in range(-5, 6) for s in (-1, 1)])
+    for _ in range(3):  # and their float64 neighbours, where the turn count is decided
+        boundaries = np.concatenate([boundaries, np.nextafter(boundaries, np.inf), np.nextafter(boundaries, -np.inf)])
+    x = np.concatenate([rng.uniform(-11 * math.pi, 11 * math.pi, 20_000), boundaries, [0.0, -0.0]])
+    expected = np.array([gym_acrobot.wrap(v, -math.pi, math.pi) for v in x])
+    ours = acrobot.wrap(torch.from_numpy(x)).numpy()
+    np.testing.assert_array_equal(ours, expected)
+    np.testing.assert_array_equal(np.signbit(ours), np.signbit(expected))
 
 
 def test_spaces_and_horizons_match_gymnasium() -> None:

@@ -58,7 +58,6 @@ def _round32(x: Tensor, mask: Tensor) -> Tensor:
     return torch.where(mask, _fl32(x), x)
 
 
-
 class MountainCarState(struct.PyTreeNode):
     """``physics: (n_envs, 2)`` float64 ``(position, velocity)``; ``t: (n_envs,)`` int64 steps taken."""
 

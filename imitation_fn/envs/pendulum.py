@@ -33,7 +33,6 @@ LENGTH = 1.0
 RESET_HIGH = (math.pi, 1.0)  # initial (theta, theta_dot) ~ U[-high, high)
 
 
-
 class PendulumState(struct.PyTreeNode):
     """``physics: (n_envs, 2)`` float64 ``(theta, theta_dot)``; ``t: (n_envs,)`` int64 steps taken."""
 

@@ -1,6 +1,20 @@
-"""Policies as pure functions of parameters."""
+"""Policies as pure functions of parameters, their files, and SB3 experts loaded without pickle."""
 
 from imitation_fn.envs.base import PolicyFn
+from imitation_fn.policies.io import LoadedPolicy, load_policy, save_policy
 from imitation_fn.policies.mlp import act, distribution, init
+from imitation_fn.policies.simple import exploration_act, exploration_init, random_policy, zero_policy
 
-__all__ = ["PolicyFn", "act", "distribution", "init"]
+__all__ = [
+    "LoadedPolicy",
+    "PolicyFn",
+    "act",
+    "distribution",
+    "exploration_act",
+    "exploration_init",
+    "init",
+    "load_policy",
+    "random_policy",
+    "save_policy",
+    "zero_policy",
+]

@@ -1,0 +1,368 @@
+"""Bring your stable-baselines3 expert: load an SB3 ``PPO``/``A2C``/``SAC`` MlpPolicy ``.zip`` — no SB3, no pickle.
+
+An SB3 zip holds ``data`` (JSON; objects JSON cannot hold are a cloudpickle under ``":serialized:"``
+with their readable attributes stored beside it), ``policy.pth`` (a torch ``state_dict``),
+``pytorch_variables.pth`` and ``_stable_baselines3_version``. We read only the readable JSON fields,
+load the tensors with ``torch.load(weights_only=True)`` and map SB3's names onto our params contract:
+
+    mlp_extractor.policy_net.{0,2,..} + action_net  ->  pi  layers.{0,1,..}      (PPO / A2C)
+    mlp_extractor.value_net.{0,2,..}  + value_net   ->  vf  layers.{0,1,..}
+    log_std                                         ->  log_std                  (Box actions)
+    actor.latent_pi.{0,2,..} / actor.mu / actor.log_std -> trunk / mu / log_std   (SAC)
+    critic.qf{i}.{0,2,4} / critic_target.qf{i}...   ->  extras["critic"] / extras["critic_target"] q{i}
+
+    expert = load_sb3("ppo-CartPole-v1.zip")
+    actions = expert.policy_fn()(obs, key)        # what model.predict(obs, deterministic=True) returns
+
+Class names (the policy class, the activation) come from their readable ``repr`` in the JSON, or
+from the global references in the cloudpickle *disassembled* with ``pickletools`` (never executed).
+Not supported, with an error that says so: CNN / multi-input policies, feature extractors other than
+``FlattenExtractor``, shared ``net_arch`` layers (SB3 < 1.8), gSDE, image, Dict or Discrete
+observations, MultiDiscrete/MultiBinary actions. ``VecNormalize`` statistics live in a separate
+pickle file and are not read: pass observations normalised the way the expert saw them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import math
+import pickletools
+import re
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from imitation_fn.policies.io import LoadedPolicy, _check_params, infer_net_arch
+
+# torch.nn activation classes SB3 users pass as ``activation_fn`` -> our ACTIVATIONS names.
+ACTIVATION_NAMES: dict[str, str] = {
+    "Tanh": "tanh",
+    "ReLU": "relu",
+    "ELU": "elu",
+    "GELU": "gelu",
+    "SiLU": "silu",
+    "LeakyReLU": "leaky_relu",
+    "Identity": "identity",
+}
+DEFAULT_ACTIVATION = {"ActorCriticPolicy": "tanh", "SACPolicy": "relu"}  # SB3's defaults
+# SB3 aliases: ``MlpPolicy`` is ``ActorCriticPolicy`` (PPO, A2C) and ``SACPolicy`` (SAC).
+ACTOR_CRITIC_CLASSES = {"ActorCriticPolicy", "MlpPolicy"}
+SAC_CLASSES = {"SACPolicy"}
+SUPPORTED_EXTRACTORS = {"FlattenExtractor"}
+
+
+class SB3FormatError(ValueError):
+    """The zip is not an SB3 model we can load (the message says what is unsupported)."""
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Reading the ``data`` JSON without unpickling
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def pickled_globals(serialized: str) -> list[tuple[str, str]]:
+    """The ``(module, name)`` global references in a base64 pickle, by disassembly only (nothing runs).
+
+    Follows the string pushes and memo get/put opcodes just far enough to resolve each
+    ``STACK_GLOBAL`` / ``GLOBAL`` opcode; anything malformed gives an empty list.
+    """
+    try:
+        data = base64.b64decode(serialized)
+        ops = list(pickletools.genops(data))
+    except (binascii.Error, ValueError, TypeError):
+        return []
+    found: list[tuple[str, str]] = []
+    pushed: list[Any] = []  # what each stack-pushing opcode pushed (None where we do not care)
+    memo: dict[Any, Any] = {}
+    for op, arg, _ in ops:
+        name = op.name
+        if name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING"):
+            pushed.append(arg)
+        elif name in ("BINGET", "LONG_BINGET", "GET"):
+            pushed.append(memo.get(arg))
+        elif name == "MEMOIZE":
+            memo[len(memo)] = pushed[-1] if pushed else None
+        elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
+            memo[arg] = pushed[-1] if pushed else None
+        elif name == "STACK_GLOBAL":
+            module, qualname = (pushed[-2], pushed[-1]) if len(pushed) >= 2 else (None, None)
+            if isinstance(module, str) and isinstance(qualname, str):
+                found.append((module, qualname))
+            pushed.append(None)
+        elif name in ("GLOBAL", "INST"):
+            module, _, qualname = str(arg).partition(" ")
+            found.append((module, qualname))
+            pushed.append(None)
+        elif name not in ("PROTO", "FRAME", "STOP"):
+            pushed.append(None)
+    return found
+
+
+_CLASS_REPR = re.compile(r"<class '([\w.]+)'>")
+
+
+def class_name(entry: Any) -> str | None:
+    """The class name of an SB3 JSON entry: a ``"<class 'a.b.C'>"`` string or a serialised class."""
+    if isinstance(entry, str):
+        match = _CLASS_REPR.fullmatch(entry.strip())
+        return match.group(1).rsplit(".", 1)[-1] if match else None
+    if isinstance(entry, dict) and ":serialized:" in entry:
+        globs = pickled_globals(entry[":serialized:"])
+        if globs:
+            return globs[0][1].rsplit(".", 1)[-1]
+    return None
+
+
+def _parse_array(text: Any, shape: tuple[int, ...], dtype: np.dtype[Any], what: str) -> np.ndarray:
+    """A numpy ``str(array)`` ("[-4.8  -inf  0.41887903]", possibly nested) back to an array."""
+    if isinstance(text, int | float):
+        return np.full(shape, text, dtype=dtype)
+    if not isinstance(text, str) or "..." in text:
+        raise SB3FormatError(f"cannot read {what} from the SB3 data entry {text!r}")
+    tokens = text.replace("[", " ").replace("]", " ").replace(",", " ").split()
+    try:
+        values = np.array([float(t) for t in tokens], dtype=np.float64)
+    except ValueError as e:
+        raise SB3FormatError(f"cannot read {what} from the SB3 data entry {text!r}") from e
+    if values.size == 1:
+        values = np.full(shape, values[0])
+    if values.size != math.prod(shape):
+        raise SB3FormatError(f"{what} has {values.size} values in the SB3 data entry, expected shape {shape}")
+    return values.reshape(shape).astype(dtype)
+
+
+def read_space(entry: Any, what: str) -> gym.Space[Any]:
+    """A ``Box`` or ``Discrete`` space from its readable fields in SB3's ``data`` JSON."""
+    if not isinstance(entry, dict):
+        raise SB3FormatError(f"the SB3 data has no readable {what}")
+    type_name = class_name(entry.get(":type:", "")) or "?"
+    if type_name == "Box":
+        shape = tuple(int(s) for s in entry["_shape"])
+        dtype = np.dtype(entry.get("dtype", "float32"))
+        low = _parse_array(entry.get("low"), shape, dtype, f"{what}.low")
+        high = _parse_array(entry.get("high"), shape, dtype, f"{what}.high")
+        return gym.spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
+    if type_name == "Discrete":
+        return gym.spaces.Discrete(int(entry["n"]), start=int(entry.get("start", 0)))
+    raise SB3FormatError(f"unsupported {what} {type_name!r} (supported: Box, and Discrete actions)")
+
+
+def _activation(policy_kwargs: dict[str, Any], policy_class: str, path: Path) -> str:
+    default = DEFAULT_ACTIVATION["SACPolicy" if policy_class in SAC_CLASSES else "ActorCriticPolicy"]
+    if "activation_fn" not in policy_kwargs:
+        # SB3 stores every first-level policy_kwargs item readably: absent means the default was used.
+        return default
+    name = class_name(policy_kwargs["activation_fn"])
+    if name is None and ":serialized:" in policy_kwargs:
+        # Unreadable repr: look for a torch activation class among the pickle's global references.
+        found = [n for m, n in pickled_globals(policy_kwargs[":serialized:"]) if m == "torch.nn.modules.activation"]
+        name = found[0] if found else None
+    if name is None:
+        warnings.warn(
+            f"{path}: cannot read activation_fn {policy_kwargs['activation_fn']!r}; assuming SB3's default {default!r}",
+            stacklevel=3,
+        )
+        return default
+    if name not in ACTIVATION_NAMES:
+        raise SB3FormatError(
+            f"{path}: unsupported activation_fn {name!r} (supported: {', '.join(sorted(ACTIVATION_NAMES))})"
+        )
+    return ACTIVATION_NAMES[name]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# state_dict -> params
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _sequential(sd: dict[str, Tensor], prefix: str, used: set[str]) -> list[tuple[Tensor, Tensor]]:
+    """The Linear layers of an ``nn.Sequential`` stored under ``prefix`` (indices 0, 2, 4, ...), in order."""
+    indices = sorted({int(k[len(prefix) :].split(".")[0]) for k in sd if k.startswith(prefix)})
+    layers = []
+    for i in indices:
+        w, b = f"{prefix}{i}.weight", f"{prefix}{i}.bias"
+        if w not in sd or b not in sd:
+            raise SB3FormatError(f"unsupported layer {prefix}{i} (expected a Linear with weight and bias)")
+        layers.append((sd[w], sd[b]))
+        used.update((w, b))
+    return layers
+
+
+def _mlp(layers: list[tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
+    params: dict[str, Tensor] = {}
+    for i, (w, b) in enumerate(layers):
+        params[f"layers.{i}.weight"] = w.detach().to(torch.float32).contiguous()
+        params[f"layers.{i}.bias"] = b.detach().to(torch.float32).contiguous()
+    return params
+
+
+def _linear(sd: dict[str, Tensor], name: str, used: set[str]) -> tuple[Tensor, Tensor]:
+    w, b = f"{name}.weight", f"{name}.bias"
+    if w not in sd or b not in sd:
+        raise SB3FormatError(f"policy.pth has no {name} layer (keys: {sorted(sd)[:8]}...)")
+    used.update((w, b))
+    return sd[w], sd[b]
+
+
+def _refuse_unknown(sd: dict[str, Tensor], used: set[str], path: Path) -> None:
+    unknown = sorted(set(sd) - used)
+    if not unknown:
+        return
+    if any(k.startswith("mlp_extractor.shared_net") for k in unknown):
+        what = "a shared net_arch (mlp_extractor.shared_net, SB3 < 1.8 layout)"
+    elif any("features_extractor" in k for k in unknown):
+        what = "a features extractor with parameters (CNN or custom)"
+    else:
+        what = "parameters outside the MLP layout"
+    raise SB3FormatError(f"{path}: unsupported SB3 policy with {what}: {unknown[:6]}")
+
+
+def _actor_critic_params(sd: dict[str, Tensor], action_space: gym.Space[Any], path: Path) -> dict[str, Any]:
+    used: set[str] = set()
+    pi = [*_sequential(sd, "mlp_extractor.policy_net.", used), _linear(sd, "action_net", used)]
+    vf = [*_sequential(sd, "mlp_extractor.value_net.", used), _linear(sd, "value_net", used)]
+    params: dict[str, Any] = {"pi": _mlp(pi), "vf": _mlp(vf)}
+    if isinstance(action_space, gym.spaces.Box):
+        if "log_std" not in sd:
+            raise SB3FormatError(f"{path}: Box actions but no log_std in policy.pth")
+        if sd["log_std"].ndim != 1:
+            raise SB3FormatError(f"{path}: unsupported gSDE policy (log_std has shape {tuple(sd['log_std'].shape)})")
+        params["log_std"] = sd["log_std"].detach().to(torch.float32).contiguous()
+        used.add("log_std")
+    _refuse_unknown(sd, used, path)
+    return params
+
+
+def _sac_params(sd: dict[str, Tensor], path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    used: set[str] = set()
+    actor = {
+        "trunk": _mlp(_sequential(sd, "actor.latent_pi.", used)),
+        "mu": _mlp([_linear(sd, "actor.mu", used)]),
+        "log_std": _mlp([_linear(sd, "actor.log_std", used)]),
+    }
+    extras: dict[str, Any] = {}
+    for part in ("critic", "critic_target"):
+        n_critics = len({k.split(".")[1] for k in sd if k.startswith(f"{part}.qf")})
+        if n_critics:
+            extras[part] = {f"q{i}": _mlp(_sequential(sd, f"{part}.qf{i}.", used)) for i in range(n_critics)}
+    _refuse_unknown(sd, used, path)
+    return actor, extras
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# load_sb3
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _torch_load(archive: zipfile.ZipFile, name: str, path: Path) -> dict[str, Any]:
+    if name not in archive.namelist():
+        raise SB3FormatError(f"{path}: not an SB3 model zip (no {name}; entries: {archive.namelist()})")
+    # weights_only=True: torch's restricted unpickler, which only rebuilds tensors and containers.
+    return torch.load(io.BytesIO(archive.read(name)), map_location="cpu", weights_only=True)
+
+
+def load_sb3(zip_path: str | Path) -> LoadedPolicy:
+    """Load an SB3 ``PPO``/``A2C`` (Box or Discrete actions) or ``SAC`` MlpPolicy zip as a :class:`LoadedPolicy`.
+
+    ``kind`` is ``"actor_critic"`` (params ``{"pi", "vf", "log_std"?}``) or ``"sac_actor"`` (params
+    ``{"trunk", "mu", "log_std"}``; the critics are in ``extras``). ``config["source"]`` records the
+    algorithm, policy class and SB3 version. Raises :class:`SB3FormatError` for unsupported models.
+    """
+    path = Path(zip_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no SB3 model zip at {path}")
+    with zipfile.ZipFile(path) as archive:
+        if "data" not in archive.namelist():
+            raise SB3FormatError(f"{path}: not an SB3 model zip (no 'data' entry; entries: {archive.namelist()})")
+        data = json.loads(archive.read("data"))
+        state_dict = _torch_load(archive, "policy.pth", path)
+        variables = (
+            _torch_load(archive, "pytorch_variables.pth", path) if "pytorch_variables.pth" in archive.namelist() else {}
+        )
+        version = (
+            archive.read("_stable_baselines3_version").decode().strip()
+            if "_stable_baselines3_version" in archive.namelist()
+            else None
+        )
+
+    policy_class = class_name(data.get("policy_class")) or "?"
+    if policy_class not in ACTOR_CRITIC_CLASSES | SAC_CLASSES:
+        raise SB3FormatError(
+            f"{path}: unsupported SB3 policy class {policy_class!r} "
+            "(supported: PPO/A2C ActorCriticPolicy (MlpPolicy) and SAC MlpPolicy)"
+        )
+    policy_kwargs = data.get("policy_kwargs") or {}
+    if not isinstance(policy_kwargs, dict):
+        raise SB3FormatError(f"{path}: unreadable policy_kwargs {policy_kwargs!r}")
+    extractor = class_name(policy_kwargs.get("features_extractor_class"))
+    if "features_extractor_class" in policy_kwargs and extractor not in SUPPORTED_EXTRACTORS:
+        raise SB3FormatError(
+            f"{path}: unsupported features_extractor_class {extractor or policy_kwargs['features_extractor_class']!r} "
+            "(only FlattenExtractor, the MlpPolicy default)"
+        )
+    if data.get("use_sde") or policy_kwargs.get("use_sde"):
+        raise SB3FormatError(f"{path}: unsupported gSDE policy (use_sde=True)")
+    net_arch = policy_kwargs.get("net_arch")
+    if isinstance(net_arch, list) and any(isinstance(x, dict) for x in net_arch):
+        raise SB3FormatError(f"{path}: unsupported shared net_arch {net_arch!r} (SB3 < 1.8 layout)")
+
+    observation_space = read_space(data.get("observation_space"), "observation_space")
+    action_space = read_space(data.get("action_space"), "action_space")
+    if not isinstance(observation_space, gym.spaces.Box):
+        raise SB3FormatError(f"{path}: unsupported observation space {observation_space!r} (only Box)")
+    if observation_space.dtype == np.uint8 and len(observation_space.shape) == 3:
+        raise SB3FormatError(f"{path}: unsupported image observation space {observation_space!r}")
+    activation = _activation(policy_kwargs, policy_class, path)
+
+    extras: dict[str, Any] = {}
+    if policy_class in SAC_CLASSES:
+        if not isinstance(action_space, gym.spaces.Box):
+            raise SB3FormatError(f"{path}: SAC with a non-Box action space {action_space!r}")
+        kind: Any = "sac_actor"
+        algorithm = "SAC"
+        params, extras = _sac_params(state_dict, path)
+        if "log_ent_coef" in variables:
+            extras["log_ent_coef"] = variables["log_ent_coef"].detach().to(torch.float32)
+    else:
+        kind = "actor_critic"
+        algorithm = "PPO" if "clip_range" in data else "A2C"
+        params = _actor_critic_params(state_dict, action_space, path)
+
+    arch = infer_net_arch(kind, params)
+    # Same checks as save/load of our own files: every tensor must fit the spaces and the architecture.
+    try:
+        _check_params(kind, params, (observation_space, action_space), arch, what=f"{path}: policy.pth")
+    except ValueError as e:
+        raise SB3FormatError(str(e)) from e
+    config = {
+        "net_arch": arch,
+        "activation": activation,
+        "deterministic": True,
+        "clip_actions": True,  # SB3's predict clips Box actions of unsquashed policies to the bounds
+        "source": {
+            "format": "stable-baselines3",
+            "algorithm": algorithm,
+            "policy_class": policy_class,
+            "version": version,
+        },
+    }
+    return LoadedPolicy(
+        kind=kind,
+        params=params,
+        observation_space=observation_space,
+        action_space=action_space,
+        config=config,
+        extras=extras,
+    )
+
+
+__all__ = ["ACTIVATION_NAMES", "SB3FormatError", "class_name", "load_sb3", "pickled_globals", "read_space"]

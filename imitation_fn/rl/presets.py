@@ -1,0 +1,36 @@
+"""Named presets: RL hyperparameters known to reach expert level on the classic-control tasks.
+
+``imitation-fn train-rl --algo ppo --env CartPole-v1`` starts from these; flags and ``--config``
+override any field. Where PPO's defaults fail (Pendulum, MountainCar), the settings follow rl-zoo's
+tuned ones, adapted to vmapped torch environments. Each preset's expected return is what
+``benchmarks/expert_zoo.py`` checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    config: dict[str, Any]  # Config fields
+    total_timesteps: int  # env steps per seed
+    target_return: float  # the expert bar: mean return over 50 episodes
+
+
+PRESETS: dict[tuple[str, str], Preset] = {
+    ("ppo", "CartPole-v1"): Preset(
+        config={"n_envs": 8, "n_steps": 32, "batch_size": 64, "n_epochs": 4, "lr": 1e-3},
+        total_timesteps=50_000,
+        target_return=475.0,
+    ),
+}
+
+
+def get(algo: str, env_id: str) -> Preset | None:
+    """The preset for ``algo`` on ``env_id``, or None."""
+    return PRESETS.get((algo, env_id))
+
+
+__all__ = ["PRESETS", "Preset", "get"]

@@ -1,0 +1,174 @@
+"""The RL driver: trains a ``(init, collect, update)`` algorithm (PPO, SAC) for N seeds at once.
+
+    result = train_rl(ppo, ppo.Config(), "CartPole-v1", seeds=range(8), total_timesteps=100_000)
+
+On a torch environment every step of the loop is one vmapped ``collect`` and one vmapped ``update``
+over the stacked seeds; each seed's environments live in its own state, so seed ``i`` trains exactly
+as it would alone. A gymnasium environment (``GymEnv``) cannot be vmapped: each seed then gets its
+own ``GymEnv`` and the seeds run one after another. Evaluation, JSONL metrics, checkpoints, resume
+and the progress bar work as in :mod:`imitation_fn.training.driver`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from imitation_fn import envs
+from imitation_fn.core import random, serialization, tree
+from imitation_fn.core.config import Config
+from imitation_fn.envs.base import Env
+from imitation_fn.envs.gym import GymEnv
+from imitation_fn.policies.io import save_policy
+from imitation_fn.training.driver import (
+    CHECKPOINT,
+    CONFIG,
+    METRICS,
+    TrainResult,
+    evaluate_seeds,
+    load_checkpoint,
+    save_checkpoint,
+    seed_keys,
+)
+from imitation_fn.training.logger import MetricsWriter, ProgressBar
+
+Step = Callable[[Any], tuple[Any, dict[str, Tensor]]]
+
+
+def _init(algo: ModuleType, cfg: Config, env: Env, total_timesteps: int) -> Callable[[Tensor], Any]:
+    kwargs = (
+        {"total_timesteps": total_timesteps} if "total_timesteps" in inspect.signature(algo.init).parameters else {}
+    )
+    return functools.partial(algo.init, cfg, env=env, **kwargs)
+
+
+@functools.cache
+def _batched_step(algo: ModuleType, env: Env, compile: bool) -> Step:
+    """collect + update for stacked seeds: vmapped; the update compiled when asked (the rollout loop never is)."""
+    collect = torch.func.vmap(lambda s: algo.collect(s, env))
+    if hasattr(algo, "batched_update"):  # the algorithm knows which piece is worth compiling
+        update = algo.batched_update(compile)
+    else:
+        update = torch.func.vmap(algo.update)
+        update = torch.compile(update) if compile else update
+
+    def step(states: Any) -> tuple[Any, dict[str, Tensor]]:
+        states, batch = collect(states)
+        return update(states, batch)
+
+    return step
+
+
+def train_rl(
+    algo: ModuleType,
+    cfg: Config,
+    env_id: str,
+    *,
+    seeds: Sequence[int] = (0,),
+    total_timesteps: int,
+    eval_every: int | None = None,
+    n_eval_episodes: int = 10,
+    log_dir: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+    compile: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``algo`` on ``env_id`` for every seed until each has collected ``total_timesteps`` env steps.
+
+    ``eval_every`` and ``checkpoint_every`` count environment steps; evaluation always runs at the end
+    (``n_eval_episodes`` episodes per seed, deterministic policy). ``TrainResult.steps`` is the number
+    of environment steps each seed took.
+    """
+    seeds = [int(s) for s in seeds]
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise ValueError(f"train_rl: seeds must be a non-empty list of distinct integers, got {seeds}")
+    n_envs = int(cfg.n_envs)  # type: ignore[attr-defined]
+    env = envs.make(env_id, n_envs=n_envs)
+    eval_env = envs.make(env_id, n_envs=n_eval_episodes)
+    if isinstance(env, GymEnv) or isinstance(eval_env, GymEnv):
+        raise NotImplementedError(
+            f"train_rl: {env_id} has no torch version; vmapped seeds need one. Use the algorithm's collect/update "
+            "directly on a GymEnv, one seed at a time."
+        )
+    init_keys, _, eval_keys = seed_keys(seeds)
+    states = torch.func.vmap(_init(algo, cfg, env, total_timesteps))(init_keys)
+    step = _batched_step(algo, env, compile)
+
+    def evaluate(states: Any, t: int) -> Tensor:
+        keys = torch.func.vmap(random.fold_in)(eval_keys, torch.full((len(seeds),), t))
+        return evaluate_seeds(algo, eval_env, states, keys)
+
+    out = Path(log_dir) if log_dir is not None else None
+    if out is not None:
+        if resume and (out / CHECKPOINT).exists():
+            states, _ = load_checkpoint(out, states, cfg, seeds)
+        elif (out / CHECKPOINT).exists():
+            raise FileExistsError(f"train_rl: {out} already holds a run; pass resume=True or choose another log_dir")
+        out.mkdir(parents=True, exist_ok=True)
+        serialization.write_text_atomic(out / CONFIG, cfg.to_json())
+    writer = MetricsWriter(out / METRICS if out is not None else None, seeds)
+    name = algo.__name__.rsplit(".", 1)[-1]
+
+    def timesteps(states: Any) -> int:
+        return int(states.timesteps.min())  # equal across seeds: every seed steps the same env sizes
+
+    eval_returns: Tensor | None = None
+    done = timesteps(states)
+    with ProgressBar(total_timesteps, f"{name} on {env_id} × {len(seeds)} seeds", enabled=progress) as bar:
+        bar.advance(done)
+        while done < total_timesteps:
+            before = done
+            states, metrics = step(states)
+            done = timesteps(states)
+            writer.write(done, "train", metrics)
+            finished = done >= total_timesteps
+            if finished or (eval_every and done // eval_every > before // eval_every):
+                eval_returns = evaluate(states, done)
+                writer.write(done, "eval", {"return_mean": eval_returns.mean(-1), "returns": eval_returns})
+                bar.advance(done, {"return": eval_returns})
+            else:
+                bar.advance(done)
+            if out is not None and (
+                finished or (checkpoint_every and done // checkpoint_every > before // checkpoint_every)
+            ):
+                save_checkpoint(out, states, seeds, done, name)
+    if eval_returns is None:
+        eval_returns = evaluate(states, done)
+    return TrainResult(states=states, seeds=seeds, steps=done, eval_returns=eval_returns)
+
+
+def policy_for_saving(algo: ModuleType, state: Any) -> tuple[str, Any, dict[str, Any], Any]:
+    """``(kind, params, config, obs_norm)`` of one seed's acting policy, for :func:`policies.save_policy`."""
+    name = algo.__name__.rsplit(".", 1)[-1]
+    if name == "ppo":
+        return (
+            "actor_critic",
+            state.params,
+            {"activation": state.activation},
+            (state.obs_norm if state.normalize_obs else None),
+        )
+    if name == "sac":
+        return "sac_actor", state.actor, {"activation": state.activation}, None
+    raise ValueError(f"no policy export for algorithm {name!r}")
+
+
+def save_policies(algo: ModuleType, result: TrainResult, env: Env, out: str | Path) -> list[Path]:
+    """Save every seed's policy as ``out/seed_<s>/`` (safetensors + JSON); returns the directories."""
+    paths = []
+    for seed, state in zip(result.seeds, tree.unstack(result.states), strict=True):
+        kind, params, config, obs_norm = policy_for_saving(algo, state)
+        path = Path(out) / f"seed_{seed}"
+        save_policy(path, kind, params, (env.observation_space, env.action_space), config, obs_norm)  # type: ignore[arg-type]
+        paths.append(path)
+    return paths
+
+
+__all__ = ["policy_for_saving", "save_policies", "train_rl"]
