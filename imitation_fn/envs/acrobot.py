@@ -3,10 +3,13 @@
 A line-by-line transcription of ``gymnasium.envs.classic_control.acrobot`` (``book_or_nips="book"``
 dynamics, no torque noise, one step of gymnasium's ``rk4`` over ``dt = 0.2``, angles wrapped to
 ``[-pi, pi]`` by repeated subtraction as its ``wrap`` does, velocities clipped) plus gymnasium's
-``TimeLimit(max_episode_steps=500)``. Every expression keeps gymnasium's operation order, so the
-float64 arithmetic is the same; torch's and numpy's ``sin``/``cos`` differ in the last bit of about
-0.1% of float64 inputs, so one step agrees to ~1e-15. The double pendulum is chaotic: over hundreds
-of steps those last bits grow, so trajectories from the same start separate after some tens of steps.
+``TimeLimit(max_episode_steps=500)``. Every expression keeps gymnasium's operation order, so given
+numpy's ``sin``/``cos``/``**2`` the float64 arithmetic is bit-identical (tested). Torch's own
+``sin``/``cos`` differ from numpy's in the last bit of ~0.1% of inputs (and numpy's ``x**2`` may come
+from an SVML ``pow`` that is not always ``x*x``), so one step agrees to ~1e-15; the double pendulum is
+chaotic, and over a few hundred steps those last bits grow into visible differences. gymnasium takes
+the reset observation's ``cos``/``sin`` of its float32 reset state in float32; here they are float64,
+rounded, which is one float32 ulp apart in ~0.1% of elements.
 
     env = Acrobot(n_envs=16)
     ts = env.reset(random.key(0))
