@@ -265,12 +265,27 @@ def test_config_round_trip_and_errors() -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def test_critics_fit_rewards_and_actor_climbs_them() -> None:
+    """With gamma = 0, Q(s, a) = r(s, a) = env action: the critics fit it and the actor pushes towards high."""
+    env = CountEnv(n_envs=8)
+    cfg = sac.Config(n_envs=8, gamma=0.0, learning_starts=64, lr=3e-3, ent_coef=0.01, **SMALL)
+    state = sac.init(cfg, random.key(0), env)
+    losses = []
+    for _ in range(80):
+        state, m = sac.update(sac.collect(state, env))
+        losses.append(float(m["critic_loss"]))
+    assert np.mean(losses[-10:]) < 0.05 * np.mean(losses[10:20])
+    actions = sac.policy(state)(torch.zeros(4, 2), random.key(1))
+    assert torch.all(actions > 2.5)  # the upper bound is 3
+
+
 @pytest.mark.slow
 def test_sac_learns_pendulum() -> None:
+    """rl-zoo's Pendulum settings (lr 1e-3, learning_starts 1000) with 64x64 networks: ~5k steps to solve."""
     cfg = sac.Config(learning_starts=1000, lr=1e-3, net_arch=(64, 64))
     env = Pendulum(n_envs=1)
     state = sac.init(cfg, random.key(0), env)
-    for _ in range(4000):
+    for _ in range(6000):
         state, _ = sac.update(sac.collect(state, env))
-    returns = evaluate_policy(Pendulum(n_envs=20), sac.policy(state), random.key(1)).returns
-    assert float(returns.mean()) > -400
+    returns = evaluate_policy(Pendulum(n_envs=50), sac.policy(state), random.key(1)).returns
+    assert float(returns.mean()) >= -250  # random: about -1200; the expert bar is -200

@@ -1,6 +1,7 @@
 """Policies as pure functions of parameters, their files, and SB3 experts loaded without pickle."""
 
 from imitation_fn.envs.base import PolicyFn
+from imitation_fn.policies import actor_critic
 from imitation_fn.policies.io import LoadedPolicy, load_policy, save_policy
 from imitation_fn.policies.mlp import act, distribution, init
 from imitation_fn.policies.simple import exploration_act, exploration_init, random_policy, zero_policy
@@ -9,6 +10,7 @@ __all__ = [
     "LoadedPolicy",
     "PolicyFn",
     "act",
+    "actor_critic",
     "distribution",
     "exploration_act",
     "exploration_init",

@@ -56,7 +56,7 @@ class Config(BaseConfig):
     lr: PositiveFloat = 3e-4
     """Adam learning rate (0-d tensor in the state: sweepable)."""
     lr_schedule: Literal["constant", "linear"] = "constant"
-    """``linear`` anneals the learning rate to 0 over the ``total_timesteps`` given to ``init`` (CleanRL's ``anneal_lr``)."""
+    """``linear`` anneals the learning rate to 0 over ``init``'s ``total_timesteps`` (CleanRL's ``anneal_lr``)."""
     adam_eps: PositiveFloat = 1e-5
     """Adam's epsilon (SB3 and CleanRL use 1e-5 for PPO)."""
     gamma: float = Field(default=0.99, ge=0.0, le=1.0)
@@ -89,9 +89,8 @@ class Config(BaseConfig):
     @model_validator(mode="after")
     def _check_sizes(self) -> Config:
         if self.batch_size > self.n_steps * self.n_envs:
-            raise ValueError(
-                f"batch_size={self.batch_size} is larger than a rollout (n_steps * n_envs = {self.n_steps * self.n_envs})"
-            )
+            rollout = self.n_steps * self.n_envs
+            raise ValueError(f"batch_size={self.batch_size} is larger than a rollout (n_steps * n_envs = {rollout})")
         if self.shared_network and (isinstance(self.net_arch, Mapping) or not self.net_arch):
             raise ValueError("shared_network=True needs net_arch as a non-empty tuple of layer sizes")
         return self
@@ -193,7 +192,8 @@ def init(cfg: Config, key: random.Key, env: Env, total_timesteps: int | None = N
     if cfg.lr_schedule == "linear" and total_timesteps is None:
         raise ValueError("ppo.init: lr_schedule='linear' needs total_timesteps (the horizon of the schedule)")
     k_params, k_reset, k_state = random.split(key, 3)
-    net_arch = dict(cfg.net_arch) if isinstance(cfg.net_arch, Mapping) else cfg.net_arch
+    arch = cfg.net_arch
+    net_arch: actor_critic.NetArch = arch if isinstance(arch, tuple) else {str(k): v for k, v in arch.items()}
     params = actor_critic.init(k_params, env.observation_space, env.action_space, net_arch, cfg.shared_network)
     obs_shape = tuple(env.observation_space.shape or ())
     horizon = float(total_timesteps) if cfg.lr_schedule == "linear" and total_timesteps else math.inf
@@ -232,8 +232,8 @@ def init(cfg: Config, key: random.Key, env: Env, total_timesteps: int | None = N
     )
 
 
-@functools.cache
 def _adam(eps: float) -> optim.GradientTransformation:
+    # Rebuilt per call (two closures): torch.compile warns about functools.cache-wrapped functions.
     return optim.scale_by_adam(eps=eps)
 
 
@@ -251,8 +251,11 @@ def collect(
     ``reward_fn(obs, acts, next_obs, dones)``, called once on the flattened rollout with the actions the
     env received and ``dones = terminated | truncated``, replaces the environment's rewards.
     """
-    if state.timestep is None:
+    timestep = state.timestep
+    if timestep is None:
         raise ValueError("ppo.collect: state.timestep is None; put env.reset(key) there first")
+    if env.n_envs != state.n_envs:
+        raise ValueError(f"ppo.collect: the env has n_envs={env.n_envs} but the state was built for {state.n_envs}")
     if key is None:
         keys = random.split(state.key)
         state, key = state.replace(key=keys[0]), keys[1]
@@ -260,7 +263,6 @@ def collect(
     noise = actor_critic.noise(state.params, noise_key, (state.n_steps, state.n_envs))
     env_keys = random.split(env_key, state.n_steps)
 
-    timestep = state.timestep
     steps: list[tuple[Tensor, ...]] = []
     for t in range(state.n_steps):
         dist, value = actor_critic.forward(state.params, _normalize(state, timestep.obs), state.activation)
@@ -269,7 +271,8 @@ def collect(
         nxt = env.step(timestep.env_state, actor_critic.clip_action(action, state.action_bounds), env_keys[t])
         steps.append((timestep.obs, action, nxt.reward, nxt.terminated, nxt.truncated, nxt.final_obs, log_prob, value))
         timestep = nxt
-    obs, acts, env_rews, terminated, truncated, next_obs, log_probs, values = (torch.stack(xs) for xs in zip(*steps))
+    stacked = (torch.stack(xs) for xs in zip(*steps, strict=True))
+    obs, acts, env_rews, terminated, truncated, next_obs, log_probs, values = stacked
 
     rews = env_rews
     if reward_fn is not None:
@@ -367,7 +370,8 @@ def prepare(state: State, rollout: Rollout) -> tuple[State, TrainBatch, Progress
     n = state.n_steps * state.n_envs
     if tuple(rollout.rews.shape) != (state.n_steps, state.n_envs):
         raise ValueError(
-            f"ppo.update: rollout has rews of shape {tuple(rollout.rews.shape)}, expected ({state.n_steps}, {state.n_envs})"
+            f"ppo.update: rollout has rews of shape {tuple(rollout.rews.shape)}, "
+            f"expected (n_steps, n_envs) = ({state.n_steps}, {state.n_envs})"
         )
     obs = _normalize(state, rollout.obs).flatten(0, 1)
     next_obs = _normalize(state, rollout.next_obs).flatten(0, 1)
