@@ -42,7 +42,8 @@ from imitation_fn.training.logger import MetricsWriter, ProgressBar
 Step = Callable[[Any], tuple[Any, dict[str, Tensor]]]
 
 
-def _init(algo: ModuleType, cfg: Config, env: Env, total_timesteps: int) -> Callable[[Tensor], Any]:
+def make_init(algo: ModuleType, cfg: Config, env: Env, total_timesteps: int) -> Callable[[Tensor], Any]:
+    """``key -> State`` for one seed (vmap it over keys)."""
     kwargs = (
         {"total_timesteps": total_timesteps} if "total_timesteps" in inspect.signature(algo.init).parameters else {}
     )
@@ -50,7 +51,7 @@ def _init(algo: ModuleType, cfg: Config, env: Env, total_timesteps: int) -> Call
 
 
 @functools.cache
-def _batched_step(algo: ModuleType, env: Env, compile: bool) -> Step:
+def batched_train_step(algo: ModuleType, env: Env, compile: bool) -> Step:
     """collect + update for stacked seeds: vmapped; the update compiled when asked (the rollout loop never is)."""
     collect = torch.func.vmap(lambda s: algo.collect(s, env))
     if hasattr(algo, "batched_update"):  # the algorithm knows which piece is worth compiling
@@ -99,8 +100,8 @@ def train_rl(
             "directly on a GymEnv, one seed at a time."
         )
     init_keys, _, eval_keys = seed_keys(seeds)
-    states = torch.func.vmap(_init(algo, cfg, env, total_timesteps))(init_keys)
-    step = _batched_step(algo, env, compile)
+    states = torch.func.vmap(make_init(algo, cfg, env, total_timesteps))(init_keys)
+    step = batched_train_step(algo, env, compile)
 
     def evaluate(states: Any, t: int) -> Tensor:
         keys = torch.func.vmap(random.fold_in)(eval_keys, torch.full((len(seeds),), t))
@@ -171,4 +172,4 @@ def save_policies(algo: ModuleType, result: TrainResult, env: Env, out: str | Pa
     return paths
 
 
-__all__ = ["policy_for_saving", "save_policies", "train_rl"]
+__all__ = ["batched_train_step", "make_init", "policy_for_saving", "save_policies", "train_rl"]
