@@ -64,6 +64,9 @@ def _flag(name: str) -> str:
 
 
 def _is_sequence(annotation: Any) -> bool:
+    """A tuple/list field, or a union with one (``tuple[int, ...] | dict[...]``: the tuple form is the flag's)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_is_sequence(arg) for arg in typing.get_args(annotation))
     return typing.get_origin(annotation) in (tuple, list)
 
 

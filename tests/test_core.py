@@ -201,3 +201,12 @@ def test_serialization_round_trip_and_mismatch(tmp_path) -> None:  # type: ignor
         serialization.load(tmp_path / "s.safetensors", {"params": {"w": torch.zeros(2, 2)}, "step": torch.tensor(0)})
     with pytest.raises(ValueError, match="missing"):
         serialization.load(tmp_path / "s.safetensors", {"params": {"v": torch.zeros(3, 2)}, "step": torch.tensor(0)})
+
+
+def test_extreme_random_words_give_finite_normals_and_gumbels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """All-ones and all-zeros words map strictly inside (0, 1): normal and gumbel stay finite."""
+    for word in (2**32 - 1, 0):
+        monkeypatch.setattr(random, "bits", lambda key, n, w=word: torch.full((n,), w, dtype=torch.int64))
+        for dtype in (torch.float32, torch.float64):
+            assert torch.isfinite(random.normal(random.key(0), (4,), dtype)).all()
+            assert torch.isfinite(random.gumbel(random.key(0), (4,), dtype)).all()

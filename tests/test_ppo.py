@@ -286,9 +286,9 @@ def train_ppo(cfg: ppo.Config, key: Tensor, env: Env, iterations: int) -> ppo.St
 @pytest.mark.slow
 def test_ppo_learns_cartpole() -> None:
     """≥ 475 (20 deterministic episodes) at one of the evaluations every 10 iterations over the last half of a
-    25,600-step budget: PPO on CartPole oscillates, so the test allows a dip at the very last iteration."""
+    51,200-step budget (half the preset's): PPO on CartPole oscillates, so the test allows a dip at the end."""
     env, eval_env = envs.make("CartPole-v1", n_envs=CARTPOLE.n_envs), envs.make("CartPole-v1", n_envs=20)
-    iterations = 100  # × 256 steps
+    iterations = 200  # × 256 steps
     state = ppo.init(CARTPOLE, random.key(0), env, total_timesteps=iterations * 256)
     best = 0.0
     for i in range(1, iterations + 1):

@@ -108,10 +108,14 @@ def uniform(
 
 
 def _open_uniform(key: Key, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
-    """Uniform in the open interval (0, 1): safe for logs and inverse CDFs."""
+    """Uniform in the open interval (0, 1): safe for logs and inverse CDFs.
+
+    One bit fewer than the mantissa holds, so ``k + 0.5`` is exact and the largest value is
+    ``1 - 2**-(p+1)``, never a rounded-up 1.0 (which made ``normal`` return inf once in 2**24 draws).
+    """
     if dtype == torch.float64:
-        return ((randbits63(key, shape) >> 10).to(dtype) + 0.5) * 2.0**-53
-    return ((_bits_for(key, shape, 1)[..., 0] >> 8).to(dtype) + 0.5) * 2.0**-24
+        return ((randbits63(key, shape) >> 11).to(dtype) + 0.5) * 2.0**-52
+    return ((_bits_for(key, shape, 1)[..., 0] >> 9).to(dtype) + 0.5) * 2.0**-23
 
 
 def normal(key: Key, shape: Shape = (), dtype: torch.dtype = torch.float32) -> Tensor:

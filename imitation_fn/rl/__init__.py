@@ -1,6 +1,8 @@
 """Reinforcement learning in the ``(init, collect, update)`` form: the policy optimisers that GAIL, AIRL,
-density-based reward learning and preference comparisons train inside their loops."""
+density-based reward learning and preference comparisons train inside their loops.
 
-from imitation_fn.rl import ppo
+Every algorithm here runs as ``state, metrics = algo.update(*algo.collect(state, env))``."""
 
-__all__ = ["ppo"]
+from imitation_fn.rl import ppo, presets, sac
+
+__all__ = ["ppo", "presets", "sac"]

@@ -36,6 +36,13 @@ PRESETS: dict[tuple[str, str], Preset] = {
         total_timesteps=100_000,
         target_return=475.0,
     ),
+    # rl-zoo's Pendulum-v1 SAC (lr 1e-3, learning_starts 1000) with 64x64 networks: 8 vmapped seeds all
+    # scored >= -200 over 50 episodes at 5k steps in one measurement; returns at lr 1e-3 are noisy.
+    ("sac", "Pendulum-v1"): Preset(
+        config={"net_arch": (64, 64), "lr": 1e-3, "learning_starts": 1000},
+        total_timesteps=5_000,
+        target_return=-200.0,
+    ),
 }
 
 

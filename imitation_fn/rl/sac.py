@@ -94,7 +94,7 @@ class State(struct.PyTreeNode):
     buffer: replay.ReplayBuffer
     timestep: TimeStep  # the env's current TimeStep (obs to act on next)
     key: random.Key
-    env_steps: Tensor  # () int64: transitions collected (SB3's num_timesteps)
+    timesteps: Tensor  # () int64: transitions collected (SB3's num_timesteps)
     n_updates: Tensor  # () int64: gradient steps taken
     learning_starts: Tensor  # () int64
     gamma: Tensor  # () float32
@@ -149,7 +149,7 @@ def init(cfg: Config, key: random.Key, env: Env) -> State:
         buffer=replay.init(cfg.buffer_size, example),
         timestep=timestep,
         key=k_state,
-        env_steps=torch.zeros((), dtype=torch.int64),
+        timesteps=torch.zeros((), dtype=torch.int64),
         n_updates=torch.zeros((), dtype=torch.int64),
         learning_starts=torch.tensor(cfg.learning_starts, dtype=torch.int64),
         gamma=torch.tensor(cfg.gamma),
@@ -170,10 +170,15 @@ def init(cfg: Config, key: random.Key, env: Env) -> State:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def collect(state: State, env: Env, key: random.Key | None = None, reward_fn: RewardFn | None = None) -> State:
+def collect(
+    state: State, env: Env, key: random.Key | None = None, reward_fn: RewardFn | None = None
+) -> tuple[State, Item]:
     """Step every sub-env ``train_freq`` times with the current actor and add the transitions to the buffer.
 
-    Uniform random actions while ``env_steps < learning_starts`` (as SB3). ``key`` defaults to a
+    Returns the new state and the transitions just collected, ``(train_freq * n_envs, ...)`` (e.g. for a
+    discriminator); ``update`` itself trains on minibatches drawn from the buffer.
+
+    Uniform random actions while ``timesteps < learning_starts`` (as SB3). ``key`` defaults to a
     split of ``state.key``. ``reward_fn(obs, acts, next_obs, dones) -> (n_envs,)`` replaces the env's
     rewards (``acts`` in env units, ``next_obs`` the true next observation, ``dones`` =
     terminated | truncated, as PPO's and ``imitation``'s reward wrappers pass them).
@@ -182,13 +187,14 @@ def collect(state: State, env: Env, key: random.Key | None = None, reward_fn: Re
     if key is None:
         state_key, key = random.split(state.key)
         state = state.replace(key=state_key)
-    timestep, buffer, env_steps = state.timestep, state.buffer, state.env_steps
+    timestep, buffer, timesteps = state.timestep, state.buffer, state.timesteps
+    collected = []
     for i in range(state.train_freq):
         k_act, k_random, k_step = random.split(random.fold_in(key, i), 3)
         obs = timestep.obs
         policy_action = sac_policy.distribution(state.actor, obs, state.activation).sample(k_act)
         random_action = random.uniform(k_random, policy_action.shape, minval=-1.0, maxval=1.0)
-        action = torch.where(env_steps < state.learning_starts, random_action, policy_action)
+        action = torch.where(timesteps < state.learning_starts, random_action, policy_action)
         env_action = sac_policy.rescale(action, state.action_low, state.action_high)
         timestep = env.step(timestep.env_state, env_action, k_step)
         rews = timestep.reward
@@ -202,8 +208,10 @@ def collect(state: State, env: Env, key: random.Key | None = None, reward_fn: Re
             dones=timestep.terminated.to(torch.float32),
         )
         buffer = replay.add(buffer, item)
-        env_steps = env_steps + obs.shape[0]
-    return state.replace(timestep=timestep, buffer=buffer, env_steps=env_steps)
+        collected.append(item)
+        timesteps = timesteps + obs.shape[0]
+    batch = tree.map(lambda *xs: torch.cat(xs), *collected)
+    return state.replace(timestep=timestep, buffer=buffer, timesteps=timesteps), batch
 
 
 def policy(state: State, deterministic: bool = True) -> PolicyFn:
@@ -304,14 +312,17 @@ def _gradient_step(state: State, key: random.Key) -> tuple[State, Metrics]:
 _LEARNED = ("actor", "critic", "target_critic", "actor_opt", "critic_opt", "alpha_opt", "log_alpha", "n_updates")
 
 
-def update(state: State) -> tuple[State, Metrics]:
-    """``gradient_steps`` SAC steps on minibatches from the buffer; a no-op until ``env_steps > learning_starts``.
+def update(state: State, batch: Item | None = None) -> tuple[State, Metrics]:
+    """``gradient_steps`` SAC steps on minibatches from the buffer; a no-op until ``timesteps > learning_starts``.
+
+    ``batch`` (what ``collect`` returned) is not used: SAC learns from the whole buffer. It is accepted
+    so every RL algorithm runs as ``update(*collect(state, env))``.
 
     Metrics (SB3's names) are means over the gradient steps; before learning starts they are computed
     but nothing is applied (``n_updates`` tells which).
     """
     state_key, key = random.split(state.key)
-    ready = state.env_steps > state.learning_starts  # () bool; data, so it may differ across vmapped seeds
+    ready = state.timesteps > state.learning_starts  # () bool; data, so it may differ across vmapped seeds
     new, history = state, []
     for g in range(state.gradient_steps):
         new, metrics = _gradient_step(new, random.fold_in(key, g))
