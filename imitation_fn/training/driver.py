@@ -101,9 +101,7 @@ def train(
     ``config.json`` and a checkpoint every ``checkpoint_every`` steps and at the end; ``resume``
     continues from that checkpoint and gives the same result as an uninterrupted run.
     """
-    seeds = [int(s) for s in seeds]
-    if len(set(seeds)) != len(seeds) or not seeds:
-        raise ValueError(f"train: seeds must be a non-empty list of distinct integers, got {seeds}")
+    seeds = check_seeds(seeds, "train")
     if (n_epochs is None) == (n_batches is None):
         raise ValueError("train: give exactly one of n_epochs and n_batches")
     batch_size = int(cfg.batch_size)  # type: ignore[attr-defined]
@@ -115,20 +113,10 @@ def train(
     states = init_states(algo, cfg, init_keys, env.observation_space, env.action_space)
     update = make_update(algo, compile)
 
-    def evaluate(states: Any, step: int) -> Tensor:  # (n_seeds, env.n_envs) returns; keys depend on step only
-        step_t = torch.full((len(seeds),), step)
-        return evaluate_seeds(algo, env, states, torch.func.vmap(random.fold_in)(eval_keys, step_t))
+    def evaluate(states: Any, step: int) -> Tensor:
+        return evaluate_at(algo, env, states, eval_keys, step)
 
-    out = Path(log_dir) if log_dir is not None else None
-    start = 0
-    if out is not None:
-        if resume and (out / CHECKPOINT).exists():
-            states, start = load_checkpoint(out, states, cfg, seeds)
-        elif (out / CHECKPOINT).exists():
-            raise FileExistsError(f"train: {out} already holds a run; pass resume=True or choose another log_dir")
-        out.mkdir(parents=True, exist_ok=True)
-        serialization.write_text_atomic(out / CONFIG, cfg.to_json())
-    writer = MetricsWriter(out / METRICS if out is not None else None, seeds)
+    out, states, start, writer = open_run(log_dir, resume, states, cfg, seeds, "train")
 
     def permutations(epoch: int) -> Tensor:
         return torch.func.vmap(lambda k: random.permutation(random.fold_in(k, epoch), len(data)))(data_keys)
@@ -160,6 +148,40 @@ def train(
     if eval_returns is None:  # resumed a run that had already finished: evaluate, nothing new to log
         eval_returns = evaluate(states, total)
     return TrainResult(states=states, seeds=seeds, steps=total, eval_returns=eval_returns)
+
+
+def check_seeds(seeds: Sequence[int], who: str) -> list[int]:
+    """``seeds`` as a list of distinct ints; raises a clear error otherwise."""
+    seeds = [int(s) for s in seeds]
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise ValueError(f"{who}: seeds must be a non-empty list of distinct integers, got {seeds}")
+    return seeds
+
+
+def open_run(
+    log_dir: str | Path | None, resume: bool, states: Any, cfg: Config, seeds: Sequence[int], who: str
+) -> tuple[Path | None, Any, int, MetricsWriter]:
+    """Prepare a run directory: refuse to overwrite a run, or load its checkpoint when resuming.
+
+    Returns ``(out, states, step, writer)``: the directory (None without ``log_dir``), the states to
+    continue from, the step their checkpoint reached (0 for a new run) and the metrics writer.
+    """
+    out = Path(log_dir) if log_dir is not None else None
+    step = 0
+    if out is not None:
+        if resume and (out / CHECKPOINT).exists():
+            states, step = load_checkpoint(out, states, cfg, seeds)
+        elif (out / CHECKPOINT).exists():
+            raise FileExistsError(f"{who}: {out} already holds a run; pass resume=True or choose another log_dir")
+        out.mkdir(parents=True, exist_ok=True)
+        serialization.write_text_atomic(out / CONFIG, cfg.to_json())
+    return out, states, step, MetricsWriter(out / METRICS if out is not None else None, seeds)
+
+
+def evaluate_at(algo: ModuleType, env: Env, states: Any, eval_keys: Tensor, step: int) -> Tensor:
+    """Each seed's evaluation returns ``(n_seeds, env.n_envs)`` at ``step``; the keys depend on seed and step only."""
+    step_t = torch.full((eval_keys.shape[0],), step)
+    return evaluate_seeds(algo, env, states, torch.func.vmap(random.fold_in)(eval_keys, step_t))
 
 
 def init_states(
@@ -221,11 +243,14 @@ def load_checkpoint(out: Path, template: Any, cfg: Config, seeds: Sequence[int])
 __all__ = [
     "SavedRun",
     "TrainResult",
+    "check_seeds",
+    "evaluate_at",
     "evaluate_seeds",
     "init_states",
     "load_checkpoint",
     "load_run",
     "make_update",
+    "open_run",
     "save_checkpoint",
     "seed_keys",
     "train",

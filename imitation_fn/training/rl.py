@@ -22,22 +22,20 @@ import torch
 from torch import Tensor
 
 from imitation_fn import envs
-from imitation_fn.core import random, serialization, tree
+from imitation_fn.core import tree
 from imitation_fn.core.config import Config
 from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.policies.io import save_policy
 from imitation_fn.training.driver import (
-    CHECKPOINT,
-    CONFIG,
-    METRICS,
     TrainResult,
-    evaluate_seeds,
-    load_checkpoint,
+    check_seeds,
+    evaluate_at,
+    open_run,
     save_checkpoint,
     seed_keys,
 )
-from imitation_fn.training.logger import MetricsWriter, ProgressBar
+from imitation_fn.training.logger import ProgressBar
 
 Step = Callable[[Any], tuple[Any, dict[str, Tensor]]]
 
@@ -88,9 +86,7 @@ def train_rl(
     (``n_eval_episodes`` episodes per seed, deterministic policy). ``TrainResult.steps`` is the number
     of environment steps each seed took.
     """
-    seeds = [int(s) for s in seeds]
-    if len(set(seeds)) != len(seeds) or not seeds:
-        raise ValueError(f"train_rl: seeds must be a non-empty list of distinct integers, got {seeds}")
+    seeds = check_seeds(seeds, "train_rl")
     n_envs = int(cfg.n_envs)  # type: ignore[attr-defined]
     env = envs.make(env_id, n_envs=n_envs)
     eval_env = envs.make(env_id, n_envs=n_eval_episodes)
@@ -104,18 +100,9 @@ def train_rl(
     step = batched_train_step(algo, env, compile)
 
     def evaluate(states: Any, t: int) -> Tensor:
-        keys = torch.func.vmap(random.fold_in)(eval_keys, torch.full((len(seeds),), t))
-        return evaluate_seeds(algo, eval_env, states, keys)
+        return evaluate_at(algo, eval_env, states, eval_keys, t)
 
-    out = Path(log_dir) if log_dir is not None else None
-    if out is not None:
-        if resume and (out / CHECKPOINT).exists():
-            states, _ = load_checkpoint(out, states, cfg, seeds)
-        elif (out / CHECKPOINT).exists():
-            raise FileExistsError(f"train_rl: {out} already holds a run; pass resume=True or choose another log_dir")
-        out.mkdir(parents=True, exist_ok=True)
-        serialization.write_text_atomic(out / CONFIG, cfg.to_json())
-    writer = MetricsWriter(out / METRICS if out is not None else None, seeds)
+    out, states, _, writer = open_run(log_dir, resume, states, cfg, seeds, "train_rl")
     name = algo.__name__.rsplit(".", 1)[-1]
 
     def timesteps(states: Any) -> int:
