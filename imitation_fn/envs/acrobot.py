@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from imitation_fn.core import random, struct
+from imitation_fn.core import random
 from imitation_fn.core.random import Key
-from imitation_fn.envs.base import Env, TimeStep, time_limit
+from imitation_fn.envs.physics import PhysicsEnv, PhysicsState
 
 DT = 0.2
 LINK_LENGTH_1 = 1.0
@@ -67,11 +67,7 @@ _DENOM = m2 * lc2**2 + I2  # minus d2^2 / d1
 del m1, m2, l1, lc1, lc2, I1, I2, g
 
 
-class AcrobotState(struct.PyTreeNode):
-    """``physics: (n_envs, 4)`` float64 ``(theta1, theta2, dtheta1, dtheta2)``; ``t: (n_envs,)`` int64."""
-
-    physics: Tensor
-    t: Tensor
+AcrobotState = PhysicsState  # physics (n_envs, 4) float64 (theta1, theta2, dtheta1, dtheta2); t (n_envs,) int64
 
 
 def dsdt(s: Tensor, torque: Tensor) -> Tensor:
@@ -120,7 +116,7 @@ def wrap(x: Tensor) -> Tensor:
     return torch.where(x < -math.pi, x + two_pi, x)
 
 
-class Acrobot(Env):
+class Acrobot(PhysicsEnv):
     """gymnasium's ``Acrobot-v1`` (with its ``TimeLimit``), batched over ``n_envs`` and auto-resetting.
 
     Actions: ``(n_envs,)`` int64, torque ``action - 1`` on the joint between the links. Observations:
@@ -152,31 +148,11 @@ class Acrobot(Env):
         trig = torch.stack([cos, sin], dim=-1).flatten(-2)  # cos t1, sin t1, cos t2, sin t2
         return torch.cat([trig, physics[..., 2:]], dim=-1).to(torch.float32)
 
-    def reset(self, key: Key) -> TimeStep:
-        physics = self.initial_physics(key)
-        obs = self.observe(physics)
-        t = torch.zeros(physics.shape[:-1], dtype=torch.int64, device=physics.device)
-        done = torch.zeros_like(t, dtype=torch.bool)
-        return TimeStep(AcrobotState(physics, t), obs, torch.zeros_like(obs[..., 0]), done, done, obs)
-
-    def step(self, env_state: AcrobotState, action: Tensor, key: Key) -> TimeStep:
+    def transition(self, env_state: PhysicsState, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         physics = self.dynamics(env_state.physics, action)
         theta1, theta2 = physics[..., 0], physics[..., 1]
         terminated = -torch.cos(theta1) - torch.cos(theta2 + theta1) > 1.0
-        reward = torch.where(terminated, 0.0, -1.0).to(torch.float32)
-        t = env_state.t + 1
-        truncated = time_limit(t, self.max_episode_steps)
-        done = terminated | truncated
-        # Auto-reset: fresh noise is drawn for every sub-environment and kept where its episode ended.
-        next_physics = torch.where(done.unsqueeze(-1), self.initial_physics(key), physics)
-        return TimeStep(
-            env_state=AcrobotState(next_physics, torch.where(done, 0, t)),
-            obs=self.observe(next_physics),
-            reward=reward,
-            terminated=terminated,
-            truncated=truncated,
-            final_obs=self.observe(physics),
-        )
+        return physics, torch.where(terminated, 0.0, -1.0).to(torch.float32), terminated
 
     @staticmethod
     def dynamics(physics: Tensor, action: Tensor) -> Tensor:

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from imitation_fn.core import random, struct
+from imitation_fn.core import random
 from imitation_fn.core.random import Key
-from imitation_fn.envs.base import Env, TimeStep, time_limit
+from imitation_fn.envs.physics import PhysicsEnv, PhysicsState
 
 # gymnasium's constants, computed the same way so the float64 values are bit-identical.
 GRAVITY = 9.8
@@ -41,14 +41,10 @@ X_THRESHOLD = 2.4
 RESET_BOUND = 0.05  # initial state ~ U[-0.05, 0.05) per coordinate
 
 
-class CartPoleState(struct.PyTreeNode):
-    """``physics: (n_envs, 4)`` float64 ``(x, x_dot, theta, theta_dot)``; ``t: (n_envs,)`` int64 steps taken."""
-
-    physics: Tensor
-    t: Tensor
+CartPoleState = PhysicsState  # physics (n_envs, 4) float64 (x, x_dot, theta, theta_dot); t (n_envs,) int64
 
 
-class CartPole(Env):
+class CartPole(PhysicsEnv):
     """gymnasium's ``CartPole-v1`` (with its ``TimeLimit``), batched over ``n_envs`` and auto-resetting.
 
     Actions: ``(n_envs,)`` int64, 0 pushes left and 1 pushes right. Observations: ``(n_envs, 4)`` float32.
@@ -76,31 +72,8 @@ class CartPole(Env):
         """
         return random.uniform(key, (self.n_envs, 4), torch.float32, -RESET_BOUND, RESET_BOUND).to(torch.float64)
 
-    def reset(self, key: Key) -> TimeStep:
-        physics = self.initial_physics(key)
-        obs = physics.to(torch.float32)
-        t = torch.zeros(physics.shape[:-1], dtype=torch.int64, device=physics.device)
-        zeros = torch.zeros_like(obs[..., 0])
-        done = torch.zeros_like(t, dtype=torch.bool)
-        return TimeStep(CartPoleState(physics, t), obs, zeros, done, done, obs)
-
-    def step(self, env_state: CartPoleState, action: Tensor, key: Key) -> TimeStep:
-        physics = self.dynamics(env_state.physics, action)
-        physics, reward, terminated = self.outcome(physics)
-        t = env_state.t + 1
-        truncated = time_limit(t, self.max_episode_steps)
-        done = terminated | truncated
-        # Auto-reset: fresh noise is drawn for every sub-environment and kept where its episode ended.
-        next_physics = torch.where(done.unsqueeze(-1), self.initial_physics(key), physics)
-        next_t = torch.where(done, 0, t)
-        return TimeStep(
-            env_state=CartPoleState(next_physics, next_t),
-            obs=next_physics.to(torch.float32),
-            reward=reward,
-            terminated=terminated,
-            truncated=truncated,
-            final_obs=physics.to(torch.float32),
-        )
+    def transition(self, env_state: PhysicsState, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.outcome(self.dynamics(env_state.physics, action))
 
     @staticmethod
     def dynamics(physics: Tensor, action: Tensor) -> Tensor:

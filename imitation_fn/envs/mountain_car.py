@@ -31,7 +31,8 @@ from torch import Tensor
 
 from imitation_fn.core import random, struct
 from imitation_fn.core.random import Key
-from imitation_fn.envs.base import Env, TimeStep, time_limit
+from imitation_fn.envs.base import TimeStep, time_limit
+from imitation_fn.envs.physics import PhysicsEnv, PhysicsState
 
 MIN_POSITION = -1.2
 MAX_POSITION = 0.6
@@ -59,14 +60,10 @@ def _round32(x: Tensor, mask: Tensor) -> Tensor:
     return torch.where(mask, _fl32(x), x)
 
 
-class MountainCarState(struct.PyTreeNode):
-    """``physics: (n_envs, 2)`` float64 ``(position, velocity)``; ``t: (n_envs,)`` int64 steps taken."""
-
-    physics: Tensor
-    t: Tensor
+MountainCarState = PhysicsState  # physics (n_envs, 2) float64 (position, velocity); t (n_envs,) int64
 
 
-class MountainCar(Env):
+class MountainCar(PhysicsEnv):
     """gymnasium's ``MountainCar-v0`` (with its ``TimeLimit``), batched over ``n_envs`` and auto-resetting.
 
     Actions: ``(n_envs,)`` int64, 0 accelerates left, 1 not at all, 2 right. Observations: ``(n_envs, 2)``
@@ -97,29 +94,6 @@ class MountainCar(Env):
     def observe(physics: Tensor) -> Tensor:
         """``(n, 2)`` float64 states -> ``(n, 2)`` float32 observations ``(position, velocity)``."""
         return physics.to(torch.float32)
-
-    def reset(self, key: Key) -> TimeStep:
-        physics = self.initial_physics(key)
-        obs = self.observe(physics)
-        t = torch.zeros(physics.shape[:-1], dtype=torch.int64, device=physics.device)
-        done = torch.zeros_like(t, dtype=torch.bool)
-        return TimeStep(MountainCarState(physics, t), obs, torch.zeros_like(obs[..., 0]), done, done, obs)
-
-    def step(self, env_state: MountainCarState, action: Tensor, key: Key) -> TimeStep:
-        physics, reward, terminated = self.transition(env_state, action)
-        t = env_state.t + 1
-        truncated = time_limit(t, self.max_episode_steps)
-        done = terminated | truncated
-        # Auto-reset: fresh noise is drawn for every sub-environment and kept where its episode ended.
-        next_physics = torch.where(done.unsqueeze(-1), self.initial_physics(key), physics)
-        return TimeStep(
-            env_state=MountainCarState(next_physics, torch.where(done, 0, t)),
-            obs=self.observe(next_physics),
-            reward=reward,
-            terminated=terminated,
-            truncated=truncated,
-            final_obs=self.observe(physics),
-        )
 
     def transition(self, env_state: MountainCarState, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(next physics (n, 2) float64, reward (n,) float32, terminated (n,) bool)``."""

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from imitation_fn.core import random, struct
+from imitation_fn.core import random
 from imitation_fn.core.random import Key
-from imitation_fn.envs.base import Env, TimeStep, time_limit
+from imitation_fn.envs.physics import PhysicsEnv, PhysicsState
 
 MAX_SPEED = 8.0
 MAX_TORQUE = 2.0
@@ -34,11 +34,7 @@ LENGTH = 1.0
 RESET_HIGH = (math.pi, 1.0)  # initial (theta, theta_dot) ~ U[-high, high)
 
 
-class PendulumState(struct.PyTreeNode):
-    """``physics: (n_envs, 2)`` float64 ``(theta, theta_dot)``; ``t: (n_envs,)`` int64 steps taken."""
-
-    physics: Tensor
-    t: Tensor
+PendulumState = PhysicsState  # physics (n_envs, 2) float64 (theta, theta_dot); t (n_envs,) int64
 
 
 def angle_normalize(x: Tensor) -> Tensor:
@@ -46,7 +42,7 @@ def angle_normalize(x: Tensor) -> Tensor:
     return torch.remainder(x + math.pi, 2 * math.pi) - math.pi
 
 
-class Pendulum(Env):
+class Pendulum(PhysicsEnv):
     """gymnasium's ``Pendulum-v1`` (with its ``TimeLimit``), batched over ``n_envs`` and auto-resetting.
 
     Actions: ``(n_envs, 1)`` torques, taken as float32 (the action space's dtype) and clipped to ``[-2, 2]``.
@@ -78,26 +74,9 @@ class Pendulum(Env):
         theta = physics[..., :1]
         return torch.cat([torch.cos(theta), torch.sin(theta), physics[..., 1:]], dim=-1).to(torch.float32)
 
-    def reset(self, key: Key) -> TimeStep:
-        physics = self.initial_physics(key)
-        obs = self.observe(physics)
-        t = torch.zeros(physics.shape[:-1], dtype=torch.int64, device=physics.device)
-        done = torch.zeros_like(t, dtype=torch.bool)
-        return TimeStep(PendulumState(physics, t), obs, torch.zeros_like(obs[..., 0]), done, done, obs)
-
-    def step(self, env_state: PendulumState, action: Tensor, key: Key) -> TimeStep:
+    def transition(self, env_state: PhysicsState, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         physics, cost = self.dynamics(env_state.physics, action)
-        t = env_state.t + 1
-        truncated = time_limit(t, self.max_episode_steps)
-        next_physics = torch.where(truncated.unsqueeze(-1), self.initial_physics(key), physics)
-        return TimeStep(
-            env_state=PendulumState(next_physics, torch.where(truncated, 0, t)),
-            obs=self.observe(next_physics),
-            reward=(-cost).to(torch.float32),
-            terminated=torch.zeros_like(truncated),
-            truncated=truncated,
-            final_obs=self.observe(physics),
-        )
+        return physics, (-cost).to(torch.float32), torch.zeros_like(env_state.t, dtype=torch.bool)  # never terminates
 
     def dynamics(self, physics: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         """One step: ``(n, 2)`` float64 states, ``(n, 1)`` torques -> ``(next states (n, 2), cost (n,) float64)``.
