@@ -1,0 +1,57 @@
+"""``imitation-fn``: the command line over the driver.
+
+    imitation-fn quickstart                     # scripted expert → demos → BC × 8 seeds → table
+    imitation-fn demos --env CartPole-v1 --n-episodes 50 --out demos/
+    imitation-fn bc --env CartPole-v1 --demos demos/ --seeds 8 --n-epochs 10 --lr 3e-3 --out runs/bc
+    imitation-fn eval --run runs/bc --env CartPole-v1 --n-episodes 20
+    imitation-fn convert demos/ demos.npz       # datasets directory <-> imitation's .npz
+    imitation-fn train-rl --algo ppo --env CartPole-v1 --seeds 4 --out runs/ppo --save-demos 50
+    imitation-fn rollouts --policy runs/ppo/policies/seed_0 --env CartPole-v1 --episodes 50 --out demos/
+    imitation-fn eval --policy expert.zip --env Pendulum-v1 --n-episodes 20 --video videos/
+
+Every ``Config`` field is a flag (``--net-arch 64 64``, ``--max-grad-norm none``); ``--config FILE``
+(JSON or YAML) sets fields too, and flags override it. Invalid values are reported field by field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+import torch
+
+from imitation_fn.cli.common import CLIError, add_config_flags, config_from_args, console
+
+# One module per command group, each with ``register(subparsers)``; ``--help`` lists them in this order.
+COMMANDS = ("bc", "data", "rl", "evaluate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imitation-fn", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"imitation_fn.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    try:
+        args.func(args)
+    except CLIError as e:
+        console.print(f"[red]error:[/] {e}", soft_wrap=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["COMMANDS", "CLIError", "add_config_flags", "build_parser", "config_from_args", "main"]

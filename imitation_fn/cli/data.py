@@ -1,0 +1,81 @@
+"""Datasets: ``demos`` (a scripted expert's episodes), ``rollouts`` (a saved policy's), ``convert`` (formats)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from imitation_fn.cli.common import CLIError, console, load_policy_arg, make_env
+from imitation_fn.core import random
+from imitation_fn.data import generate_trajectories, rollout_stats, serialize
+from imitation_fn.data.convert import convert
+from imitation_fn.envs.experts import expert_for
+
+
+def expert_demos(env_id: str, n_episodes: int, seed: int) -> list[Any]:
+    """``n_episodes`` episodes of ``env_id``'s scripted expert."""
+    env = make_env(env_id, n_envs=n_episodes)
+    try:
+        expert = expert_for(env_id)
+    except KeyError as e:
+        raise CLIError(str(e.args[0])) from e
+    # generate_trajectories finishes every running episode (no short-episode bias); keep exactly n.
+    return generate_trajectories(env, expert, random.key(seed), min_episodes=n_episodes)[:n_episodes]
+
+
+def cmd_demos(args: argparse.Namespace) -> None:
+    trajs = expert_demos(args.env, args.n_episodes, args.seed)
+    serialize.save(args.out, trajs)
+    stats = rollout_stats(trajs)
+    console.print(
+        f"saved {len(trajs)} episodes to {args.out}: return mean {stats['return_mean']:.1f}, "
+        f"length mean {stats['len_mean']:.1f}"
+    )
+
+
+def cmd_convert(args: argparse.Namespace) -> None:
+    try:
+        dst = convert(args.src, args.dst, overwrite=args.overwrite)
+        n_trajs = len(serialize.load(dst))
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        raise CLIError(str(e)) from e
+    kind = "imitation .npz file" if dst.suffix == ".npz" else "datasets directory"
+    console.print(f"{n_trajs} trajectories: {args.src} → {dst} ({kind})")
+
+
+def cmd_rollouts(args: argparse.Namespace) -> None:
+    policy = load_policy_arg(args.policy).policy_fn(deterministic=not args.stochastic)
+    env = make_env(args.env, n_envs=min(args.episodes, 64))
+    trajs = generate_trajectories(env, policy, random.key(args.seed), min_episodes=args.episodes)[: args.episodes]
+    serialize.save(args.out, trajs)
+    stats = rollout_stats(trajs)
+    console.print(
+        f"saved {len(trajs)} episodes to {args.out}: return {stats['return_mean']:.1f} ± "
+        f"{stats['return_std']:.1f}, length {stats['len_mean']:.1f}"
+    )
+
+
+def register(sub: Any) -> None:
+    d = sub.add_parser("demos", help="roll out a scripted expert and save the episodes as a dataset")
+    d.add_argument("--env", default="CartPole-v1", help="environment id (default: CartPole-v1)")
+    d.add_argument("--n-episodes", type=int, default=50, help="episodes (default: 50)")
+    d.add_argument("--seed", type=int, default=0, help="rollout seed (default: 0)")
+    d.add_argument("--out", required=True, help="dataset directory to write")
+    d.set_defaults(func=cmd_demos)
+
+    c = sub.add_parser("convert", help="convert trajectories between a datasets directory and imitation's .npz")
+    c.add_argument("src", help="datasets directory (ours or imitation's) or imitation .npz file")
+    c.add_argument(
+        "dst", help="output: a path ending in .npz gets imitation's npz layout, any other a datasets directory"
+    )
+    c.add_argument("--overwrite", action="store_true", help="replace dst if it already exists")
+    c.set_defaults(func=cmd_convert)
+
+    o = sub.add_parser("rollouts", help="roll out a saved policy (ours or an SB3 .zip) and save a dataset")
+    o.add_argument("--policy", required=True, help="policy directory, policy.safetensors/.json, or SB3 .zip")
+    o.add_argument("--env", required=True, help="environment id")
+    o.add_argument("--episodes", type=int, default=50, help="episodes (default: 50)")
+    o.add_argument("--out", required=True, help="dataset directory to write")
+    o.add_argument("--seed", type=int, default=0, help="rollout seed (default: 0)")
+    o.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the mode")
+    o.set_defaults(func=cmd_rollouts)

@@ -1,0 +1,112 @@
+"""``train-rl``: PPO or SAC experts, vmapped over seeds, from named presets."""
+
+from __future__ import annotations
+
+import argparse
+import types
+from pathlib import Path
+from typing import Any
+
+from imitation_fn.cli.common import (
+    CLIError,
+    add_config_flags,
+    config_from_args,
+    console,
+    flag,
+    make_env,
+    read_config_file,
+    results_table,
+)
+from imitation_fn.core import random
+from imitation_fn.data import generate_trajectories, rollout_stats, serialize
+from imitation_fn.policies import load_policy
+from imitation_fn.rl import ppo, presets, sac
+from imitation_fn.training.rl import save_policies, train_rl
+
+RL_ALGORITHMS: dict[str, types.ModuleType] = {"ppo": ppo, "sac": sac}
+
+
+def cmd_train_rl(args: argparse.Namespace) -> None:
+    algo = RL_ALGORITHMS[args.algo]
+    others = {f for name, mod in RL_ALGORITHMS.items() if name != args.algo for f in mod.Config.model_fields}
+    foreign = [f for f in others - set(algo.Config.model_fields) if getattr(args, f, None) is not None]
+    if foreign:
+        raise CLIError(f"{', '.join(flag(f) for f in sorted(foreign))}: not an option of {args.algo}")
+    preset = presets.get(args.algo, args.env) if not args.no_preset else None
+    base = dict(preset.config) if preset else {}
+    if args.config:
+        base.update(read_config_file(args.config))
+    args.config = None
+    cfg = config_from_args(algo.Config, args, base=base)
+    total = args.total_steps or (preset.total_timesteps if preset else None)
+    if total is None:
+        raise CLIError(f"no preset for {args.algo} on {args.env}: give --total-steps")
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    console.print(
+        f"{args.algo} on {args.env}: {total} env steps × {len(seeds)} seeds" + (" (preset)" if preset else "")
+    )
+    try:
+        result = train_rl(
+            algo,
+            cfg,
+            args.env,
+            seeds=seeds,
+            total_timesteps=total,
+            eval_every=args.eval_every,
+            n_eval_episodes=args.n_eval_episodes,
+            log_dir=args.out,
+            resume=args.resume,
+            compile=args.compile,
+            progress=not args.no_progress,
+        )
+    except (ValueError, FileExistsError, NotImplementedError) as e:
+        raise CLIError(str(e)) from e
+    console.print(results_table(f"{args.algo} on {args.env}", seeds, result.eval_returns))
+    if args.out:
+        env = make_env(args.env, n_envs=1)
+        paths = save_policies(algo, result, env, Path(args.out) / "policies")
+        console.print(f"policies: {', '.join(map(str, paths))}")
+        if args.save_demos:
+            best = int(result.eval_returns.mean(-1).argmax())
+            policy = load_policy(paths[best]).policy_fn()
+            trajs = generate_trajectories(
+                make_env(args.env, n_envs=args.save_demos), policy, random.key(args.seed), min_episodes=args.save_demos
+            )[: args.save_demos]
+            serialize.save(Path(args.out) / "demos", trajs)
+            stats = rollout_stats(trajs)
+            console.print(
+                f"demos: {len(trajs)} episodes of seed {seeds[best]}'s policy, return "
+                f"{stats['return_mean']:.1f} ± {stats['return_std']:.1f} → {Path(args.out) / 'demos'}"
+            )
+
+
+def register(sub: Any) -> None:
+    r = sub.add_parser(
+        "train-rl",
+        help="train PPO or SAC experts, vmapped over seeds",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    r.add_argument("--algo", choices=sorted(RL_ALGORITHMS), default="ppo", help="RL algorithm")
+    r.add_argument("--env", default="CartPole-v1", help="environment id (a torch one: seeds are vmapped)")
+    r.add_argument("--total-steps", type=int, default=None, help="env steps per seed (default: the preset's)")
+    r.add_argument("--out", default=None, help="run directory: metrics, config, checkpoint, policies/, demos/")
+    r.add_argument("--config", default=None, help="JSON or YAML file of config fields (over the preset)")
+    r.add_argument("--no-preset", action="store_true", help="start from the algorithm's defaults, not the preset")
+    r.add_argument(
+        "--save-demos",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also save N episodes of the best seed's policy as a dataset in OUT/demos",
+    )
+    r.add_argument("--seeds", type=int, default=1, help="number of seeds trained in one vmapped run")
+    r.add_argument("--seed", type=int, default=0, help="first seed")
+    r.add_argument("--eval-every", type=int, default=None, help="evaluate every N env steps (default: at the end)")
+    r.add_argument("--n-eval-episodes", type=int, default=10, help="evaluation episodes per seed")
+    r.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    r.add_argument("--compile", action="store_true", help="torch.compile the vmapped update")
+    r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    r.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    for mod in RL_ALGORITHMS.values():
+        add_config_flags(r, mod.Config)
+    r.set_defaults(func=cmd_train_rl)
