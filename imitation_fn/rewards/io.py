@@ -1,0 +1,322 @@
+"""Saved reward nets: ``reward.safetensors`` (params, normaliser statistics) + ``reward.json`` (the spec). No pickle.
+
+    rewards.save("runs/airl/reward", net, params, norm_state)      # a directory, or "x.safetensors"
+    loaded = rewards.load("runs/airl/reward")                       # LoadedReward(net, params, norm_state)
+    reward_fn = rewards.load_reward("normalized", "runs/airl/reward", env)
+    state, rollout = ppo.collect(state, env, reward_fn=reward_fn)  # (obs, acts, next_obs, dones) -> (N,)
+
+``reward.json`` holds the net's spec (``net.to_json()``: spaces, flags, widths), from which the params'
+shapes follow; the spec is also written into the safetensors header, so a params file that does not
+belong to its JSON is refused, as is any tensor whose name, shape or dtype differs from the spec's.
+
+``load_reward`` kinds (``imitation``'s ``RewardNet_*`` names are accepted too):
+
+- ``"normalized"``: the net's reward normalised by the saved running statistics (frozen: imitation's
+  ``update_stats=False``); needs a file saved with ``norm_state``;
+- ``"unnormalized"``: the net's reward as it is (shaped, for a shaped net; the mean, for an ensemble);
+- ``"shaped"``: the shaped reward of a ``ShapedRewardNet`` (refuses other nets);
+- ``"unshaped"``: a shaped net's base reward ``r(s, a, s')`` (AIRL's test-time reward); other nets as is;
+- ``"std_added"``: ``mean + alpha · std`` of an ``AddSTDRewardWrapper`` (``alpha=`` overrides its default);
+- ``"zero"``: zeros (the path is ignored).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from imitation_fn.core import random, serialization, tree
+from imitation_fn.nn.normalize import RunningMeanStd
+from imitation_fn.rewards import normalize
+from imitation_fn.rewards.cnn import BasicPotentialCNN, CnnRewardNet
+from imitation_fn.rewards.ensemble import AddSTDRewardWrapper, RewardEnsemble
+from imitation_fn.rewards.nets import (
+    BasicPotentialMLP,
+    BasicRewardNet,
+    Params,
+    RewardNet,
+    ShapedRewardNet,
+    SpaceSpec,
+)
+
+RewardFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+"""``reward_fn(obs (N, *obs_shape), acts (N, *act_shape), next_obs (N, *obs_shape), dones (N,)) -> (N,)``."""
+
+FORMAT = "imitation_fn.reward"
+FORMAT_VERSION = 1
+PARAMS_FILE = "reward.safetensors"
+CONFIG_FILE = "reward.json"
+
+KINDS: tuple[str, ...] = ("normalized", "unnormalized", "shaped", "unshaped", "std_added", "zero")
+IMITATION_KINDS: dict[str, str] = {
+    "RewardNet_normalized": "normalized",
+    "RewardNet_unnormalized": "unnormalized",
+    "RewardNet_shaped": "shaped",
+    "RewardNet_unshaped": "unshaped",
+    "RewardNet_std_added": "std_added",
+}
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Specs <-> JSON
+# ---------------------------------------------------------------------------------------------------------------------
+
+_SIMPLE: dict[str, type] = {
+    "BasicRewardNet": BasicRewardNet,
+    "BasicPotentialMLP": BasicPotentialMLP,
+    "CnnRewardNet": CnnRewardNet,
+    "BasicPotentialCNN": BasicPotentialCNN,
+}
+
+
+def net_from_json(desc: dict[str, Any]) -> Any:
+    """The reward net (or potential) a ``to_json()`` dict describes."""
+    if not isinstance(desc, dict) or "type" not in desc:
+        raise ValueError(f"not a reward net description (no 'type'): {desc!r}")
+    kind, fields = desc["type"], {k: v for k, v in desc.items() if k != "type"}
+    try:
+        if kind in _SIMPLE:
+            cls = _SIMPLE[kind]
+            names = {f.name for f in dataclasses.fields(cls)}
+            if set(fields) != names:
+                raise ValueError(f"fields {sorted(fields)} differ from {sorted(names)}")
+            args = {
+                k: SpaceSpec.from_json(v) if k.endswith("_space") else tuple(v) if isinstance(v, list) else v
+                for k, v in fields.items()
+            }
+            return cls(**args)
+        if kind == "ShapedRewardNet":
+            return ShapedRewardNet(
+                net_from_json(fields["base"]), net_from_json(fields["potential"]), float(fields["discount_factor"])
+            )
+        if kind == "RewardEnsemble":
+            return RewardEnsemble(net_from_json(fields["member"]), int(fields["num_members"]))
+        if kind == "AddSTDRewardWrapper":
+            return AddSTDRewardWrapper(net_from_json(fields["base"]), float(fields["default_alpha"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"invalid {kind} description: {e}") from e
+    known = [*_SIMPLE, "ShapedRewardNet", "RewardEnsemble", "AddSTDRewardWrapper"]
+    raise ValueError(f"unknown reward net type {kind!r}; expected one of {', '.join(known)}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Save / load
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _paths(path: str | Path) -> tuple[Path, Path]:
+    """``(safetensors, json)`` for a directory or for either file of a pair."""
+    path = Path(path)
+    if path.suffix in (".safetensors", ".json"):
+        return path.with_suffix(".safetensors"), path.with_suffix(".json")
+    return path / PARAMS_FILE, path / CONFIG_FILE
+
+
+def _dtype(params: Params) -> torch.dtype:
+    dtypes = {x.dtype for x in tree.leaves(params)}
+    if len(dtypes) != 1:
+        raise ValueError(f"reward params must share one dtype, got {sorted(map(str, dtypes))}")
+    return dtypes.pop()
+
+
+def _template(net: RewardNet, dtype: torch.dtype, with_norm: bool) -> dict[str, Any]:
+    # The params' structure and shapes follow from the spec: build them (tiny nets, cheap) and compare.
+    out: dict[str, Any] = {"params": net.init(random.key(0), dtype)}
+    if with_norm:
+        out["norm"] = normalize.init(dtype=torch.float32)
+    return out
+
+
+def save(
+    path: str | Path,
+    net: RewardNet,
+    params: Params,
+    norm_state: RunningMeanStd | None = None,
+    *,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """Save ``net``'s ``params`` (and reward-normalisation statistics) as ``path/reward.{safetensors,json}``.
+
+    ``path`` is a directory, or ``name.safetensors`` for a ``name.safetensors`` / ``name.json`` pair.
+    ``metadata`` is free-form JSON (provenance). Raises before writing if ``params`` do not fit ``net``.
+    """
+    spec = net.to_json()
+    dtype = _dtype(params)
+    tree_out: dict[str, Any] = {"params": params}
+    if norm_state is not None:
+        tree_out["norm"] = tree.cast(norm_state, torch.float32)
+    # Raises with the tensor's name and both shapes when params were made for another net.
+    serialization.from_flat_dict(
+        serialization.to_flat_dict(tree_out), _template(net, dtype, norm_state is not None), what="rewards.save"
+    )
+    desc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "net": spec,
+        "dtype": str(dtype).removeprefix("torch."),
+        "normalized": norm_state is not None,
+        "metadata": metadata or {},
+    }
+    text = json.dumps(desc, indent=2, allow_nan=False)  # raises on non-JSON metadata before writing
+    params_path, json_path = _paths(path)
+    serialization.save(params_path, tree_out, {"format": FORMAT, "net": spec})
+    serialization.write_text_atomic(json_path, text + "\n")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedReward:
+    """A reward net read from disk: its spec, params, optional normaliser statistics and metadata."""
+
+    net: Any  # a RewardNet spec (BasicRewardNet, ShapedRewardNet, CnnRewardNet, RewardEnsemble, AddSTDRewardWrapper)
+    params: Params
+    norm_state: RunningMeanStd | None = None
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def reward_fn(self, kind: str = "unnormalized", **kwargs: Any) -> RewardFn:
+        """The reward of ``kind`` (see the module docstring) as a pure ``(obs, acts, next_obs, dones) -> (N,)``."""
+        return _reward_fn(self, _canonical_kind(kind), **kwargs)
+
+
+def load(path: str | Path, device: torch.device | str | None = None) -> LoadedReward:
+    """Load a reward saved by :func:`save`; refuses files that do not match their spec."""
+    params_path, json_path = _paths(path)
+    if not json_path.is_file() or not params_path.is_file():
+        raise FileNotFoundError(f"no saved reward at {path}: expected {params_path} and {json_path}")
+    try:
+        desc = json.loads(json_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{json_path} is not valid JSON: {e}") from e
+    if not isinstance(desc, dict) or desc.get("format") != FORMAT:
+        got = desc.get("format") if isinstance(desc, dict) else None
+        raise ValueError(f"{json_path} is not a saved reward net (format {got!r}, expected {FORMAT!r})")
+    if desc.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{json_path} has format_version {desc.get('format_version')!r}; this version reads {FORMAT_VERSION}"
+        )
+    net = net_from_json(desc["net"])
+    header = serialization.load_metadata(params_path)
+    if header.get("format") != FORMAT:
+        raise ValueError(f"{params_path} is not the params file of a saved reward net (no {FORMAT!r} header)")
+    if header.get("net") != desc["net"]:
+        raise ValueError(
+            f"{params_path} does not belong to {json_path}: its header describes a different reward net "
+            "(were the two files saved together?)"
+        )
+    dtype = getattr(torch, str(desc.get("dtype", "float32")), None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"{json_path}: unknown dtype {desc.get('dtype')!r}")
+    loaded = serialization.load(params_path, _template(net, dtype, bool(desc.get("normalized"))))
+    if device is not None:
+        loaded = tree.to(loaded, device)
+    return LoadedReward(net, loaded["params"], loaded.get("norm"), dict(desc.get("metadata") or {}))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Reward functions of each kind
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _canonical_kind(kind: str) -> str:
+    kind = IMITATION_KINDS.get(kind, kind)
+    if kind not in KINDS:
+        names = ", ".join(repr(k) for k in (*KINDS, *IMITATION_KINDS))
+        raise ValueError(f"unknown reward kind {kind!r}; expected one of {names}")
+    return kind
+
+
+def zero_reward(obs: Tensor, acts: Tensor, next_obs: Tensor, dones: Tensor) -> Tensor:
+    """Zeros ``(N,)`` (``imitation``'s ``load_zero``)."""
+    return torch.zeros_like(dones, dtype=torch.float32)
+
+
+def _reward_fn(loaded: LoadedReward, kind: str, **kwargs: Any) -> RewardFn:
+    net, params = loaded.net, loaded.params
+    alpha = kwargs.pop("alpha", None)
+    if kwargs:
+        raise TypeError(f"unexpected arguments for a {kind!r} reward: {sorted(kwargs)}")
+    if alpha is not None and not isinstance(net, AddSTDRewardWrapper):
+        raise TypeError(f"alpha applies to an AddSTDRewardWrapper reward, not to a {type(net).__name__}")
+    apply: Callable[..., Tensor] = (
+        (lambda o, a, n, d: net.apply(params, o, a, n, d, alpha=alpha))
+        if isinstance(net, AddSTDRewardWrapper)
+        else (lambda *xs: net.apply(params, *xs))
+    )
+
+    if kind == "zero":
+        return zero_reward
+    if kind == "normalized":
+        norm = loaded.norm_state
+        if norm is None:
+            raise ValueError(
+                "this reward was saved without normalisation statistics (norm_state); "
+                "load it as 'unnormalized', or save it with rewards.save(path, net, params, norm_state)"
+            )
+        fn = lambda *xs: normalize.apply(norm, apply(*xs))  # noqa: E731
+    elif kind == "unnormalized":
+        fn = apply
+    elif kind == "shaped":
+        if not isinstance(net, ShapedRewardNet):
+            raise ValueError(f"a 'shaped' reward needs a ShapedRewardNet, this file holds a {type(net).__name__}")
+        fn = apply
+    elif kind == "unshaped":
+        fn = (lambda *xs: net.unshaped(params, *xs)) if isinstance(net, ShapedRewardNet) else apply
+    else:  # std_added
+        if not isinstance(net, AddSTDRewardWrapper):
+            raise ValueError(
+                f"a 'std_added' reward needs an AddSTDRewardWrapper, this file holds a {type(net).__name__}"
+            )
+        fn = apply
+
+    def reward_fn(obs: Tensor, acts: Tensor, next_obs: Tensor, dones: Tensor) -> Tensor:
+        return fn(obs, acts, next_obs, dones).to(torch.float32)
+
+    return reward_fn
+
+
+def load_reward(
+    kind: str,
+    path: str | Path | None,
+    env: Any = None,
+    *,
+    device: torch.device | str | None = None,
+    **kwargs: Any,
+) -> RewardFn:
+    """A saved reward as ``reward_fn(obs, acts, next_obs, dones) -> (N,)`` for ``ppo.collect(..., reward_fn=)``.
+
+    ``kind``: one of ``KINDS`` (or imitation's ``RewardNet_*`` names). ``env`` (optional, anything with
+    ``observation_space``/``action_space``) is checked against the saved spaces. ``kwargs``: ``alpha``
+    for ``std_added``. The function is pure: it runs inside a vmapped ``collect``.
+    """
+    kind = _canonical_kind(kind)
+    if kind == "zero":
+        return zero_reward
+    if path is None:
+        raise ValueError(f"a {kind!r} reward needs the path of a saved reward net")
+    loaded = load(path, device=device)
+    if env is not None:
+        for name in ("observation_space", "action_space"):
+            want, got = getattr(loaded.net, name), SpaceSpec.of(getattr(env, name))
+            if want != got:
+                raise ValueError(f"the reward at {path} was saved for {name} {want}, but the environment has {got}")
+    return loaded.reward_fn(kind, **kwargs)
+
+
+__all__ = [
+    "CONFIG_FILE",
+    "FORMAT",
+    "IMITATION_KINDS",
+    "KINDS",
+    "PARAMS_FILE",
+    "LoadedReward",
+    "RewardFn",
+    "load",
+    "load_reward",
+    "net_from_json",
+    "save",
+    "zero_reward",
+]
