@@ -1,0 +1,134 @@
+"""Preference comparisons on Pendulum-v1 (and seals/CartPole-v0) against ``imitation`` 1.0.1's measured run.
+
+    python benchmarks/preference_comparisons.py                        # Pendulum preset: 1 seed, then 8 vmapped
+    python benchmarks/preference_comparisons.py --seeds 1 4 --env seals/CartPole-v0
+
+The peer (issue 8): ``imitation`` reached −132 mean return on Pendulum-v1 with 1,000 synthetic comparisons,
+60 iterations and ~125k agent steps in 426 s on this machine kind. Target: the same return in ≤ 42.6 s.
+For each seed count: the CLI preset (``imitation_fn.cli.preference_comparisons.PRESETS``) trained in one
+(vmapped) run; the wall time of the rounds (sampling, labelling, reward training, agent training; not the
+final evaluation); then every seed's deterministic policy plays ``--eval-episodes`` episodes. Reported:
+per-seed mean returns, the reward model's last-epoch accuracy, env steps (agent + fragment sampling),
+time and the ratio to the peer's 426 s. Results go to ``results/preference_comparisons.json``.
+One torch thread (small networks on a shared 2-core machine: more threads oversubscribe it). The machine
+is shared with other jobs while this runs: the load average is recorded beside the times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from imitation_fn.algorithms import preference_comparisons as pc
+from imitation_fn.cli.preference_comparisons import PRESETS
+from imitation_fn.training import preference_comparisons as tpc
+
+ROOT = Path(__file__).resolve().parent.parent
+PEER: dict[str, Any] = {
+    "env": "Pendulum-v1",
+    "return": -132.0,
+    "seconds": 426.0,
+    "comparisons": 1000,
+    "agent_steps": 125_000,
+}
+BARS: dict[str, float] = {"Pendulum-v1": -150.0, "seals/CartPole-v0": 450.0}
+
+
+def run(env_id: str, n_seeds: int, eval_episodes: int, console: Console) -> dict[str, Any]:
+    cfg = pc.Config(**PRESETS[env_id])
+    load_before = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    result = tpc.train(cfg, env_id, seeds=range(n_seeds), n_eval_episodes=eval_episodes, progress=False)
+    wall = time.perf_counter() - t0
+    returns = result.eval_returns.mean(-1)  # type: ignore[union-attr]
+    sample_steps = int(result.states.sample_steps[0])
+    out = {
+        "env": env_id,
+        "seeds": n_seeds,
+        "config": json.loads(cfg.to_json()),
+        "seconds_rounds": result.seconds,
+        "seconds_total": wall,
+        "seconds_per_seed": result.seconds / n_seeds,
+        "speedup_vs_peer": PEER["seconds"] / result.seconds if env_id == PEER["env"] else None,
+        "returns": returns.tolist(),
+        "return_mean": float(returns.mean()),
+        "eval_episodes": eval_episodes,
+        "seeds_at_bar": int((returns >= BARS[env_id]).sum()),
+        "bar": BARS[env_id],
+        "reward_accuracy": result.reward_accuracy.tolist(),
+        "agent_steps": cfg.total_timesteps,
+        "sample_steps": sample_steps,
+        "comparisons": cfg.total_comparisons,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg()[0],
+    }
+    console.print(
+        f"{env_id} × {n_seeds}: {result.seconds:.1f} s, returns {[round(r, 1) for r in out['returns']]}, "
+        f"accuracy {[round(a, 3) for a in out['reward_accuracy']]}"
+    )
+    return out
+
+
+def _write(out: Path, env_id: str, runs: list[dict[str, Any]]) -> None:
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    previous[env_id] = {"peer": PEER, "machine": platform.processor() or platform.machine(), "runs": runs}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(previous, indent=2) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="Pendulum-v1", choices=sorted(PRESETS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 8], help="seed counts, each one vmapped run")
+    parser.add_argument("--eval-episodes", type=int, default=50)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "preference_comparisons.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    console = Console()
+    console.print("torch threads: 1 (small networks on a shared 2-core machine)")
+    out = Path(args.out)
+    runs = []
+    for n in args.seeds:
+        runs.append(run(args.env, n, args.eval_episodes, console))
+        _write(out, args.env, runs)  # after every run: a long sweep leaves its finished runs on disk
+    table = Table(title=f"preference comparisons on {args.env} (peer: {PEER['return']} in {PEER['seconds']} s)")
+    for col in (
+        "seeds",
+        "return (mean of seeds)",
+        f"seeds ≥ {BARS[args.env]}",
+        "accuracy",
+        "env steps",
+        "time [s]",
+        "time / seed [s]",
+        "× faster than peer",
+        "load avg",
+    ):
+        table.add_column(col, justify="right")
+    for r in runs:
+        speed = f"{r['speedup_vs_peer']:.2f}" if r["speedup_vs_peer"] else "-"
+        table.add_row(
+            str(r["seeds"]),
+            f"{r['return_mean']:.1f}",
+            f"{r['seeds_at_bar']}/{r['seeds']}",
+            f"{sum(r['reward_accuracy']) / r['seeds']:.3f}",
+            str(r["agent_steps"] + r["sample_steps"]),
+            f"{r['seconds_rounds']:.1f}",
+            f"{r['seconds_per_seed']:.1f}",
+            speed,
+            f"{r['load_average_before']:.1f}",
+        )
+    console.print(table)
+    console.print(f"→ {out}")
+
+
+if __name__ == "__main__":
+    main()

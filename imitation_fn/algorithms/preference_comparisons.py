@@ -1,0 +1,1006 @@
+"""Preference comparisons (Christiano et al., 2017): learn a reward from pairwise preferences between fragments.
+
+Each round (``imitation``'s ``PreferenceComparisons.train``): sample trajectories from the agent (or a
+fixed dataset), cut them into fragment pairs (random, or actively selected by ensemble disagreement),
+label the pairs (synthetically from the true return, or by a human), push them into a bounded
+dataset, fit the reward net to the labels with the Bradley–Terry cross-entropy, then train the agent
+on the learned, normalised reward. Every piece of state is one pytree, so a whole round — synthetic
+labelling included — is ``vmap``-ed over seeds on the torch environments:
+
+    rounds = preference_comparisons.plan(cfg, env)                # static: pairs, epochs, agent calls
+    state = preference_comparisons.init(cfg, key, env)
+    for rnd in rounds:
+        state, metrics = preference_comparisons.iteration(state, env, pool_env(rnd), rnd)
+    # with a human gatherer: state, frags = collect(...); prefs = gatherer(frags); update(state, frags, prefs, ...)
+
+The preference model: ``P(σ¹ ≻ σ²) = noise/2 + (1 - noise) / (1 + exp(clip(R² - R¹, ±threshold)))`` with
+``Rⁱ = Σ_t γ^t r(σⁱ_t)``; the synthetic gatherer is the same model on the true rewards at a temperature.
+Shapes: fragments ``(pairs, 2, L, ...)``, ensemble rewards ``(members, pairs, 2, L)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+from torch import Tensor
+
+from imitation_fn import rewards
+from imitation_fn.core import optim, random, struct, tree
+from imitation_fn.core.config import Config as BaseConfig
+from imitation_fn.data import preferences
+from imitation_fn.data.preferences import Fragments, PreferenceDataset
+from imitation_fn.data.types import TrajectoryWithRew
+from imitation_fn.envs.base import Env, PolicyFn
+from imitation_fn.nn.normalize import RunningMeanStd
+from imitation_fn.policies import sac as sac_policy
+from imitation_fn.policies import simple
+from imitation_fn.rl import ppo, sac
+
+Metrics = dict[str, Tensor]
+RewardFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+AGENTS: dict[str, ModuleType] = {"ppo": ppo, "sac": sac}
+QUERY_SCHEDULES: dict[str, Callable[[float], float]] = {
+    "constant": lambda t: 1.0,
+    "hyperbolic": lambda t: 1.0 / (1.0 + t),
+    "inverse_quadratic": lambda t: 1.0 / (1.0 + t**2),
+}
+
+
+class Config(BaseConfig):
+    """Every hyperparameter; defaults are ``imitation``'s (``PreferenceComparisons``, ``RandomFragmenter``,
+    ``SyntheticGatherer``, ``PreferenceModel``, ``BasicRewardTrainer``, ``AgentTrainer``)."""
+
+    # --- the outer loop
+    total_timesteps: NonNegativeInt = 1_000_000
+    """Agent env steps in all (``train``'s argument; split over the ``num_iterations + 1`` rounds)."""
+    total_comparisons: PositiveInt = 5_000
+    """Preference queries in all (``train``'s argument)."""
+    num_iterations: PositiveInt = 5
+    """Rounds after the initial one; each gathers comparisons, trains the reward, then the agent."""
+    initial_comparison_frac: float = Field(default=0.1, ge=0.0, lt=1.0)
+    """Share of ``total_comparisons`` gathered in the initial round, from the untrained agent."""
+    initial_epoch_multiplier: PositiveFloat = 200.0
+    """The initial round trains the reward model this many times longer."""
+    query_schedule: Literal["constant", "hyperbolic", "inverse_quadratic"] = "hyperbolic"
+    """How the remaining comparisons are spread over the rounds (weights at ``linspace(0, 1)``)."""
+    comparison_queue_size: PositiveInt | None = None
+    """Most comparisons kept (FIFO); None keeps all (the dataset then holds ``total_comparisons``)."""
+    fragment_length: PositiveInt = 100
+    """Steps per fragment."""
+    transition_oversampling: PositiveFloat = 1.0
+    """Sample this many times the ``2 * pairs * fragment_length`` transitions the fragments need."""
+    allow_variable_horizon: bool = False
+    """Accept episodes that end at different times (they leak reward information: see imitation's docs)."""
+    # --- trajectories (AgentTrainer)
+    exploration_frac: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Share of the sampled trajectories generated with the exploration wrapper."""
+    switch_prob: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Exploration: probability of re-drawing the acting policy at each step."""
+    random_prob: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Exploration: probability that a re-draw picks the random policy."""
+    # --- fragmenter
+    fragmenter: Literal["random", "active"] = "random"
+    """``random`` (RandomFragmenter) or ``active`` (ActiveSelectionFragmenter; needs an ensemble)."""
+    warning_threshold: NonNegativeInt = 10
+    """Warn when fewer than this many times the needed transitions are available (0: never)."""
+    fragment_sample_factor: PositiveFloat = 2.0
+    """Active selection: sample this many times the pairs, keep the most uncertain."""
+    uncertainty_on: Literal["logit", "probability", "label"] = "logit"
+    """Active selection: the ensemble variance of the return difference, the probability or the label."""
+    # --- synthetic gatherer
+    gatherer_temperature: NonNegativeFloat = 1.0
+    """Softmax temperature of the synthetic labels (0: deterministic, ties give 0.5)."""
+    gatherer_discount_factor: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Discount of the true fragment returns."""
+    gatherer_sample: bool = True
+    """Labels are Bernoulli samples (True) or the probabilities themselves (False)."""
+    gatherer_threshold: PositiveFloat = 50.0
+    """Clip of the (tempered) return difference, in log space."""
+    # --- preference model and reward net
+    noise_prob: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Assumed probability that a label is uniformly random."""
+    discount_factor: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Discount of the predicted fragment returns."""
+    threshold: PositiveFloat = 50.0
+    """Clip of the predicted return difference, in log space."""
+    reward_hid_sizes: tuple[PositiveInt, ...] = (32, 32)
+    """Hidden layers of the ``BasicRewardNet``."""
+    reward_use_state: bool = True
+    reward_use_action: bool = True
+    reward_use_next_state: bool = False
+    reward_use_done: bool = False
+    ensemble_size: int | None = Field(default=None, ge=2)
+    """Members of a reward ensemble (each trained on its own bootstrap); None: a single net."""
+    normalize_reward: bool = True
+    """Train the agent on the reward normalised by running statistics (``NormalizedRewardNet``)."""
+    # --- reward trainer
+    epochs: PositiveInt = 1
+    """Passes over the dataset per round (times ``initial_epoch_multiplier`` in the first)."""
+    batch_size: PositiveInt = 32
+    """Pairs per optimiser step."""
+    minibatch_size: PositiveInt | None = None
+    """Pairs per gradient evaluation; gradients accumulate up to ``batch_size``. None: ``batch_size``."""
+    lr: PositiveFloat = 1e-3
+    """AdamW learning rate (a tensor in the optimiser state: sweepable)."""
+    weight_decay: NonNegativeFloat = 0.01
+    """AdamW's decoupled weight decay (``imitation`` uses ``torch.optim.AdamW``'s default, 0.01)."""
+    regularizer: Literal["none", "lp", "weight_decay"] = "none"
+    """``imitation.regularization``'s ``LpRegularizer`` (adds λΣ‖θ‖ₚᵖ) or ``WeightDecayRegularizer``
+    (θ ← θ(1 - λ·lr) after each minibatch)."""
+    regularizer_lambda: NonNegativeFloat = 0.0
+    """Initial regularisation strength λ."""
+    regularizer_p: PositiveInt = 2
+    """``p`` of the Lp regulariser."""
+    lambda_updater: Literal["none", "interval"] = "none"
+    """``interval``: ``IntervalParamScaler`` scales λ by the validation/train loss ratio after each epoch."""
+    scaling_factor: float = Field(default=0.1, gt=0.0, lt=1.0)
+    """``IntervalParamScaler``: λ ← λ(1 ± scaling_factor)."""
+    tolerable_interval: tuple[NonNegativeFloat, NonNegativeFloat] = (0.9, 1.1)
+    """``IntervalParamScaler``: val/train ratios in this interval leave λ unchanged."""
+    val_split: float | None = Field(default=None, gt=0.0, lt=1.0)
+    """Share of the dataset held out for the λ updater (required by, and only with, an updater)."""
+    # --- the agent
+    agent: Literal["ppo", "sac"] = "ppo"
+    """The RL algorithm trained on the learned reward."""
+    agent_config: dict[str, Any] = Field(default_factory=dict)
+    """Fields of the agent's Config (``ppo.Config`` / ``sac.Config``)."""
+    relabel_replay: bool = True
+    """Off-policy agents: relabel the replay buffer with the current reward each round (imitation keeps
+    the stale rewards of the reward net that was current when a transition was collected)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Config:
+        if self.minibatch_size is not None and self.batch_size % self.minibatch_size != 0:
+            raise ValueError(f"batch_size={self.batch_size} must be a multiple of minibatch_size={self.minibatch_size}")
+        if self.fragmenter == "active" and self.ensemble_size is None:
+            raise ValueError("fragmenter='active' needs a reward ensemble: set ensemble_size >= 2")
+        lo, hi = self.tolerable_interval
+        if not lo < hi:
+            raise ValueError(f"tolerable_interval must be (low, high) with low < high, got {self.tolerable_interval}")
+        has_updater = self.lambda_updater != "none"
+        if self.regularizer == "none" and (has_updater or self.regularizer_lambda > 0 or self.val_split is not None):
+            raise ValueError(
+                "regularizer_lambda, lambda_updater and val_split need a regularizer ('lp' or 'weight_decay')"
+            )
+        if self.regularizer != "none" and not has_updater and self.regularizer_lambda == 0.0:
+            raise ValueError("a regularizer without lambda_updater needs regularizer_lambda > 0 (else it does nothing)")
+        if has_updater and self.val_split is None:
+            raise ValueError(
+                "lambda_updater='interval' needs val_split: the updater compares validation and train loss"
+            )
+        if not has_updater and self.val_split is not None:
+            raise ValueError("val_split without lambda_updater wastes data: set lambda_updater='interval'")
+        try:
+            AGENTS[self.agent].Config(**self.agent_config)
+        except ValidationError as e:
+            problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+            raise ValueError(f"agent_config is not a valid {self.agent} config ({problems})") from None
+        return self
+
+    def agent_cfg(self) -> Any:
+        return AGENTS[self.agent].Config(**self.agent_config)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Query schedule and the static plan of the rounds
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def oric(x: np.ndarray) -> np.ndarray:
+    """``imitation.util.oric``: round to integers preserving the (integer) sum, largest remainders first."""
+    rounded = np.floor(x)
+    shortfall = x - rounded
+    total = int(np.round(shortfall.sum()))
+    rounded[np.argsort(-shortfall, kind="stable")[:total]] += 1
+    return rounded.astype(int)
+
+
+def comparison_schedule(
+    total_comparisons: int,
+    num_iterations: int,
+    initial_comparison_frac: float = 0.1,
+    query_schedule: str | Callable[[float], float] = "hyperbolic",
+) -> list[int]:
+    """Comparisons per round: ``[initial, *shares]`` (``num_iterations + 1`` entries) summing to the total."""
+    fn = QUERY_SCHEDULES.get(query_schedule) if isinstance(query_schedule, str) else query_schedule
+    if fn is None:
+        raise ValueError(f"unknown query_schedule {query_schedule!r}; expected one of {sorted(QUERY_SCHEDULES)}")
+    initial = int(total_comparisons * initial_comparison_frac)
+    weights = np.array([fn(float(t)) for t in np.linspace(0, 1, num_iterations)], dtype=np.float64)
+    shares = oric(weights / weights.sum() * (total_comparisons - initial))
+    return [initial, *shares.tolist()]
+
+
+@dataclasses.dataclass(frozen=True)
+class Round:
+    """What one round does: static numbers, the same for every seed (shapes depend on them)."""
+
+    index: int
+    num_pairs: int  # comparisons gathered this round
+    dataset_size: int  # comparisons held after this round's push
+    epoch_multiplier: float
+    agent_calls: int  # agent collect + update calls after the reward is trained
+    pool_envs: int  # sub-environments of the trajectory sample (agent source)
+    pool_steps: int  # steps each of them runs
+
+
+def steps_per_call(cfg: Config) -> int:
+    """Env steps one agent ``collect`` takes (all sub-environments)."""
+    a = cfg.agent_cfg()
+    return int(a.n_envs * (a.n_steps if cfg.agent == "ppo" else a.train_freq))
+
+
+def plan(cfg: Config, horizon: int | None = None) -> list[Round]:
+    """The rounds: comparisons from :func:`comparison_schedule`, agent steps split exactly over the rounds.
+
+    ``imitation`` trains the agent ``total_timesteps // num_iterations`` after each of its ``num_iterations
+    + 1`` rounds (one round more than asked); here ``total_timesteps`` is split over those rounds, the
+    remainder going to the last. ``horizon``: steps per sampled trajectory (the env's time limit).
+    """
+    counts = comparison_schedule(
+        cfg.total_comparisons, cfg.num_iterations, cfg.initial_comparison_frac, cfg.query_schedule
+    )
+    per_call = steps_per_call(cfg)
+    n_rounds = len(counts)
+    base, extra = divmod(cfg.total_timesteps, n_rounds)
+    capacity = cfg.comparison_queue_size or cfg.total_comparisons
+    horizon = horizon or max(cfg.fragment_length, 200)
+    rounds, pushed, calls_done = [], 0, 0
+    for i, n in enumerate(counts):
+        pushed += n
+        target = base * (i + 1) + (extra if i == n_rounds - 1 else 0)
+        calls = -(-target // per_call) - calls_done
+        calls_done += calls
+        steps = math.ceil(cfg.transition_oversampling * 2 * n * cfg.fragment_length)
+        if cfg.fragmenter == "active":
+            steps = math.ceil(steps * cfg.fragment_sample_factor)
+        rounds.append(
+            Round(
+                index=i,
+                num_pairs=n,
+                dataset_size=min(pushed, capacity),
+                epoch_multiplier=cfg.initial_epoch_multiplier if i == 0 else 1.0,
+                agent_calls=calls,
+                pool_envs=max(1, -(-steps // horizon)),
+                pool_steps=horizon,
+            )
+        )
+    return rounds
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The preference model (Bradley–Terry) and the synthetic gatherer
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def discounted_return(rews: Tensor, discount_factor: float | Tensor) -> Tensor:
+    """``Σ_t γ^t r_t`` over the last axis (the fragment's steps)."""
+    if isinstance(discount_factor, float) and discount_factor == 1.0:
+        return rews.sum(-1)
+    t = torch.arange(rews.shape[-1], device=rews.device, dtype=rews.dtype)
+    return (torch.as_tensor(discount_factor, dtype=rews.dtype, device=rews.device) ** t * rews).sum(-1)
+
+
+def preference_logits(rews1: Tensor, rews2: Tensor, discount_factor: float, threshold: float) -> Tensor:
+    """``clip(R¹ - R²)``: the Bradley–Terry logit that fragment 1 is preferred; rewards ``(..., L)``."""
+    diff = discounted_return(rews2, discount_factor) - discounted_return(rews1, discount_factor)
+    return -diff.clamp(-threshold, threshold)
+
+
+def log_probabilities(logit: Tensor, noise_prob: float) -> tuple[Tensor, Tensor]:
+    """``(log P(1 ≻ 2), log P(2 ≻ 1))`` under label noise, computed stably from the logit."""
+    lp1, lp2 = torch.nn.functional.logsigmoid(logit), torch.nn.functional.logsigmoid(-logit)
+    if noise_prob == 0.0:
+        return lp1, lp2
+    half = torch.full_like(logit, math.log(noise_prob / 2))
+    keep = math.log1p(-noise_prob) if noise_prob < 1.0 else -math.inf
+    return torch.logaddexp(half, keep + lp1), torch.logaddexp(half, keep + lp2)
+
+
+def probability(
+    rews1: Tensor, rews2: Tensor, noise_prob: float = 0.0, discount_factor: float = 1.0, threshold: float = 50.0
+) -> Tensor:
+    """``imitation``'s ``PreferenceModel.probability``: P(fragment 1 ≻ fragment 2) from rewards ``(..., L)``."""
+    p = torch.sigmoid(preference_logits(rews1, rews2, discount_factor, threshold))
+    return noise_prob * 0.5 + (1.0 - noise_prob) * p
+
+
+def synthetic_preferences(
+    key: random.Key,
+    rews: Tensor,
+    temperature: float = 1.0,
+    discount_factor: float = 1.0,
+    sample: bool = True,
+    threshold: float = 50.0,
+) -> tuple[Tensor, Tensor]:
+    """``SyntheticGatherer``: labels ``(pairs,)`` from true rewards ``rews: (pairs, 2, L)``, and the mean entropy.
+
+    ``P = 1 / (1 + exp(clip((R² - R¹) / temperature, ±threshold)))``; labels are Bernoulli(P) draws when
+    ``sample``, else P. Temperature 0 gives ``(sign(R¹ - R²) + 1) / 2`` (0.5 for ties).
+    """
+    r1 = discounted_return(rews[:, 0], discount_factor)
+    r2 = discounted_return(rews[:, 1], discount_factor)
+    if temperature == 0.0:
+        return (torch.sign(r1 - r2) + 1) / 2, torch.zeros(())
+    p = 1.0 / (1.0 + torch.exp(((r2 - r1) / temperature).clamp(-threshold, threshold)))
+    entropy = -(torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p)).mean()
+    if sample:
+        return random.bernoulli(key, p).to(torch.float32), entropy
+    return p.to(torch.float32), entropy
+
+
+def binary_cross_entropy(lp1: Tensor, lp2: Tensor, prefs: Tensor) -> Tensor:
+    """``torch.nn.functional.binary_cross_entropy`` from log-probabilities (logs clamped at -100, as torch does)."""
+    return -(prefs * lp1.clamp(min=-100) + (1 - prefs) * lp2.clamp(min=-100)).mean(-1)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Trajectory pools and fragmenters
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class Pool(struct.PyTreeNode):
+    """Trajectories to cut fragments from, padded to ``T`` steps: leaves ``(N, T, ...)``.
+
+    Row ``n`` is one trajectory (a dataset) or one sub-environment's stream (agent samples; episodes
+    end where ``ends``). A window may not cross an episode end nor reach padding (``valid``).
+    ``weight`` gives each row's windows their probability factor (``imitation`` picks a trajectory
+    with probability ∝ its length, then a uniform start: ``len / (len - L + 1)`` per window).
+    """
+
+    obs: Tensor  # (N, T, *obs_shape)
+    acts: Tensor  # (N, T, *act_shape)
+    next_obs: Tensor  # (N, T, *obs_shape)
+    rews: Tensor  # (N, T) float32: true rewards
+    terminal: Tensor  # (N, T) bool: the episode terminated at this step (the reward net's ``done``)
+    ends: Tensor  # (N, T) bool: the episode ended here (terminated or truncated)
+    valid: Tensor  # (N, T) bool: not padding
+    weight: Tensor  # (N,) float32
+
+
+def pool_from_trajectories(trajectories: Sequence[TrajectoryWithRew], fragment_length: int) -> Pool:
+    """A fixed dataset as a :class:`Pool` (host-side): one row per trajectory, zero-padded."""
+    if not trajectories:
+        raise ValueError("pool_from_trajectories: got no trajectories")
+    t_max = max(len(t) for t in trajectories)
+
+    def pad(x: Tensor) -> Tensor:
+        return torch.cat([x, x.new_zeros((t_max - x.shape[0], *x.shape[1:]))])
+
+    lengths = torch.tensor([len(t) for t in trajectories])
+    steps = torch.arange(t_max)
+    last = steps[None] == (lengths[:, None] - 1)
+    terminal = torch.tensor([t.terminal for t in trajectories])[:, None] & last
+    weight = torch.where(
+        lengths >= fragment_length, lengths / (lengths - fragment_length + 1).clamp(min=1), torch.zeros(())
+    ).to(torch.float32)
+    return Pool(
+        obs=torch.stack([pad(t.obs[:-1]) for t in trajectories]),
+        acts=torch.stack([pad(t.acts) for t in trajectories]),
+        next_obs=torch.stack([pad(t.obs[1:]) for t in trajectories]),
+        rews=torch.stack([pad(t.rews.to(torch.float32)) for t in trajectories]),
+        terminal=terminal,
+        ends=last,
+        valid=steps[None] < lengths[:, None],
+        weight=weight,
+    )
+
+
+def check_fragment_supply(lengths: Sequence[int], fragment_length: int, num_pairs: int, warning_threshold: int) -> None:
+    """``RandomFragmenter``'s host-side checks: raise if no trajectory is long enough, warn if transitions are few."""
+    usable = [n for n in lengths if n >= fragment_length]
+    if not usable:
+        raise ValueError(f"No trajectories are long enough for the desired fragment length of {fragment_length}.")
+    if len(usable) < len(lengths):
+        warnings.warn(
+            f"Discarded {len(lengths) - len(usable)} out of {len(lengths)} trajectories because they are shorter "
+            f"than the desired length of {fragment_length}.",
+            stacklevel=2,
+        )
+    needed, available = 2 * num_pairs * fragment_length, sum(usable)
+    if available < needed:
+        warnings.warn(
+            "Fewer transitions available than needed for desired number of fragment pairs. "
+            "Some transitions will appear multiple times.",
+            stacklevel=2,
+        )
+    elif warning_threshold and available < warning_threshold * needed:
+        warnings.warn(
+            f"Samples will contain {needed} transitions in total and only {available} are available. "
+            "Because we sample with replacement, a significant number of transitions are likely to appear "
+            "multiple times.",
+            stacklevel=2,
+        )
+
+
+def window_weights(pool: Pool, fragment_length: int) -> Tensor:
+    """``(N, T - L + 1)``: the probability weight of each window start (0 where the window is not allowed)."""
+    length = fragment_length
+    n, t = pool.rews.shape
+    if t < length:
+        raise ValueError(f"trajectories have {t} steps, fewer than fragment_length={length}")
+    zero = torch.zeros(n, 1, device=pool.rews.device)
+    # A window [s, s + L) is allowed iff all its steps are valid and no episode ends before its last step.
+    bad_step = torch.cat([zero, torch.cumsum((~pool.valid).to(torch.float32), 1)], 1)
+    bad_end = torch.cat([zero, torch.cumsum(pool.ends.to(torch.float32), 1)], 1)
+    starts = torch.arange(t - length + 1, device=pool.rews.device)
+    invalid = bad_step[:, starts + length] - bad_step[:, starts]
+    crossing = bad_end[:, starts + length - 1] - bad_end[:, starts]
+    ok = (invalid == 0) & (crossing == 0)
+    return torch.where(ok, pool.weight[:, None], torch.zeros((), device=ok.device))
+
+
+def random_fragments(key: random.Key, pool: Pool, fragment_length: int, num_pairs: int) -> Fragments:
+    """``RandomFragmenter``: ``2 * num_pairs`` windows drawn with replacement, paired in order. Pure.
+
+    Inverse-CDF sampling over all allowed windows (``searchsorted``): fixed shapes under vmap. A pool
+    without any allowed window gives meaningless fragments; :func:`check_fragment_supply` catches it first.
+    """
+    w = window_weights(pool, fragment_length)
+    n_starts = w.shape[1]
+    cdf = torch.cumsum(w.reshape(-1).to(torch.float64), 0)
+    u = random.uniform(key, (2 * num_pairs,), torch.float64) * cdf[-1]
+    flat = torch.searchsorted(cdf, u, right=True).clamp(max=cdf.shape[0] - 1)
+    row, start = flat // n_starts, flat % n_starts
+    t = start[:, None] + torch.arange(fragment_length, device=start.device)  # (2P, L)
+    r = row[:, None].expand_as(t)
+
+    def cut(x: Tensor) -> Tensor:
+        y = x[r, t]  # (2P, L, ...)
+        return y.reshape(num_pairs, 2, *y.shape[1:])
+
+    return Fragments(
+        obs=cut(pool.obs),
+        acts=cut(pool.acts),
+        next_obs=cut(pool.next_obs),
+        dones=cut(pool.terminal),
+        rews=cut(pool.rews),
+    )
+
+
+def fragment_rewards(net: Any, params: Any, fragments: Fragments) -> Tensor:
+    """Predicted rewards ``(pairs, 2, L)``, or ``(members, pairs, 2, L)`` for a :class:`rewards.RewardEnsemble`."""
+    shape = fragments.rews.shape
+    flat = [x.reshape(-1, *x.shape[3:]) for x in (fragments.obs, fragments.acts, fragments.next_obs, fragments.dones)]
+    if isinstance(net, rewards.RewardEnsemble):
+        return net.apply_all(params, *flat).reshape(-1, *shape)
+    return net.apply(params, *flat).reshape(shape)
+
+
+def variance_estimate(
+    member_rews: Tensor,
+    uncertainty_on: str = "logit",
+    noise_prob: float = 0.0,
+    discount_factor: float = 1.0,
+    threshold: float = 50.0,
+) -> Tensor:
+    """``ActiveSelectionFragmenter.variance_estimate`` of every pair: ``(members, pairs, 2, L) -> (pairs,)``.
+
+    ``logit``: unbiased variance over members of the (undiscounted) return difference; ``probability``:
+    population variance of the preference probability; ``label``: ``p̂(1 - p̂)`` of the members' votes.
+    """
+    if uncertainty_on == "logit":
+        returns = member_rews.sum(-1)
+        return (returns[:, :, 0] - returns[:, :, 1]).var(0, correction=1)
+    probs = probability(member_rews[:, :, 0], member_rews[:, :, 1], noise_prob, discount_factor, threshold)
+    if uncertainty_on == "probability":
+        return probs.var(0, correction=0)
+    if uncertainty_on == "label":
+        p_hat = (probs > 0.5).to(torch.float32).mean(0)
+        return p_hat * (1 - p_hat)
+    raise ValueError(f"uncertainty_on={uncertainty_on!r} not supported; use 'logit', 'probability' or 'label'")
+
+
+def select_most_uncertain(fragments: Fragments, variances: Tensor, num_pairs: int) -> Fragments:
+    """The ``num_pairs`` pairs with the highest variance, highest first (ties: the earlier pair)."""
+    order = torch.argsort(variances, descending=True, stable=True)[:num_pairs]
+    return tree.map(lambda x: x[order], fragments)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# State
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class State(struct.PyTreeNode):
+    """Everything that changes, as tensors (batched over seeds under vmap), plus the static config and net."""
+
+    reward_params: Any  # the net's params (leaves (members, ...) for an ensemble)
+    reward_opt: Any  # AdamW state; holds lr and weight decay as 0-d tensors (sweepable)
+    reward_norm: RunningMeanStd  # output statistics of the agent's (normalised) reward
+    reg_lambda: Tensor  # () float32: regularisation strength (moved by the interval scaler)
+    dataset: PreferenceDataset
+    agent: Any  # the RL algorithm's State ({} for a fixed trajectory dataset: no agent)
+    key: random.Key
+    round: Tensor  # () int64: rounds completed
+    sample_steps: Tensor  # () int64: env steps spent sampling trajectories for fragments
+    cfg: Config = struct.field(static=True)
+    net: Any = struct.field(static=True)  # rewards.BasicRewardNet or rewards.RewardEnsemble
+
+
+@functools.cache
+def _optimizer() -> optim.GradientTransformation:
+    # inject_hyperparams keeps lr and weight decay in the state (set at init), so update uses placeholders.
+    return optim.inject_hyperparams(optim.adamw)(learning_rate=0.0, weight_decay=0.0)
+
+
+def make_net(cfg: Config, observation_space: gym.Space[Any], action_space: gym.Space[Any]) -> Any:
+    """The reward net ``cfg`` describes: a ``BasicRewardNet``, or a ``RewardEnsemble`` of them."""
+    member = rewards.BasicRewardNet(
+        observation_space,
+        action_space,
+        cfg.reward_use_state,
+        cfg.reward_use_action,
+        cfg.reward_use_next_state,
+        cfg.reward_use_done,
+        hid_sizes=cfg.reward_hid_sizes,
+    )
+    return member if cfg.ensemble_size is None else rewards.RewardEnsemble(member, cfg.ensemble_size)
+
+
+def _example_fragments(space_obs: gym.Space[Any], space_act: gym.Space[Any], length: int) -> Fragments:
+    obs_shape = tuple(space_obs.shape or ())
+    act_shape = tuple(space_act.shape or ())
+    act_dtype = torch.int64 if isinstance(space_act, gym.spaces.Discrete) else torch.float32
+    obs = torch.zeros(1, 2, length, *obs_shape)
+    return Fragments(
+        obs=obs,
+        acts=torch.zeros(1, 2, length, *act_shape, dtype=act_dtype),
+        next_obs=obs.clone(),
+        dones=torch.zeros(1, 2, length, dtype=torch.bool),
+        rews=torch.zeros(1, 2, length),
+    )
+
+
+def init(
+    cfg: Config, key: random.Key, env: Env | None = None, *, spaces: tuple[gym.Space[Any], gym.Space[Any]] | None = None
+) -> State:
+    """A fresh state: reward net and optimiser, an empty dataset, and the agent on ``env``.
+
+    Without ``env`` (a fixed trajectory dataset: no agent), pass ``spaces=(observation_space, action_space)``.
+    """
+    if env is None and spaces is None:
+        raise ValueError("preference_comparisons.init: give the agent's env, or spaces= for a trajectory dataset")
+    obs_space, act_space = (env.observation_space, env.action_space) if env is not None else spaces  # type: ignore[misc]
+    k_net, k_agent, k_state = random.split(key, 3)
+    net = make_net(cfg, obs_space, act_space)
+    params = net.init(k_net)
+    capacity = cfg.comparison_queue_size or cfg.total_comparisons
+    agent: Any = {}  # an empty pytree node, not None: vmap outputs must be tensors or containers
+    if env is not None:
+        algo = AGENTS[cfg.agent]
+        kwargs = {"total_timesteps": cfg.total_timesteps} if cfg.agent == "ppo" else {}
+        agent = algo.init(cfg.agent_cfg(), k_agent, env, **kwargs)
+    return State(
+        reward_params=params,
+        reward_opt=optim.inject_hyperparams(optim.adamw)(learning_rate=cfg.lr, weight_decay=cfg.weight_decay).init(
+            params
+        ),
+        reward_norm=rewards.normalize.init(),
+        reg_lambda=torch.tensor(float(cfg.regularizer_lambda)),
+        dataset=preferences.init(capacity, _example_fragments(obs_space, act_space, cfg.fragment_length)),
+        agent=agent,
+        key=k_state,
+        round=torch.zeros((), dtype=torch.int64),
+        sample_steps=torch.zeros((), dtype=torch.int64),
+        cfg=cfg,
+        net=net,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The reward: loss, regularisers, training
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def cross_entropy_loss(
+    params: Any, net: Any, fragments: Fragments, prefs: Tensor, cfg: Config, boot: Tensor | None = None
+) -> tuple[Tensor, Metrics]:
+    """``CrossEntropyRewardLoss``: BCE of the model's P(1 ≻ 2) against ``prefs``; metrics accuracy, gt_reward_loss.
+
+    For an ensemble the loss is the sum over members, member ``m`` seeing the bootstrap ``boot[m]``
+    (``(members, pairs)`` indices into the batch; ``EnsembleTrainer``), and the metrics are member means.
+    """
+    pred = fragment_rewards(net, params, fragments)  # (pairs, 2, L) or (M, pairs, 2, L)
+    if boot is not None:
+        pred = torch.gather(pred, 1, boot.reshape(*boot.shape, 1, 1).expand(*boot.shape, *pred.shape[2:]))
+        targets = prefs[boot]  # (M, pairs)
+        true = fragments.rews[boot]  # (M, pairs, 2, L)
+    else:
+        targets, true = prefs, fragments.rews
+    logit = preference_logits(pred[..., 0, :], pred[..., 1, :], cfg.discount_factor, cfg.threshold)
+    lp1, lp2 = log_probabilities(logit, cfg.noise_prob)
+    loss = binary_cross_entropy(lp1, lp2, targets)
+    gt1, gt2 = log_probabilities(
+        preference_logits(true[..., 0, :], true[..., 1, :], cfg.discount_factor, cfg.threshold), cfg.noise_prob
+    )
+    accuracy = ((lp1 > math.log(0.5)) == (targets > 0.5)).to(torch.float32).mean(-1)
+    metrics = {
+        "loss": loss.mean(),
+        "accuracy": accuracy.mean(),
+        "gt_reward_loss": binary_cross_entropy(gt1, gt2, targets).mean(),
+    }
+    if boot is not None:
+        metrics["loss_std"] = loss.std()
+        loss = loss.sum()
+        metrics["loss"] = loss
+    return loss, metrics
+
+
+def lp_penalty(params: Any, p: int) -> Tensor:
+    """``LpRegularizer``'s penalty before λ: ``Σ_params ‖θ‖ₚᵖ``."""
+    return torch.stack([torch.linalg.vector_norm(x, ord=p) ** p for x in tree.leaves(params)]).sum()
+
+
+def interval_param_scaler(
+    lambda_: Tensor,
+    train_loss: Tensor,
+    val_loss: Tensor,
+    scaling_factor: float,
+    tolerable_interval: tuple[float, float],
+) -> Tensor:
+    """``IntervalParamScaler``: λ(1 + s) if val/train > high, λ(1 - s) if < low, else λ (pure, 0/0 keeps λ)."""
+    eps = float(np.finfo(float).eps)
+    ratio = val_loss / torch.where(train_loss < eps, torch.ones_like(train_loss), train_loss)
+    up = torch.where(train_loss < eps, val_loss >= eps, ratio > tolerable_interval[1])
+    down = (train_loss >= eps) & (ratio < tolerable_interval[0])
+    return torch.where(up, lambda_ * (1 + scaling_factor), torch.where(down, lambda_ * (1 - scaling_factor), lambda_))
+
+
+def _objective(
+    params: Any, state: State, frags: Fragments, prefs: Tensor, scale: float, boot: Tensor | None
+) -> tuple[Tensor, Metrics]:
+    loss, metrics = cross_entropy_loss(params, state.net, frags, prefs, state.cfg, boot)
+    total = loss * scale
+    if state.cfg.regularizer == "lp":
+        total = total + state.reg_lambda * lp_penalty(params, state.cfg.regularizer_p)
+    return total, metrics
+
+
+def _take(x: Tensor, idx: Tensor) -> Tensor:
+    return x[idx]
+
+
+def _eval_loss(state: State, params: Any, idx: Tensor) -> Tensor:
+    """Mean loss over the pairs ``idx`` (ensembles: summed over members, no bootstrap)."""
+    frags = tree.map(lambda x: x[idx], state.dataset.fragments)
+    loss, _ = cross_entropy_loss(params, state.net, frags, state.dataset.preferences[idx], state.cfg)
+    return loss.sum() if loss.ndim else loss
+
+
+def train_reward(state: State, n_items: int, epoch_multiplier: float = 1.0) -> tuple[State, Metrics]:
+    """``BasicRewardTrainer`` / ``EnsembleTrainer``: ``round(epochs * multiplier)`` epochs over the first ``n_items``.
+
+    Minibatches of ``minibatch_size`` pairs; gradients (each weighted by ``len(minibatch) / batch_size``)
+    accumulate until ``batch_size`` pairs, then one AdamW step (and one for a leftover). The weight-decay
+    regulariser shrinks the params after every minibatch; with an updater, ``val_split`` of the data is
+    held out and λ is rescaled after each epoch from the mean validation / train losses. Returns the last
+    epoch's mean metrics (``imitation``'s ``reward/final/train``). Pure; ``n_items`` is static.
+    """
+    cfg = state.cfg
+    epochs = round(cfg.epochs * epoch_multiplier)
+    if epochs < 1:
+        raise ValueError(
+            f"train_reward: epochs * epoch_multiplier = {cfg.epochs * epoch_multiplier} rounds to 0 epochs"
+        )
+    if n_items < 1:
+        raise ValueError("train_reward: the dataset is empty")
+    mb = cfg.minibatch_size or cfg.batch_size
+    key, k_split, k_epochs, k_boot = random.split(state.key, 4)
+    use_val = cfg.lambda_updater != "none"
+    if use_val:
+        n_val = max(1, int(cfg.val_split * n_items))  # type: ignore[operator]
+        n_train = n_items - n_val
+        if n_train < 1:
+            raise ValueError(
+                "Not enough data samples to split into training and validation, or the validation split is too "
+                "large/small. Make sure you've generated enough initial preference data. You can adjust this "
+                "through initial_comparison_frac in PreferenceComparisons."
+            )
+        perm = random.permutation(k_split, n_items)
+        train_idx, val_idx = perm[:n_train], perm[n_train:]
+    else:
+        n_train, train_idx, val_idx = n_items, torch.arange(n_items, device=state.key.device), None
+    members = cfg.ensemble_size
+    grad_fn = torch.func.grad(_objective, has_aux=True)
+    opt = _optimizer()
+    params, opt_state, lam = state.reward_params, state.reward_opt, state.reg_lambda
+    history: list[Metrics] = []
+    step = 0
+    for epoch in range(epochs):
+        order = train_idx[random.permutation(random.fold_in(k_epochs, epoch), n_train)]
+        acc_grads, acc = None, 0
+        history = []
+        train_sum = torch.zeros(())
+        for start in range(0, n_train, mb):
+            idx = order[start : start + mb]
+            n = idx.shape[0]
+            frags = tree.map(functools.partial(_take, idx=idx), state.dataset.fragments)
+            prefs = state.dataset.preferences[idx]
+            boot = None
+            if members is not None:
+                boot = random.randint(random.fold_in(k_boot, step), (members, n), 0, n)
+            step += 1
+            s = state.replace(reg_lambda=lam)
+            grads, metrics = grad_fn(params, s, frags, prefs, n / cfg.batch_size, boot)
+            history.append(metrics)
+            train_sum = train_sum + metrics["loss"] * n
+            acc_grads = grads if acc_grads is None else tree.map(torch.add, acc_grads, grads)
+            acc += n
+            if cfg.regularizer == "weight_decay":
+                factor = 1.0 - lam * opt_state.hyperparams["learning_rate"]
+                params = tree.map(functools.partial(torch.mul, other=factor), params)
+            if acc >= cfg.batch_size:
+                updates, opt_state = opt.update(acc_grads, opt_state, params)
+                params, acc_grads, acc = optim.apply_updates(params, updates), None, 0
+        if acc_grads is not None:
+            updates, opt_state = opt.update(acc_grads, opt_state, params)
+            params = optim.apply_updates(params, updates)
+        if use_val:
+            val_loss = _eval_loss(state, params, val_idx)  # type: ignore[arg-type]
+            lam = interval_param_scaler(lam, train_sum / n_train, val_loss, cfg.scaling_factor, cfg.tolerable_interval)
+    out = {k: torch.stack([m[k] for m in history]).mean() for k in history[0]}
+    out["regularization_lambda"] = lam
+    return state.replace(reward_params=params, reward_opt=opt_state, reg_lambda=lam, key=key), out
+
+
+def raw_reward_fn(state: State) -> RewardFn:
+    """The learned reward ``(obs, acts, next_obs, dones) -> (N,)`` (an ensemble's mean), unnormalised."""
+    net, params = state.net, state.reward_params
+    return lambda obs, acts, next_obs, dones: net.apply(params, obs, acts, next_obs, dones).to(torch.float32)
+
+
+def reward_fn(state: State) -> RewardFn:
+    """The reward the agent trains on: :func:`raw_reward_fn`, normalised by ``state.reward_norm`` if configured."""
+    raw = raw_reward_fn(state)
+    if not state.cfg.normalize_reward:
+        return raw
+    norm = state.reward_norm
+    return lambda *xs: rewards.normalize.apply(norm, raw(*xs))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The agent and its trajectories
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def agent_policy(state: State, deterministic: bool = False) -> PolicyFn:
+    """The agent's policy (stochastic by default, as ``AgentTrainer`` samples)."""
+    return AGENTS[state.cfg.agent].policy(state.agent, deterministic=deterministic)
+
+
+def sample_pool(state: State, env: Env, n_steps: int, key: random.Key) -> tuple[Pool, Metrics]:
+    """Run the agent in ``env`` (``env.n_envs`` streams of ``n_steps`` from reset). Pure.
+
+    The last ``round(exploration_frac * n_envs)`` streams act through the exploration wrapper
+    (``switch_prob``, ``random_prob``); the rest with the agent's stochastic policy.
+    """
+    cfg = state.cfg
+    n = env.n_envs
+    k_reset, k_mode, k_steps = random.split(key, 3)
+    explorer = torch.arange(n) >= n - round(cfg.exploration_frac * n)
+    policy_fn = agent_policy(state)
+    random_fn = simple.random_policy(env.action_space)
+    is_random = simple.exploration_init(k_mode, n, cfg.random_prob).is_random & explorer
+    ts = env.reset(k_reset)
+    keys = random.split(k_steps, n_steps)
+    steps = []
+    for t in range(n_steps):
+        k_act, k_env = random.split(keys[t])
+        ex, action = simple.exploration_act(
+            simple.ExplorationState(is_random), policy_fn, random_fn, ts.obs, k_act, cfg.random_prob, cfg.switch_prob
+        )
+        is_random = ex.is_random & explorer
+        nxt = env.step(ts.env_state, action, k_env)
+        steps.append((ts.obs, action, nxt.final_obs, nxt.reward, nxt.terminated, nxt.done))
+        ts = nxt
+    obs, acts, next_obs, rews, terminated, ends = (torch.stack(xs, 1) for xs in zip(*steps, strict=True))
+    acts = acts.to(torch.int64 if isinstance(env.action_space, gym.spaces.Discrete) else torch.float32)
+    pool = Pool(
+        obs=obs.to(torch.float32),
+        acts=acts,
+        next_obs=next_obs.to(torch.float32),
+        rews=rews.to(torch.float32),
+        terminal=terminated,
+        ends=ends,
+        valid=torch.ones_like(ends),
+        weight=torch.ones(n),
+    )
+    # Episode lengths at terminations, for the host's fixed-horizon check (imitation's _check_fixed_horizon).
+    t_idx = torch.arange(n_steps).expand(n, n_steps)
+    prev_end = torch.cat([torch.zeros(n, 1, dtype=torch.bool), ends[:, :-1]], 1)
+    start = torch.cummax(torch.where(prev_end, t_idx, torch.zeros_like(t_idx)), 1).values
+    length = (t_idx - start + 1).to(torch.float32)
+    inf = torch.full_like(length, math.inf)
+    ret = rews.sum(1)
+    metrics = {
+        "terminal_len_min": torch.where(terminated, length, inf).amin(),
+        "terminal_len_max": torch.where(terminated, length, -inf).amax(),
+        "sample_return_mean": ret.mean(),
+    }
+    return pool, metrics
+
+
+def _has_agent(state: State) -> bool:
+    return not (isinstance(state.agent, dict) and not state.agent)
+
+
+def train_agent(state: State, env: Env, n_calls: int) -> tuple[State, Metrics]:
+    """``n_calls`` agent ``collect`` + ``update`` steps on the (normalised) learned reward. Pure for torch envs."""
+    if n_calls == 0 or not _has_agent(state):
+        return state, {}
+    algo = AGENTS[state.cfg.agent]
+    fn = reward_fn(state)
+    agent, history = state.agent, []
+    for _ in range(n_calls):
+        agent, batch = algo.collect(agent, env, reward_fn=fn)
+        agent, metrics = algo.update(agent, batch)
+        history.append(metrics)
+    out = {f"agent/{k}": torch.stack([m[k].to(torch.float32) for m in history]).mean() for k in history[0]}
+    return state.replace(agent=agent), out
+
+
+def relabel_replay(state: State) -> State:
+    """SAC: recompute every stored reward with the current learned reward (slots past ``size`` are never read)."""
+    if state.cfg.agent != "sac" or not _has_agent(state) or not state.cfg.relabel_replay:
+        return state
+    agent = state.agent
+    items = agent.buffer.storage
+    acts = sac_policy.rescale(items.acts, agent.action_low, agent.action_high)
+    rews = reward_fn(state)(items.obs, acts, items.next_obs, items.dones > 0.5)
+    buffer = agent.buffer.replace(storage=items.replace(rews=rews))
+    return state.replace(agent=agent.replace(buffer=buffer))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# One round: collect (fragments to label) and update (push, reward, agent)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def collect(state: State, source: Env | Pool, rnd: Round) -> tuple[State, Fragments, Metrics]:
+    """Sample trajectories (``source``: an env of ``rnd.pool_envs`` sub-envs, or a fixed :class:`Pool`) and cut
+    ``rnd.num_pairs`` fragment pairs (random, or the most uncertain of ``fragment_sample_factor`` times as many).
+    Pure for torch envs. Returns the fragments to be labelled."""
+    cfg = state.cfg
+    key, k_pool, k_frag = random.split(state.key, 3)
+    state = state.replace(key=key)
+    metrics: Metrics = {}
+    if isinstance(source, Pool):
+        pool = source
+    else:
+        pool, metrics = sample_pool(state, source, rnd.pool_steps, k_pool)
+        state = state.replace(sample_steps=state.sample_steps + source.n_envs * rnd.pool_steps)
+    if cfg.fragmenter == "active":
+        n_sample = int(cfg.fragment_sample_factor * rnd.num_pairs)
+        frags = random_fragments(k_frag, pool, cfg.fragment_length, max(n_sample, rnd.num_pairs))
+        var = variance_estimate(
+            fragment_rewards(state.net, state.reward_params, frags),
+            cfg.uncertainty_on,
+            cfg.noise_prob,
+            cfg.discount_factor,
+            cfg.threshold,
+        )
+        frags = select_most_uncertain(frags, var, rnd.num_pairs)
+        metrics["active/variance_selected"] = var.sort(descending=True).values[: rnd.num_pairs].mean()
+        metrics["active/variance_all"] = var.mean()
+    else:
+        frags = random_fragments(k_frag, pool, cfg.fragment_length, rnd.num_pairs)
+    return state, frags, metrics
+
+
+def gather(state: State, fragments: Fragments) -> tuple[State, Tensor, Metrics]:
+    """The synthetic gatherer on ``fragments``' true rewards. Pure."""
+    cfg = state.cfg
+    key, k = random.split(state.key)
+    prefs, entropy = synthetic_preferences(
+        k,
+        fragments.rews,
+        cfg.gatherer_temperature,
+        cfg.gatherer_discount_factor,
+        cfg.gatherer_sample,
+        cfg.gatherer_threshold,
+    )
+    return state.replace(key=key), prefs, {"preferences/entropy": entropy}
+
+
+def update(state: State, fragments: Fragments, prefs: Tensor, rnd: Round, env: Env | None) -> tuple[State, Metrics]:
+    """Push the labelled pairs, train the reward model, refresh the reward statistics, train the agent. Pure."""
+    if len(fragments) > 0:
+        state = state.replace(dataset=preferences.push(state.dataset, fragments, prefs))
+    metrics: Metrics = {}
+    if rnd.dataset_size > 0:
+        state, m = train_reward(state, rnd.dataset_size, rnd.epoch_multiplier)
+        metrics.update({f"reward/{k}": v for k, v in m.items()})
+    if len(fragments) > 0:
+        # NormalizedRewardNet's running statistics, fed with the new reward of the freshest on-policy transitions.
+        flat = [
+            x.reshape(-1, *x.shape[3:]) for x in (fragments.obs, fragments.acts, fragments.next_obs, fragments.dones)
+        ]
+        state = state.replace(reward_norm=rewards.normalize.update(state.reward_norm, raw_reward_fn(state)(*flat)))
+    state = relabel_replay(state)
+    if env is not None:
+        state, m = train_agent(state, env, rnd.agent_calls)
+        metrics.update(m)
+    return state.replace(round=state.round + 1), metrics
+
+
+def iteration(state: State, env: Env | None, source: Env | Pool, rnd: Round) -> tuple[State, Metrics]:
+    """One whole round with synthetic labels: :func:`collect`, :func:`gather`, :func:`update`. Pure; vmap it."""
+    state, frags, m1 = collect(state, source, rnd)
+    state, prefs, m2 = gather(state, frags)
+    state, m3 = update(state, frags, prefs, rnd, env)
+    return state, {**m1, **m2, **m3}
+
+
+def policy(state: State, deterministic: bool = True) -> PolicyFn:
+    """The trained agent's policy (deterministic by default, for evaluation)."""
+    return agent_policy(state, deterministic)
+
+
+def reward(state: State) -> RewardFn:
+    """The learned reward (unnormalised), as ``(obs, acts, next_obs, dones) -> (N,)``."""
+    return raw_reward_fn(state)
+
+
+__all__ = [
+    "AGENTS",
+    "QUERY_SCHEDULES",
+    "Config",
+    "Metrics",
+    "Pool",
+    "Round",
+    "State",
+    "agent_policy",
+    "binary_cross_entropy",
+    "check_fragment_supply",
+    "collect",
+    "comparison_schedule",
+    "cross_entropy_loss",
+    "discounted_return",
+    "fragment_rewards",
+    "gather",
+    "init",
+    "interval_param_scaler",
+    "iteration",
+    "log_probabilities",
+    "lp_penalty",
+    "make_net",
+    "oric",
+    "plan",
+    "policy",
+    "pool_from_trajectories",
+    "preference_logits",
+    "probability",
+    "random_fragments",
+    "raw_reward_fn",
+    "relabel_replay",
+    "reward",
+    "reward_fn",
+    "sample_pool",
+    "select_most_uncertain",
+    "steps_per_call",
+    "synthetic_preferences",
+    "train_agent",
+    "train_reward",
+    "update",
+    "variance_estimate",
+    "window_weights",
+]

@@ -1,0 +1,246 @@
+"""The preference-comparisons driver: every round of N seeds as one vmapped call, plus the host-side pieces.
+
+    result = train(cfg, "Pendulum-v1", seeds=range(8))             # synthetic labels, agent on torch env
+    result = train(cfg, "Pendulum-v1", gatherer=my_human_gatherer)   # labels from a front end (host-side)
+    result = train(cfg, "seals/CartPole-v0", trajectories=demos)     # fragments from a fixed dataset, no agent
+
+With synthetic labels a round (sample trajectories, fragment, label, push, train the reward, train the
+agent) is one ``vmap`` of :func:`preference_comparisons.iteration`. A :class:`PreferenceGatherer` (a
+human front end) splits it: vmapped ``collect``, then the gatherer on each seed's fragments on the host,
+then vmapped ``update``. Host-side here: the fragment-supply warnings, the fixed-horizon check,
+evaluation, JSONL metrics, a checkpoint per round (resumable) and the saved reward, policy and dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from imitation_fn import envs, rewards
+from imitation_fn.algorithms import preference_comparisons as pc
+from imitation_fn.core import random, serialization, tree
+from imitation_fn.data import preferences
+from imitation_fn.data.preferences import Fragments
+from imitation_fn.data.types import TrajectoryWithRew
+from imitation_fn.envs.base import Env
+from imitation_fn.envs.gym import GymEnv
+from imitation_fn.evaluation import evaluate_policy
+from imitation_fn.policies.io import save_policy
+from imitation_fn.training.driver import CHECKPOINT, check_seeds, open_run, save_checkpoint, seed_keys
+from imitation_fn.training.logger import ProgressBar
+from imitation_fn.training.rl import policy_for_saving
+
+ALGORITHM = "preference_comparisons"
+
+
+PreferenceGatherer = Callable[[Fragments], Tensor]
+"""What a human front end implements: label pairs of fragments (host-side, one seed at a time).
+
+It gets ``Fragments`` with leaves ``(pairs, 2, L, ...)`` (obs, acts, next_obs, dones, the true rews when
+known) and returns ``(pairs,)`` float probabilities that the first fragment is preferred (0, 1, 0.5 a tie).
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class PCResult:
+    """What :func:`train` returns."""
+
+    states: Any  # pc.State stacked over seeds
+    seeds: list[int]
+    rounds: list[pc.Round]
+    eval_returns: Tensor | None  # (n_seeds, n_eval_episodes) of the final policy, None without an agent
+    metrics: dict[str, Tensor]  # the last round's metrics, (n_seeds,) each
+    seconds: float  # wall time of the rounds (not counting evaluation)
+
+    @property
+    def reward_accuracy(self) -> Tensor:
+        return self.metrics["reward/accuracy"]
+
+
+def _check_horizon(metrics: dict[str, Tensor], allow_variable_horizon: bool) -> None:
+    lo, hi = metrics.get("terminal_len_min"), metrics.get("terminal_len_max")
+    if allow_variable_horizon or lo is None or hi is None:
+        return
+    lo_v, hi_v = float(lo.min()), float(hi.max())
+    if lo_v != float("inf") and lo_v != hi_v:
+        raise ValueError(
+            f"Episodes of different length detected: terminal episodes of {int(lo_v)} to {int(hi_v)} steps. "
+            "Variable horizon environments are discouraged -- termination conditions leak information about "
+            "reward. See https://imitation.readthedocs.io/en/latest/guide/variable_horizon.html for more "
+            "information. If you are SURE you want to run imitation on a variable horizon task, then please "
+            "pass in the flag: `allow_variable_horizon=True`."
+        )
+
+
+def _check_dataset(trajectories: Sequence[TrajectoryWithRew], cfg: pc.Config) -> None:
+    horizons = {len(t) for t in trajectories if t.terminal}
+    if len(horizons) > 1 and not cfg.allow_variable_horizon:
+        _check_horizon(
+            {
+                "terminal_len_min": torch.tensor(float(min(horizons))),
+                "terminal_len_max": torch.tensor(float(max(horizons))),
+            },
+            False,
+        )
+
+
+@functools.cache
+def _env(env_id: str, n_envs: int) -> Env:
+    return envs.make(env_id, n_envs=n_envs)
+
+
+def evaluate(states: Any, env: Env, keys: Tensor) -> Tensor:
+    """Each seed's deterministic policy for one episode per sub-env: ``(n_seeds, env.n_envs)``."""
+    return torch.func.vmap(lambda s, k: evaluate_policy(env, pc.policy(s), k).returns)(states, keys)
+
+
+def train(
+    cfg: pc.Config,
+    env_id: str,
+    *,
+    seeds: Sequence[int] = (0,),
+    trajectories: Sequence[TrajectoryWithRew] | None = None,
+    gatherer: PreferenceGatherer | None = None,
+    n_eval_episodes: int = 10,
+    eval_every: int | None = None,
+    log_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    callback: Callable[[int, Any, dict[str, Tensor]], None] | None = None,
+) -> PCResult:
+    """Run every round of preference comparisons for every seed (see the module docstring).
+
+    ``eval_every`` counts rounds (evaluation always runs at the end when there is an agent). With
+    ``log_dir``: ``config.json``, ``metrics.jsonl`` and a checkpoint after every round; ``resume``
+    continues from it. ``callback(round, states, metrics)`` runs after each round.
+    """
+    seeds = check_seeds(seeds, "preference_comparisons.train")
+    agent_env: Env | None = None
+    pool: pc.Pool | None = None
+    if trajectories is None:
+        n_envs = int(cfg.agent_cfg().n_envs)
+        agent_env = _env(env_id, n_envs)
+        if isinstance(agent_env, GymEnv):
+            raise NotImplementedError(
+                f"preference comparisons vmaps every round over seeds, which needs a torch environment; "
+                f"{env_id} has none"
+            )
+        horizon = agent_env.max_episode_steps
+        spaces = None
+    else:
+        _check_dataset(trajectories, cfg)
+        pool = pc.pool_from_trajectories(trajectories, cfg.fragment_length)
+        probe = _env(env_id, 1)
+        spaces = (probe.observation_space, probe.action_space)
+        horizon = None
+    rounds = pc.plan(cfg, horizon)
+
+    init_keys, _, eval_keys = seed_keys(seeds)
+    states = torch.func.vmap(lambda k: pc.init(cfg, k, agent_env, spaces=spaces))(init_keys)
+    out, states, start, writer = open_run(log_dir, resume, states, cfg, seeds, ALGORITHM)
+    eval_env = _env(env_id, n_eval_episodes) if agent_env is not None else None
+
+    def iteration(rnd: pc.Round) -> Callable[[Any], tuple[Any, dict[str, Tensor]]]:
+        source = pool if pool is not None else _env(env_id, rnd.pool_envs)
+        if gatherer is None and len(seeds) == 1:
+            # vmap over one seed only adds overhead (DESIGN §8): run the same pure function unbatched.
+            def single(states: Any) -> tuple[Any, dict[str, Tensor]]:
+                state, m = pc.iteration(tree.index(states, 0), agent_env, source, rnd)
+                return tree.stack([state]), tree.stack([m])
+
+            return single
+        if gatherer is None:
+            return torch.func.vmap(lambda s: pc.iteration(s, agent_env, source, rnd))
+
+        def human(states: Any) -> tuple[Any, dict[str, Tensor]]:
+            states, frags, m1 = torch.func.vmap(lambda s: pc.collect(s, source, rnd))(states)
+            prefs = torch.stack(
+                [torch.as_tensor(gatherer(tree.index(frags, i)), dtype=torch.float32) for i in range(len(seeds))]
+            )
+            states, m2 = torch.func.vmap(lambda s, f, p: pc.update(s, f, p, rnd, agent_env))(states, frags, prefs)
+            return states, {**m1, **m2}
+
+        return human
+
+    metrics: dict[str, Tensor] = {}
+    eval_returns: Tensor | None = None
+    seconds = 0.0
+    with ProgressBar(len(rounds), f"preference comparisons on {env_id} × {len(seeds)} seeds", enabled=progress) as bar:
+        bar.advance(start)
+        for rnd in rounds[start:]:
+            if rnd.num_pairs > 0:
+                lengths = (
+                    [len(t) for t in trajectories] if trajectories is not None else [rnd.pool_steps] * rnd.pool_envs
+                )
+                pc.check_fragment_supply(lengths, cfg.fragment_length, rnd.num_pairs, cfg.warning_threshold)
+            t0 = time.perf_counter()
+            states, metrics = iteration(rnd)(states)
+            seconds += time.perf_counter() - t0
+            _check_horizon(metrics, cfg.allow_variable_horizon)
+            done = rnd.index + 1
+            writer.write(done, "train", metrics)
+            last = done == len(rounds)
+            show = {k: metrics[k] for k in ("reward/accuracy",) if k in metrics}
+            if eval_env is not None and (last or (eval_every and done % eval_every == 0)):
+                keys = torch.func.vmap(random.fold_in)(eval_keys, torch.full((len(seeds),), done))
+                eval_returns = evaluate(states, eval_env, keys)
+                writer.write(done, "eval", {"return_mean": eval_returns.mean(-1), "returns": eval_returns})
+                show["return"] = eval_returns
+            bar.advance(done, show)
+            if out is not None:
+                save_checkpoint(out, states, seeds, done, ALGORITHM)
+            if callback is not None:
+                callback(done, states, metrics)
+    if eval_env is not None and eval_returns is None:
+        keys = torch.func.vmap(random.fold_in)(eval_keys, torch.full((len(seeds),), len(rounds)))
+        eval_returns = evaluate(states, eval_env, keys)
+    return PCResult(states, seeds, rounds, eval_returns, metrics, seconds)
+
+
+def save_artifacts(result: PCResult, env_id: str, out: str | Path) -> list[Path]:
+    """Per seed: ``out/seed_<s>/{reward/, policy/, preferences.safetensors}``; returns the seed directories."""
+    paths = []
+    probe = _env(env_id, 1)
+    for seed, state in zip(result.seeds, tree.unstack(result.states), strict=True):
+        d = Path(out) / f"seed_{seed}"
+        rewards.save(
+            d / "reward",
+            state.net,
+            state.reward_params,
+            state.reward_norm,
+            metadata={"algorithm": ALGORITHM, "env": env_id, "seed": seed},
+        )
+        preferences.save(d / "preferences.safetensors", state.dataset)
+        if pc._has_agent(state):
+            kind, params, config, obs_norm = policy_for_saving(pc.AGENTS[state.cfg.agent], state.agent)
+            save_policy(d / "policy", kind, params, (probe.observation_space, probe.action_space), config, obs_norm)  # type: ignore[arg-type]
+        paths.append(d)
+    return paths
+
+
+def has_checkpoint(log_dir: str | Path) -> bool:
+    return (Path(log_dir) / CHECKPOINT).is_file()
+
+
+def load_states(log_dir: str | Path, template: Any) -> Any:
+    """States saved by a run's last checkpoint, into ``template``'s structure."""
+    return serialization.load(Path(log_dir) / CHECKPOINT, template)
+
+
+__all__ = [
+    "ALGORITHM",
+    "PCResult",
+    "PreferenceGatherer",
+    "evaluate",
+    "has_checkpoint",
+    "load_states",
+    "save_artifacts",
+    "train",
+]
