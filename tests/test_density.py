@@ -371,11 +371,7 @@ def test_policy_trained_on_the_density_reward_improves_on_cartpole(cartpole_traj
     assert stats.is_significant_reward_improvement(before.true_returns.flatten(), after.true_returns.flatten())
 
 
-def test_cli_density_trains_prints_and_saves_policies(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if "density" not in cli.COMMANDS:
-        monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, "density"))
+def test_cli_density_trains_prints_and_saves_policies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     demos = tmp_path / "demos"
     env = envs.make("seals/CartPole-v0", n_envs=2)
     serialize.save(demos, rollout.generate_trajectories(env, cartpole_expert, random.key(0), min_episodes=2)[:2])
