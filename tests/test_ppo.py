@@ -155,6 +155,33 @@ def test_batched_update_equals_vmapped_update() -> None:
     checks.assert_trees_allclose(ppo.batched_update()(states, rollouts), expected, rtol=1e-6, atol=1e-7)
 
 
+def test_compiled_sweep_path_equals_vmap_without_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """batched_collect/batched_update(compile=True) with torch.compile replaced by the identity: same numbers.
+
+    This checks the loop the compiled pieces run in (per-step collection, keys, epoch tensors, stride and
+    alias normalisation) in seconds; benchmarks/rl_sweep.py checks the compiled result itself.
+    """
+    monkeypatch.setattr(ppo, "_compiled", lambda fn: fn)
+    env = envs.make("CartPole-v1", n_envs=SMALL.n_envs)
+    cfg = SMALL.model_copy(update={"normalize_obs": True})
+    states = _stack_init([cfg, cfg], [5, 6], env)
+    rew = lambda o, a, n, d: n[:, 2].abs()  # noqa: E731 - a learned-reward stand-in
+    expected_states, expected_rollouts = vmap(lambda s: ppo.collect(s, env, reward_fn=rew))(states)
+    got_states, got_rollouts = ppo.batched_collect(env, compile=True, reward_fn=rew)(states)
+    checks.assert_trees_allclose(got_rollouts, expected_rollouts, rtol=1e-6, atol=1e-7, name="rollout")
+    checks.assert_trees_allclose(got_states, expected_states, rtol=1e-6, atol=1e-7, name="state")
+    keys = random.split(random.key(9), 2)
+    checks.assert_trees_allclose(
+        ppo.batched_collect(env, compile=True)(states, keys),
+        vmap(lambda s, k: ppo.collect(s, env, k))(states, keys),
+        rtol=1e-6,
+        atol=1e-7,
+    )
+    expected = vmap(ppo.update)(expected_states, expected_rollouts)
+    got = ppo.batched_update(compile=True)(got_states, got_rollouts)
+    checks.assert_trees_allclose(got, expected, rtol=1e-6, atol=1e-7, name="update")
+
+
 def test_reward_fn_replaces_the_environment_reward() -> None:
     env = envs.make("CartPole-v1", n_envs=SMALL.n_envs)
     state = ppo.init(SMALL, random.key(0), env)

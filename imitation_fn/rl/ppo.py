@@ -250,51 +250,157 @@ def collect(
     from ``state.timestep``. Randomness comes from ``key``, or from ``state.key`` (which then advances).
     ``reward_fn(obs, acts, next_obs, dones)``, called once on the flattened rollout with the actions the
     env received and ``dones = terminated | truncated``, replaces the environment's rewards.
+    For many seeds at once, :func:`batched_collect` is ``vmap(collect)`` with an optionally compiled step.
     """
-    timestep = state.timestep
-    if timestep is None:
+    _check_collect(state, env)
+    state, noise, env_keys = collect_begin(state, key)
+    timestep, steps = _timestep(state), []
+    for t in range(state.n_steps):
+        timestep, record = collect_step(state, env, timestep, noise[t], env_keys[t])
+        steps.append(record)
+    return collect_end(state, timestep, tree.map(lambda *xs: torch.stack(xs), *steps), reward_fn)
+
+
+class StepRecord(struct.PyTreeNode):
+    """One step of every env, as ``collect_step`` records it (a leading ``n_steps`` axis once stacked)."""
+
+    obs: Tensor  # (n_envs, *obs_shape)
+    acts: Tensor  # (n_envs, *act_shape): the sample, before clipping
+    env_rews: Tensor  # (n_envs,)
+    terminated: Tensor  # (n_envs,) bool
+    truncated: Tensor  # (n_envs,) bool
+    next_obs: Tensor  # (n_envs, *obs_shape): the state the step reached (pre auto-reset)
+    log_probs: Tensor  # (n_envs,)
+    values: Tensor  # (n_envs,)
+
+
+def _timestep(state: State) -> TimeStep:
+    assert state.timestep is not None  # _check_collect's
+    return state.timestep
+
+
+def _check_collect(state: State, env: Env) -> None:
+    if state.timestep is None:
         raise ValueError("ppo.collect: state.timestep is None; put env.reset(key) there first")
     if env.n_envs != state.n_envs:
         raise ValueError(f"ppo.collect: the env has n_envs={env.n_envs} but the state was built for {state.n_envs}")
+
+
+def collect_begin(state: State, key: random.Key | None) -> tuple[State, Tensor, Tensor]:
+    """``(state, noise (n_steps, n_envs, ...), env_keys (n_steps, 2))``: a whole rollout's randomness at once."""
     if key is None:
         keys = random.split(state.key)
         state, key = state.replace(key=keys[0]), keys[1]
     noise_key, env_key = random.split(key)
     noise = actor_critic.noise(state.params, noise_key, (state.n_steps, state.n_envs))
-    env_keys = random.split(env_key, state.n_steps)
+    return state, noise, random.split(env_key, state.n_steps)
 
-    steps: list[tuple[Tensor, ...]] = []
-    for t in range(state.n_steps):
-        dist, value = actor_critic.forward(state.params, _normalize(state, timestep.obs), state.activation)
-        action = actor_critic.sample(dist, noise[t])
-        log_prob = dist.log_prob(action)
-        nxt = env.step(timestep.env_state, actor_critic.clip_action(action, state.action_bounds), env_keys[t])
-        steps.append((timestep.obs, action, nxt.reward, nxt.terminated, nxt.truncated, nxt.final_obs, log_prob, value))
-        timestep = nxt
-    stacked = (torch.stack(xs) for xs in zip(*steps, strict=True))
-    obs, acts, env_rews, terminated, truncated, next_obs, log_probs, values = stacked
 
-    rews = env_rews
+def collect_step(
+    state: State, env: Env, timestep: TimeStep, noise: Tensor, key: random.Key
+) -> tuple[TimeStep, StepRecord]:
+    """Act in every env from ``timestep`` with ``state``'s policy and pre-drawn ``noise``; step the env with ``key``.
+
+    The unit that :func:`batched_collect` compiles: a policy forward pass plus one fused env step.
+    """
+    dist, value = actor_critic.forward(state.params, _normalize(state, timestep.obs), state.activation)
+    action = actor_critic.sample(dist, noise)
+    nxt = env.step(timestep.env_state, actor_critic.clip_action(action, state.action_bounds), key)
+    record = StepRecord(
+        obs=timestep.obs,
+        acts=action,
+        env_rews=nxt.reward,
+        terminated=nxt.terminated,
+        truncated=nxt.truncated,
+        next_obs=nxt.final_obs,
+        log_probs=dist.log_prob(action),
+        values=value,
+    )
+    return nxt, record
+
+
+def collect_end(
+    state: State, timestep: TimeStep, steps: StepRecord, reward_fn: RewardFn | None = None
+) -> tuple[State, Rollout]:
+    """The rollout from ``steps`` (stacked ``(n_steps, n_envs, ...)``), rewards replaced by ``reward_fn`` if given."""
+    rews = steps.env_rews
     if reward_fn is not None:
         rews = reward_fn(
-            obs.flatten(0, 1),
-            actor_critic.clip_action(acts.flatten(0, 1), state.action_bounds),
-            next_obs.flatten(0, 1),
-            (terminated | truncated).flatten(0, 1),
-        ).reshape(env_rews.shape)
+            steps.obs.flatten(0, 1),
+            actor_critic.clip_action(steps.acts.flatten(0, 1), state.action_bounds),
+            steps.next_obs.flatten(0, 1),
+            (steps.terminated | steps.truncated).flatten(0, 1),
+        ).reshape(steps.env_rews.shape)
     rollout = Rollout(
-        obs=obs,
-        acts=acts,
+        obs=steps.obs,
+        acts=steps.acts,
         rews=rews.to(torch.float32),
-        terminated=terminated,
-        truncated=truncated,
-        next_obs=next_obs,
-        env_rews=env_rews,
-        log_probs=log_probs,
-        values=values,
+        terminated=steps.terminated,
+        truncated=steps.truncated,
+        next_obs=steps.next_obs,
+        env_rews=steps.env_rews,
+        log_probs=steps.log_probs,
+        values=steps.values,
     )
     state = state.replace(timestep=timestep, timesteps=state.timesteps + state.n_steps * state.n_envs)
     return state, rollout
+
+
+def _standard_strides(x: Any) -> Any:
+    """``x`` with every tensor row-major and no tensor twice, as compiled functions expect their inputs.
+
+    Compiled code guards on strides (which size-1 dims make vary between eager and compiled producers)
+    and on aliasing between arguments (``reset`` returns one tensor as ``obs`` and ``final_obs``); a
+    mismatch recompiles. Tensors that already fit pass through uncopied.
+    """
+    seen: set[int] = set()
+
+    def fix(t: Any) -> Any:
+        if not isinstance(t, Tensor):
+            return t
+        if id(t) in seen or t.stride() != torch.empty(t.shape, device="meta").stride():
+            t = t.clone(memory_format=torch.contiguous_format)
+        seen.add(id(t))
+        return t
+
+    return tree.map(fix, x)
+
+
+def batched_collect(
+    env: Env, compile: bool = False, reward_fn: RewardFn | None = None
+) -> Callable[[State, random.Key | None], tuple[State, Rollout]]:
+    """``collect`` over a stack of states (leading seed axis): ``run(states, keys=None) -> (states, rollouts)``.
+
+    Equal to ``vmap(lambda s, k: collect(s, env, k, reward_fn))``. With ``compile=True`` the per-step
+    function (policy forward + env step, vmapped over seeds) goes through ``torch.compile``; the loop
+    over ``n_steps`` stays in Python (compiling the unrolled rollout costs far more than it saves).
+    """
+    if not compile:
+
+        def eager(states: State, keys: random.Key | None = None) -> tuple[State, Rollout]:
+            if keys is None:
+                return torch.func.vmap(lambda s: collect(s, env, None, reward_fn))(states)
+            return torch.func.vmap(lambda s, k: collect(s, env, k, reward_fn))(states, keys)
+
+        return eager
+    step = functools.partial(_compiled(_batched_collect_step), env)
+
+    def run(states: State, keys: random.Key | None = None) -> tuple[State, Rollout]:
+        _check_collect(states, env)
+        states, noise, env_keys = torch.func.vmap(collect_begin, in_dims=(0, None if keys is None else 0))(states, keys)
+        # The step reads the policy from `acting` and the env from `timestep`: no tensor may be passed twice
+        # (compiled code guards on aliasing), strides must be those it was traced with, and every leaf
+        # passed costs a guard check per call (so not the optimiser state).
+        acting, timestep = _standard_strides((states.replace(timestep=(), opt_state=()), states.timestep))
+        steps = []
+        for t in range(states.n_steps):
+            timestep, record = step(acting, timestep, noise[:, t], env_keys[:, t])
+            steps.append(record)
+        stacked = tree.map(lambda *xs: torch.stack(xs, dim=1), *steps)
+        end = functools.partial(collect_end, reward_fn=reward_fn)
+        return torch.func.vmap(end)(states, timestep, stacked)
+
+    return run
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -408,7 +514,7 @@ def prepare(state: State, rollout: Rollout) -> tuple[State, TrainBatch, Progress
     return state, data, carry
 
 
-def minibatch_indices(carry: Progress, epoch: int, n: int, batch_size: int) -> Tensor:
+def minibatch_indices(carry: Progress, epoch: int | Tensor, n: int, batch_size: int) -> Tensor:
     """``(n // batch_size, batch_size)`` indices into the ``n`` rows: epoch ``epoch``'s shuffled minibatches."""
     perm = random.permutation(random.fold_in(carry.key, epoch), n)
     n_mb = n // batch_size
@@ -470,6 +576,11 @@ def finish(state: State, carry: Progress, data: TrainBatch) -> tuple[State, Metr
     return state, metrics
 
 
+def epoch_indices(state: State, carry: Progress, epoch: int | Tensor) -> Tensor:
+    """:func:`minibatch_indices` of an update's rollout for epoch ``epoch`` (an int, or an int64 0-d tensor)."""
+    return minibatch_indices(carry, epoch, state.n_steps * state.n_envs, state.batch_size)
+
+
 def _run(
     state: State,
     rollout: Rollout,
@@ -477,11 +588,12 @@ def _run(
     step_fn: Callable[..., Any],
     finish_fn: Callable[..., Any],
     indices_fn: Callable[..., Any],
+    epoch_arg: Callable[[int], int | Tensor] = int,
 ) -> tuple[State, Metrics]:
     """The update loop, for one state or (with vmapped functions) a stack of them."""
     state, data, carry = prepare_fn(state, rollout)
     for epoch in range(state.n_epochs):
-        idx = indices_fn(carry, epoch)  # (..., n_minibatches, batch_size)
+        idx = indices_fn(state, carry, epoch_arg(epoch))  # (..., n_minibatches, batch_size)
         for j in range(state.n_minibatches):
             state, carry = step_fn(state, carry, data, idx[..., j, :])
     return finish_fn(state, carry, data)
@@ -491,28 +603,68 @@ def update(state: State, rollout: Rollout) -> tuple[State, Metrics]:
     """One PPO update on a rollout just collected with ``state.params``: GAE, then ``n_epochs`` of minibatch SGD.
 
     Pure: ``vmap(update)`` over stacked states and rollouts trains a sweep. Under ``torch.compile``,
-    compile the minibatch step rather than this unrolled loop: see :func:`batched_update`.
+    compile the pieces rather than this unrolled loop: see :func:`batched_update`.
     """
-    n = state.n_steps * state.n_envs
-    indices = functools.partial(minibatch_indices, n=n, batch_size=state.batch_size)
-    return _run(state, rollout, prepare, minibatch_step, finish, indices)
+    return _run(state, rollout, prepare, minibatch_step, finish, epoch_indices)
+
+
+# The vmapped pieces of a sweep, each its own function: torch.compile caches compiled code per code object
+# (a bounded number of entries each), so sharing one ``vmap`` wrapper would make the pieces evict each other.
+def _batched_collect_step(
+    env: Env, states: State, timestep: TimeStep, noise: Tensor, key: random.Key
+) -> tuple[TimeStep, StepRecord]:
+    return torch.func.vmap(lambda s, ts, n, k: collect_step(s, env, ts, n, k))(states, timestep, noise, key)
+
+
+def _batched_prepare(states: State, rollouts: Rollout) -> tuple[State, TrainBatch, Progress]:
+    return torch.func.vmap(prepare)(states, rollouts)
+
+
+def _batched_indices(states: State, carry: Progress, epoch: int | Tensor) -> Tensor:
+    return torch.func.vmap(epoch_indices, in_dims=(0, 0, None))(states, carry, epoch)
+
+
+def _batched_step(states: State, carry: Progress, data: TrainBatch, idx: Tensor) -> tuple[State, Progress]:
+    return torch.func.vmap(minibatch_step)(states, carry, data, idx)
+
+
+def _batched_finish(states: State, carry: Progress, data: TrainBatch) -> tuple[State, Metrics]:
+    return torch.func.vmap(finish)(states, carry, data)
+
+
+@functools.cache
+def _compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """One compiled version of ``fn`` per process, shared by every sweep (guards tell configurations apart)."""
+    return torch.compile(fn, dynamic=False)
 
 
 def batched_update(compile: bool = False) -> Callable[[State, Rollout], tuple[State, Metrics]]:
-    """``update`` over a stack of states (leading seed axis), with the minibatch step optionally compiled.
+    """``update`` over a stack of states (leading seed axis), its pieces optionally compiled.
 
-    Equal to ``vmap(update)``; with ``compile=True`` only ``vmap(minibatch_step)`` goes through
-    ``torch.compile`` (compiling the whole unrolled update takes minutes, the step seconds).
+    Equal to ``vmap(update)``. With ``compile=True``, ``prepare`` (GAE), the epoch's shuffle, the
+    minibatch step and ``finish`` each go through ``torch.compile`` (vmapped over seeds), and the
+    Python loop over epochs and minibatches calls them: compiling the whole unrolled update would
+    take minutes, the pieces take seconds, and the loop's overhead is a few microseconds per call.
     """
-    vstep = torch.func.vmap(minibatch_step)
-    step = torch.compile(vstep) if compile else vstep
+    if not compile:
+        return functools.partial(
+            _run,
+            prepare_fn=_batched_prepare,
+            step_fn=_batched_step,
+            finish_fn=_batched_finish,
+            indices_fn=_batched_indices,
+        )
+    cprepare, cstep, cfinish, cindices = map(
+        _compiled, (_batched_prepare, _batched_step, _batched_finish, _batched_indices)
+    )
+
+    def prepare_fn(states: State, rollouts: Rollout) -> tuple[State, TrainBatch, Progress]:
+        return _standard_strides(cprepare(*_standard_strides((states, rollouts))))
 
     def run(states: State, rollouts: Rollout) -> tuple[State, Metrics]:
-        n = states.n_steps * states.n_envs
-        indices = torch.func.vmap(
-            lambda carry, epoch: minibatch_indices(carry, epoch, n, states.batch_size), in_dims=(0, None)
-        )
-        return _run(states, rollouts, torch.func.vmap(prepare), step, torch.func.vmap(finish), indices)
+        # The epoch goes in as a tensor: an int argument would compile the shuffle once per epoch.
+        epochs = [torch.tensor(e) for e in range(states.n_epochs)]
+        return _run(states, rollouts, prepare_fn, cstep, cfinish, cindices, epochs.__getitem__)
 
     return run
 
@@ -536,9 +688,15 @@ __all__ = [
     "RewardFn",
     "Rollout",
     "State",
+    "StepRecord",
     "TrainBatch",
+    "batched_collect",
     "batched_update",
     "collect",
+    "collect_begin",
+    "collect_end",
+    "collect_step",
+    "epoch_indices",
     "finish",
     "gae",
     "init",

@@ -50,8 +50,12 @@ def make_init(algo: ModuleType, cfg: Config, env: Env, total_timesteps: int) -> 
 
 @functools.cache
 def batched_train_step(algo: ModuleType, env: Env, compile: bool) -> Step:
-    """collect + update for stacked seeds: vmapped; the update compiled when asked (the rollout loop never is)."""
-    collect = torch.func.vmap(lambda s: algo.collect(s, env))
+    """collect + update for stacked seeds: vmapped, and compiled when asked (the pieces the algorithm names)."""
+    collect: Callable[[Any], tuple[Any, Any]]
+    if hasattr(algo, "batched_collect"):  # compiles its per-step function, not the unrolled rollout
+        collect = algo.batched_collect(env, compile)
+    else:
+        collect = torch.func.vmap(lambda s: algo.collect(s, env))
     if hasattr(algo, "batched_update"):  # the algorithm knows which piece is worth compiling
         update = algo.batched_update(compile)
     else:
