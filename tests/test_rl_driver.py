@@ -82,3 +82,25 @@ def test_cli_train_rl_saves_policies_and_demos(tmp_path: Path, capsys) -> None: 
     assert len(serialize.load(tmp_path / "ro")) == 2
     assert main(["train-rl", "--algo", "sac", "--clip-range", "0.1", "--env", "Pendulum-v1"]) == 2
     assert main(["train-rl", "--algo", "ppo", "--env", "Acrobot-v1", "--no-preset"]) == 2  # no steps given
+
+
+def test_reward_fn_replaces_the_environment_reward_in_training() -> None:
+    """A constant learned reward leaves PPO nothing to learn from advantages; the env reward does not."""
+    env_reward = run(seeds=[0])
+    zero = run(seeds=[0], reward_fn=lambda obs, acts, next_obs, dones: torch.zeros(obs.shape[0]))
+    same_zero = run(seeds=[0], reward_fn=lambda obs, acts, next_obs, dones: torch.zeros(obs.shape[0]))
+    checks.assert_trees_allclose(zero.states.params, same_zero.states.params, rtol=0, atol=0)
+    assert not tree.allclose(zero.states.params, env_reward.states.params)
+
+
+def test_cli_train_rl_on_a_saved_reward(tmp_path: Path) -> None:
+    from imitation_fn import rewards
+
+    env = envs.make("CartPole-v1", n_envs=1)
+    net = rewards.BasicRewardNet(env.observation_space, env.action_space)
+    rewards.save(tmp_path / "reward", net, net.init(random.key(0)))
+    flags = "--no-preset --n-envs 4 --n-steps 16 --batch-size 32 --n-epochs 2 --total-steps 64 --no-progress"
+    argv = ["train-rl", "--reward", str(tmp_path / "reward"), "--reward-kind", "unnormalized", *flags.split()]
+    assert main(argv) == 0
+    # The saved net was built for CartPole's spaces: another env is refused with a reason.
+    assert main([*argv, "--env", "Pendulum-v1"]) == 2

@@ -27,6 +27,7 @@ from imitation_fn.core.config import Config
 from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.policies.io import save_policy
+from imitation_fn.rewards import RewardFn
 from imitation_fn.training.driver import (
     TrainResult,
     check_seeds,
@@ -49,13 +50,16 @@ def make_init(algo: ModuleType, cfg: Config, env: Env, total_timesteps: int) -> 
 
 
 @functools.cache
-def batched_train_step(algo: ModuleType, env: Env, compile: bool) -> Step:
-    """collect + update for stacked seeds: vmapped, and compiled when asked (the pieces the algorithm names)."""
+def batched_train_step(algo: ModuleType, env: Env, compile: bool, reward_fn: RewardFn | None = None) -> Step:
+    """collect + update for stacked seeds: vmapped, and compiled when asked (the pieces the algorithm names).
+
+    ``reward_fn`` (e.g. ``rewards.load_reward(...)``) replaces the environment's rewards in training.
+    """
     collect: Callable[[Any], tuple[Any, Any]]
     if hasattr(algo, "batched_collect"):  # compiles its per-step function, not the unrolled rollout
-        collect = algo.batched_collect(env, compile)
+        collect = algo.batched_collect(env, compile, reward_fn)
     else:
-        collect = torch.func.vmap(lambda s: algo.collect(s, env))
+        collect = torch.func.vmap(lambda s: algo.collect(s, env, reward_fn=reward_fn))
     if hasattr(algo, "batched_update"):  # the algorithm knows which piece is worth compiling
         update = algo.batched_update(compile)
     else:
@@ -83,12 +87,14 @@ def train_rl(
     resume: bool = False,
     compile: bool = False,
     progress: bool = True,
+    reward_fn: RewardFn | None = None,
 ) -> TrainResult:
     """Train ``algo`` on ``env_id`` for every seed until each has collected ``total_timesteps`` env steps.
 
     ``eval_every`` and ``checkpoint_every`` count environment steps; evaluation always runs at the end
     (``n_eval_episodes`` episodes per seed, deterministic policy). ``TrainResult.steps`` is the number
-    of environment steps each seed took.
+    of environment steps each seed took. ``reward_fn`` replaces the environment's reward in training
+    (a learned reward, e.g. ``rewards.load_reward``); evaluation still reports the environment's return.
     """
     seeds = check_seeds(seeds, "train_rl")
     n_envs = int(cfg.n_envs)  # type: ignore[attr-defined]
@@ -101,7 +107,7 @@ def train_rl(
         )
     init_keys, _, eval_keys = seed_keys(seeds)
     states = torch.func.vmap(make_init(algo, cfg, env, total_timesteps))(init_keys)
-    step = batched_train_step(algo, env, compile)
+    step = batched_train_step(algo, env, compile, reward_fn)
 
     def evaluate(states: Any, t: int) -> Tensor:
         return evaluate_at(algo, eval_env, states, eval_keys, t)
