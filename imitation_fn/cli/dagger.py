@@ -1,0 +1,123 @@
+"""``dagger``: interactive imitation of an expert policy, vmapped over seeds.
+
+    imitation-fn dagger --env CartPole-v1 --expert tests/data/experts/CartPole-v1 --seeds 8 \\
+        --total-timesteps 10000 --out runs/dagger
+    imitation-fn dagger --env CartPole-v1 --expert scripted --seeds 4 --out runs/dagger --resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import gymnasium as gym
+
+from imitation_fn.algorithms import dagger
+from imitation_fn.cli.common import CLIError, add_config_flags, config_from_args, console, make_env, results_table
+from imitation_fn.data import serialize
+from imitation_fn.data.utils import check_spaces
+from imitation_fn.envs.base import PolicyFn
+from imitation_fn.envs.experts import expert_for
+from imitation_fn.policies import load_policy
+from imitation_fn.training.dagger import train_dagger
+
+
+def _spaces_match(a: gym.Space[Any], b: gym.Space[Any]) -> bool:
+    if isinstance(a, gym.spaces.Discrete) and isinstance(b, gym.spaces.Discrete):
+        return int(a.n) == int(b.n) and int(a.start) == int(b.start)
+    return type(a) is type(b) and tuple(a.shape or ()) == tuple(b.shape or ())
+
+
+def load_expert(spec: str, env_id: str) -> PolicyFn:
+    """``"scripted"`` (the env's scripted expert) or a saved policy (directory, ``.safetensors``, SB3 ``.zip``)."""
+    env = make_env(env_id, n_envs=1)
+    if spec == "scripted":
+        try:
+            return expert_for(env_id)
+        except KeyError as e:
+            raise CLIError(f"--expert scripted: {e.args[0]}") from e
+    try:
+        policy = load_policy(spec)
+    except (FileNotFoundError, ValueError, KeyError, TypeError) as e:
+        raise CLIError(f"--expert {spec}: {e}") from e
+    for what, theirs, ours in (
+        ("observation", policy.observation_space, env.observation_space),
+        ("action", policy.action_space, env.action_space),
+    ):
+        if not _spaces_match(theirs, ours):
+            raise CLIError(f"--expert {spec}: its {what} space {theirs} does not match {env_id}'s {ours}")
+    return policy.policy_fn()
+
+
+def cmd_dagger(args: argparse.Namespace) -> None:
+    cfg = config_from_args(dagger.Config, args)
+    expert = load_expert(args.expert, args.env)
+    expert_trajs = None
+    if args.expert_demos:
+        try:
+            expert_trajs = serialize.load(args.expert_demos)
+            env = make_env(args.env, n_envs=1)
+            check_spaces(expert_trajs, env.observation_space, env.action_space)
+        except (FileNotFoundError, ValueError) as e:
+            raise CLIError(f"--expert-demos {args.expert_demos}: {e}") from e
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    console.print(f"DAgger on {args.env}: {args.total_timesteps} env steps × {len(seeds)} seeds, expert {args.expert}")
+    t0 = time.perf_counter()
+    try:
+        result = train_dagger(
+            cfg,
+            args.env,
+            expert,
+            total_timesteps=args.total_timesteps,
+            seeds=seeds,
+            rollout_round_min_episodes=args.rollout_round_min_episodes,
+            rollout_round_min_timesteps=args.rollout_round_min_timesteps,
+            bc_train_kwargs={"n_batches": args.n_batches} if args.n_batches else None,
+            expert_trajs=expert_trajs,
+            scratch_dir=args.out,
+            resume=args.resume,
+            n_eval_episodes=args.n_eval_episodes,
+            eval_every=args.eval_every,
+            target_return=args.target_return,
+            compile=args.compile,
+            progress=not args.no_progress,
+        )
+    except (ValueError, FileExistsError) as e:
+        raise CLIError(str(e)) from e
+    elapsed = time.perf_counter() - t0
+    console.print(results_table(f"DAgger on {args.env}", seeds, result.eval_returns))
+    rounds, steps = max(result.rounds), max(result.timesteps)
+    console.print(f"{rounds} rounds, {steps} env steps per seed (at most), {len(seeds)} seeds in {elapsed:.1f} s")
+    if args.out:
+        console.print(f"policies in {args.out}/policies/seed_<s>; datasets, checkpoint and metrics in {args.out}")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "dagger",
+        help="DAgger: imitate an expert policy interactively (vmapped over seeds)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--env", default="CartPole-v1", help="environment id")
+    p.add_argument(
+        "--expert", required=True, help="expert policy: a saved policy directory/file, an SB3 .zip, or 'scripted'"
+    )
+    p.add_argument("--expert-demos", default=None, help="optional initial expert demonstrations (dataset or .npz)")
+    p.add_argument("--total-timesteps", type=int, default=10_000, help="environment steps per seed")
+    p.add_argument("--rollout-round-min-episodes", type=int, default=3, help="episodes that must end in each round")
+    p.add_argument("--rollout-round-min-timesteps", type=int, default=500, help="environment steps per round")
+    p.add_argument("--n-batches", type=int, default=None, help="BC steps per round (default: --n-epochs epochs)")
+    p.add_argument("--target-return", type=float, default=None, help="stop a seed once its evaluation reaches this")
+    p.add_argument("--out", default=None, help="scratch directory: datasets per round, checkpoint, policies")
+    p.add_argument("--config", default=None, help="JSON or YAML file of config fields")
+    p.add_argument("--seeds", type=int, default=1, help="number of seeds trained in one vmapped run")
+    p.add_argument("--seed", type=int, default=0, help="first seed; seeds are seed, seed+1, ...")
+    p.add_argument("--eval-every", type=int, default=1, help="evaluate every N rounds (and at the end)")
+    p.add_argument("--n-eval-episodes", type=int, default=10, help="evaluation episodes per seed")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--compile", action="store_true", help="torch.compile the vmapped steps (slow to start)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is best for small nets)")
+    add_config_flags(p, dagger.Config)
+    p.set_defaults(func=cmd_dagger)
