@@ -255,6 +255,13 @@ class LoadedPolicy:
     config: dict[str, Any]
     obs_norm: RunningMeanStd | None = None
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Discrete(start=k) offset as a Python int, read once: converting numpy's int inside ``act`` would
+    # break a torch.compile graph on every call.
+    action_start: int = dataclasses.field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.action_space, gym.spaces.Discrete):
+            object.__setattr__(self, "action_start", int(self.action_space.start))
 
     @property
     def activation(self) -> str:
@@ -295,8 +302,8 @@ class LoadedPolicy:
             if self.config.get("clip_actions", True):
                 low, high = (torch.as_tensor(b, dtype=action.dtype, device=obs.device) for b in (space.low, space.high))
                 action = torch.clamp(action, low, high)
-        elif isinstance(space, gym.spaces.Discrete) and int(space.start) != 0:
-            action = action + int(space.start)
+        elif self.action_start != 0:
+            action = action + self.action_start
         return action
 
     def policy_fn(self, deterministic: bool | None = None) -> PolicyFn:
