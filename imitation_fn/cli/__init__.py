@@ -25,7 +25,7 @@ import torch
 from imitation_fn.cli.common import CLIError, add_config_flags, config_from_args, console
 
 # One module per command group, each with ``register(subparsers)``; ``--help`` lists them in this order.
-COMMANDS = ("bc", "data", "rl", "evaluate", "dagger", "density", "preference_comparisons")
+COMMANDS = ("bc", "data", "rl", "evaluate", "dagger", "mce_irl", "density", "preference_comparisons")
 
 
 def build_parser() -> argparse.ArgumentParser:
