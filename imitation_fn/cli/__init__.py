@@ -1,4 +1,4 @@
-"""``imitation-fn``: the command line over the driver.
+"""``imitation-fn``: the command line over the drivers.
 
     imitation-fn quickstart                     # scripted expert → demos → BC × 8 seeds → table
     imitation-fn demos --env CartPole-v1 --n-episodes 50 --out demos/
@@ -8,6 +8,13 @@
     imitation-fn train-rl --algo ppo --env CartPole-v1 --seeds 4 --out runs/ppo --save-demos 50
     imitation-fn rollouts --policy runs/ppo/policies/seed_0 --env CartPole-v1 --episodes 50 --out demos/
     imitation-fn eval --policy expert.zip --env Pendulum-v1 --n-episodes 20 --video videos/
+    imitation-fn dagger --env CartPole-v1 --expert tests/data/experts/CartPole-v1 --seeds 8 --out runs/dagger
+    imitation-fn gail --env seals/CartPole-v0 --demos demos/ --seeds 8 --out runs/gail     # also: airl
+    imitation-fn density --env seals/CartPole-v0 --demos demos/ --density-type state_action --seeds 8
+    imitation-fn mce-irl --env CliffWorld --horizon 40 --seeds 16 --out runs/mce
+    imitation-fn preference-comparisons --env Pendulum-v1 --seeds 4 --out runs/pc
+    imitation-fn sweep examples/sweep_bc.yaml --out sweeps/bc [--ray] [--resume]
+    imitation-fn analyze runs/ sweeps/bc --out analysis/ --baseline "bc[lr=0.001, l2_weight=0]"
 
 Every ``Config`` field is a flag (``--net-arch 64 64``, ``--max-grad-norm none``); ``--config FILE``
 (JSON or YAML) sets fields too, and flags override it. Invalid values are reported field by field.
@@ -25,7 +32,18 @@ import torch
 from imitation_fn.cli.common import CLIError, add_config_flags, config_from_args, console
 
 # One module per command group, each with ``register(subparsers)``; ``--help`` lists them in this order.
-COMMANDS = ("bc", "data", "rl", "evaluate", "dagger", "mce_irl", "density", "preference_comparisons")
+COMMANDS = (
+    "bc",
+    "data",
+    "rl",
+    "evaluate",
+    "dagger",
+    "mce_irl",
+    "density",
+    "preference_comparisons",
+    "sweep",
+    "analyze",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
