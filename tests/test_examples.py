@@ -13,6 +13,7 @@ SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith(
 LAST_WORDS = {  # what each example prints once it has trained and evaluated
     "train_bc.py": "mean over seeds",
     "train_dagger.py": "final return per seed",
+    "train_mce_irl.py": "learned-policy return per seed",
     "train_density.py": "true return of the learned policies",
     "train_preference_comparisons.py": "true return of the agents",
     "train_rl.py": "SAC on Pendulum-v1: returns per seed",
