@@ -38,6 +38,7 @@ COMMANDS = (
     "rl",
     "evaluate",
     "dagger",
+    "adversarial",
     "mce_irl",
     "density",
     "preference_comparisons",

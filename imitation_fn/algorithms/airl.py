@@ -1,0 +1,154 @@
+"""Adversarial Inverse Reinforcement Learning (Fu, Luo & Levine, 2018), as ``imitation``'s ``AIRL`` defines it.
+
+The discriminator has AIRL's special form, with a potential-shaped reward net ``f``:
+
+    f(s, a, s')  = g(s, a) + γ·(1 − done)·h(s') − h(s)           (g: the reward, h: the potential)
+    D(s, a, s')  = exp f / (exp f + π(a|s))   ⇔   logit = f(s, a, s') − log π(a|s)
+    loss         = BCE(logit, 1) on expert rows + BCE(logit, 0) on generated rows
+    reward_train = f(s, a, s')        (what the PPO generator maximises, as imitation)
+    reward_test  = g(s, a)            (the unshaped reward: AIRL's disentangled, transferable reward)
+
+``log π`` is the current generator's, not differentiated. Rounds as in
+:mod:`~imitation_fn.algorithms.adversarial`:
+
+    state = airl.init(cfg, key, env)
+    state, metrics = airl.train_round(state, env, demos)
+    rews = airl.reward_test(state)(obs, acts, next_obs, dones)
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field, PositiveInt
+from torch import Tensor
+
+from imitation_fn.algorithms import adversarial
+from imitation_fn.algorithms.adversarial import Metrics, RewardFn, policy
+from imitation_fn.core import random, tree
+from imitation_fn.data.types import Transitions
+from imitation_fn.envs.base import Env
+from imitation_fn.rewards.nets import BasicShapedRewardNet, Params, ShapedRewardNet
+from imitation_fn.rl import ppo
+
+
+class Config(adversarial.Config):
+    """AIRL: the shared adversarial settings plus the shaped reward net (imitation's ``BasicShapedRewardNet``)."""
+
+    reward_hid_sizes: tuple[PositiveInt, ...] = (32,)
+    """Hidden layers of the reward MLP ``g``."""
+    potential_hid_sizes: tuple[PositiveInt, ...] = (32, 32)
+    """Hidden layers of the potential MLP ``h``."""
+    reward_activation: str = "relu"
+    """Activation of both MLPs."""
+    use_state: bool = True
+    """Feed the observation to ``g``."""
+    use_action: bool = True
+    """Feed the action to ``g`` (one-hot when discrete)."""
+    use_next_state: bool = False
+    """Feed the next observation to ``g``."""
+    use_done: bool = False
+    """Feed the terminal flag to ``g``."""
+    discount_factor: float | None = Field(default=None, ge=0.0, le=1.0)
+    """The shaping discount γ in ``γ·h(s') − h(s)``; None: the generator's ``gen.gamma`` (imitation: 0.99 = PPO's),
+    so that the shaping telescopes under the discount the generator optimises."""
+
+
+class State(adversarial.State):
+    pass
+
+
+def reward_net(cfg: Config, env: Env) -> ShapedRewardNet:
+    """``f = g + γ·h(s') − h(s)`` for ``env``'s spaces."""
+    return BasicShapedRewardNet(
+        env.observation_space,
+        env.action_space,
+        reward_hid_sizes=cfg.reward_hid_sizes,
+        potential_hid_sizes=cfg.potential_hid_sizes,
+        use_state=cfg.use_state,
+        use_action=cfg.use_action,
+        use_next_state=cfg.use_next_state,
+        use_done=cfg.use_done,
+        discount_factor=cfg.gen.gamma if cfg.discount_factor is None else cfg.discount_factor,
+        activation=cfg.reward_activation,
+    )
+
+
+def init(cfg: Config, key: random.Key, env: Env) -> State:
+    """A fresh generator (PPO on ``env``), shaped reward net and empty generator buffer, all from ``key``."""
+    return State(**adversarial.init_fields(cfg, key, env, reward_net(cfg, env)))
+
+
+def logits(params: Params, state: State, batch: Transitions) -> Tensor:
+    """``f(s, a, s') − log π(a|s)`` ``(B,)``: high for expert-like transitions."""
+    net_params = adversarial.disc_net_params(state, params)  # input normalisation folded in
+    f = state.net.apply(net_params, batch.obs, batch.acts, batch.next_obs, batch.dones)
+    log_pi = adversarial.log_policy_act_prob(state, batch.obs, batch.acts).detach()
+    return f - log_pi
+
+
+def loss(
+    params: Params, state: State, expert: Transitions, generated: Transitions, key: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Binary cross-entropy of the AIRL logits (expert = 1). ``key`` is unused (the signature is shared)."""
+    del key
+    batch = tree.map(lambda e, g: torch.cat([e, g]), expert, generated)
+    out = logits(params, state, batch)
+    labels = adversarial.labels_expert_is_one(expert.obs.shape[0], generated.obs.shape[0], out)
+    return adversarial.bce_with_logits(out, labels), out
+
+
+def reward_train(state: State) -> RewardFn:
+    """The generator's reward: the shaped ``f(s, a, s')``, ``(obs, acts, next_obs, dones) -> (N,)``."""
+    net: ShapedRewardNet = state.net  # type: ignore[assignment]
+    params = adversarial.disc_net_params(state, state.disc_params)
+    return lambda obs, acts, next_obs, dones: net.apply(params, obs, acts, next_obs, dones)
+
+
+def reward_test(state: State) -> RewardFn:
+    """The unshaped reward ``g(s, a)`` (``imitation``'s ``reward_test``), to re-train a policy on."""
+    net: ShapedRewardNet = state.net  # type: ignore[assignment]
+    params = adversarial.disc_net_params(state, state.disc_params)
+    return lambda obs, acts, next_obs, dones: net.unshaped(params, obs, acts, next_obs, dones)
+
+
+def collect(state: State, env: Env, key: random.Key | None = None) -> tuple[State, ppo.Rollout]:
+    """A generator rollout rewarded by :func:`reward_train` (normalised when ``normalize_reward``)."""
+    return adversarial.collect(state, env, reward_train(state), key)
+
+
+def update_discriminator(state: State, demos: Transitions) -> tuple[State, Metrics]:
+    """``n_disc_updates_per_round`` steps of :func:`loss` on expert vs buffered generated transitions."""
+    return adversarial.update_discriminator(state, demos, loss)
+
+
+def update(state: State, rollout: ppo.Rollout, demos: Transitions) -> tuple[State, Metrics]:
+    """The rest of a one-rollout round after :func:`collect`: PPO update, store, discriminator steps."""
+    if state.n_gen_updates != 1:
+        raise ValueError(
+            "airl.update finishes a round of one rollout; with gen_train_timesteps > a rollout use train_round"
+        )
+    state, gen_metrics = adversarial.update_generator(state, rollout)
+    state, metrics = update_discriminator(state, demos)
+    return state.replace(rounds=state.rounds + 1), {**metrics, **gen_metrics}
+
+
+def train_round(state: State, env: Env, demos: Transitions) -> tuple[State, Metrics]:
+    """One whole round (``gen_train_timesteps`` of collect + PPO, then the discriminator). Pure: vmap it."""
+    return adversarial.train_round(state, env, demos, reward_train, loss)
+
+
+__all__ = [
+    "Config",
+    "State",
+    "collect",
+    "init",
+    "logits",
+    "loss",
+    "policy",
+    "reward_net",
+    "reward_test",
+    "reward_train",
+    "train_round",
+    "update",
+    "update_discriminator",
+]
