@@ -13,6 +13,7 @@ SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith(
 LAST_WORDS = {  # what each example prints once it has trained and evaluated
     "train_bc.py": "mean over seeds",
     "train_dagger.py": "final return per seed",
+    "train_adversarial.py": "done: GAIL and AIRL trained",
     "train_mce_irl.py": "learned-policy return per seed",
     "train_density.py": "true return of the learned policies",
     "train_preference_comparisons.py": "true return of the agents",
@@ -21,7 +22,7 @@ LAST_WORDS = {  # what each example prints once it has trained and evaluated
     "custom_env.py": "BC on Corridor, return per seed",
     "compare_algorithms.py": "dagger significantly better than bc",
 }
-SLOW = {"train_preference_comparisons.py", "compare_algorithms.py"}  # ~10 s each on 2 cores
+SLOW = {"train_preference_comparisons.py", "compare_algorithms.py", "train_adversarial.py"}  # ~10 s each on 2 cores
 
 
 def test_every_algorithm_and_topic_has_an_example():
