@@ -203,6 +203,27 @@ def test_vmap_over_seeds_equals_loop(env_id: str) -> None:
     assert bool((batched[1] == 1).all()) if env_id == "CartPole-v1" else True
 
 
+def test_compiled_step_equals_eager_and_state_stays_feature_major() -> None:
+    env = make("CartPole-v1", n_envs=64)
+    state = env.reset(random.key(0)).env_state
+    step = torch.compile(env.step, dynamic=False)
+    for key in random.split(random.key(1), 10):
+        actions = random.randint(random.fold_in(key, 1), (64,), 0, 2)
+        eager, compiled = env.step(state, actions, key), step(state, actions, key)
+        torch.testing.assert_close(compiled.env_state.physics, eager.env_state.physics, rtol=0, atol=1e-12)
+        for field in ("obs", "final_obs", "reward", "terminated", "truncated"):
+            torch.testing.assert_close(getattr(compiled, field), getattr(eager, field), rtol=0, atol=1e-6)
+        assert compiled.terminated.dtype == compiled.truncated.dtype == torch.bool
+        # Each coordinate a contiguous row of memory (what lets the compiled step vectorise), step after step.
+        assert eager.env_state.physics.stride() == compiled.env_state.physics.stride() == (1, 64)
+        state = eager.env_state
+    seals = make("seals/CartPole-v0", n_envs=64)
+    ts = seals.reset(random.key(0))
+    for key in random.split(random.key(2), 3):
+        ts = seals.step(ts.env_state, torch.ones(64, dtype=torch.int64), key)
+        assert ts.env_state.physics.stride() == (1, 64)
+
+
 def test_fixed_horizon_never_terminates_and_lasts_exactly_500_steps() -> None:
     env = FixedHorizonCartPole(4)
     ts = env.reset(random.key(0))

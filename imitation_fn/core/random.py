@@ -36,21 +36,27 @@ def _shape(shape: Shape) -> tuple[int, ...]:
 
 
 def _rotl(x: Tensor, r: int) -> Tensor:
-    return ((x << r) | (x >> (32 - r))) & _MASK
+    """Rotate 32-bit words left (``>>`` on int32 is arithmetic: mask off the copied sign bits)."""
+    return (x << r) | ((x >> (32 - r)) & ((1 << r) - 1))
 
 
 def threefry2x32(key: Key, x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
-    """The Threefry-2x32 block cipher: encrypt counter words ``(x0, x1)`` under ``key``."""
-    ks = (key[..., 0], key[..., 1], key[..., 0] ^ key[..., 1] ^ _PARITY)
-    x0 = (x0 + ks[0]) & _MASK
-    x1 = (x1 + ks[1]) & _MASK
+    """The Threefry-2x32 block cipher: encrypt counter words ``(x0, x1)`` under ``key``.
+
+    Words in and out are int64 in ``[0, 2**32)``. The rounds run on int32, whose adds wrap modulo
+    2**32 like the cipher's: twice the SIMD lanes of int64 and no masking after every add.
+    """
+    k0, k1 = key[..., 0].to(torch.int32), key[..., 1].to(torch.int32)
+    ks = (k0, k1, k0 ^ k1 ^ _PARITY)
+    x0 = x0.to(torch.int32) + ks[0]
+    x1 = x1.to(torch.int32) + ks[1]
     for block in range(5):
         for r in _ROTATIONS[block % 2]:
-            x0 = (x0 + x1) & _MASK
+            x0 = x0 + x1
             x1 = _rotl(x1, r) ^ x0
-        x0 = (x0 + ks[(block + 1) % 3]) & _MASK
-        x1 = (x1 + ks[(block + 2) % 3] + block + 1) & _MASK
-    return x0, x1
+        x0 = x0 + ks[(block + 1) % 3]
+        x1 = x1 + ks[(block + 2) % 3] + (block + 1)
+    return x0.to(torch.int64) & _MASK, x1.to(torch.int64) & _MASK
 
 
 def key(seed: int | Tensor) -> Key:

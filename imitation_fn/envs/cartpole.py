@@ -70,18 +70,19 @@ class CartPole(PhysicsEnv):
         Drawn at float32 resolution (24 random bits, steps of 6e-9): half the random words of a float64
         draw, and this runs on every step for the auto-reset.
         """
-        return random.uniform(key, (self.n_envs, 4), torch.float32, -RESET_BOUND, RESET_BOUND).to(torch.float64)
+        u = random.uniform(key, (self.n_envs, 4), torch.float32, -RESET_BOUND, RESET_BOUND)
+        return u.to(torch.float64).T.contiguous().T  # the same numbers, stored feature-major (see ``dynamics``)
 
     def transition(self, env_state: PhysicsState, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return self.outcome(self.dynamics(env_state.physics, action))
 
     @staticmethod
     def dynamics(physics: Tensor, action: Tensor) -> Tensor:
-        """One euler step of the cart-pole ODE: ``(n, 4)`` float64, ``(n,)`` actions -> ``(n, 4)``.
+        """One euler step of the cart-pole ODE: ``(n, 4)`` float64, ``(n,)`` actions -> ``(n, 4)`` (feature-major).
 
         Same operation order as gymnasium, so every product rounds as it does there.
         """
-        theta, theta_dot = physics[..., 2], physics[..., 3]
+        x, x_dot, theta, theta_dot = physics.unbind(-1)
         force = torch.where(action == 1, FORCE_MAG, -FORCE_MAG)  # float32 ±10 is exact; promoted below
         costheta, sintheta = torch.cos(theta), torch.sin(theta)
         temp = (force + POLEMASS_LENGTH * theta_dot.square() * sintheta) / TOTAL_MASS
@@ -89,9 +90,10 @@ class CartPole(PhysicsEnv):
             LENGTH * (4.0 / 3.0 - MASSPOLE * costheta.square() / TOTAL_MASS)
         )
         xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS
-        # x += tau * x_dot; x_dot += tau * xacc; theta += tau * theta_dot; theta_dot += tau * thetaacc
-        derivative = torch.stack([physics[..., 1], xacc, theta_dot, thetaacc], dim=-1)
-        return physics + TAU * derivative
+        # Stored feature-major ((4, n) in memory, as gymnasium's vectorised CartPole keeps its state): each
+        # coordinate is a contiguous row, so a compiled step vectorises (sin/cos included) over environments.
+        stepped = [x + TAU * x_dot, x_dot + TAU * xacc, theta + TAU * theta_dot, theta_dot + TAU * thetaacc]
+        return torch.stack(stepped).movedim(0, -1)
 
     def outcome(self, physics: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(physics, reward (n,) float32, terminated (n,) bool)`` of the state a step reached."""
@@ -122,7 +124,7 @@ class FixedHorizonCartPole(CartPole):
     def outcome(self, physics: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         x, theta = physics[..., 0], physics[..., 2]
         theta = torch.remainder(theta + math.pi, 2 * math.pi) - math.pi  # stored wrapped, as seals does
-        physics = torch.cat([physics[..., :2], theta.unsqueeze(-1), physics[..., 3:]], dim=-1)
+        physics = torch.stack([x, physics[..., 1], theta, physics[..., 3]]).movedim(0, -1)  # as ``dynamics``
         ok = (x.abs() < X_THRESHOLD) & (theta.abs() < THETA_THRESHOLD_RADIANS)
         return physics, ok.to(torch.float32), torch.zeros_like(ok)
 

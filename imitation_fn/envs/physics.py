@@ -19,6 +19,15 @@ from imitation_fn.core.random import Key
 from imitation_fn.envs.base import Env, TimeStep, time_limit
 
 
+def _bool(mask: Tensor) -> Tensor:
+    """``mask`` unchanged, stored as bytes viewed as bool.
+
+    Why: inductor's CPU code converts a vectorised comparison to ``bool`` element by element (~6 ns each,
+    ~25 µs per output at 4096 envs); a ``uint8`` store is vectorised, and viewing it as ``bool`` is free.
+    """
+    return torch.where(mask, 1, 0).to(torch.uint8).view(torch.bool)
+
+
 class PhysicsState(struct.PyTreeNode):
     """``physics: (n_envs, d)`` float64; ``t: (n_envs,)`` int64 steps taken in the current episode."""
 
@@ -59,8 +68,8 @@ class PhysicsEnv(Env):
             env_state=PhysicsState(next_physics, torch.where(done, 0, t)),
             obs=self.observe(next_physics),
             reward=reward,
-            terminated=terminated,
-            truncated=truncated,
+            terminated=_bool(terminated),
+            truncated=_bool(truncated),
             final_obs=self.observe(physics),
         )
 
