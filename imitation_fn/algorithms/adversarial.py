@@ -428,6 +428,15 @@ def train_round(
     return state.replace(rounds=state.rounds + 1), metrics
 
 
+def finish_round(state: S, rollout: ppo.Rollout, demos: Transitions, loss_fn: LossFn) -> tuple[S, Metrics]:
+    """The rest of a one-rollout round after ``collect``: PPO update, store, discriminator steps."""
+    if state.n_gen_updates != 1:
+        raise ValueError("update finishes a round of one rollout; with gen_train_timesteps > a rollout use train_round")
+    state, gen_metrics = update_generator(state, rollout)
+    state, metrics = update_discriminator(state, demos, loss_fn)
+    return state.replace(rounds=state.rounds + 1), {**metrics, **gen_metrics}
+
+
 def policy(state: State, deterministic: bool = True) -> PolicyFn:
     """The generator's policy ``(obs, key) -> actions``."""
     return ppo.policy(state.gen, deterministic)

@@ -123,13 +123,7 @@ def update_discriminator(state: State, demos: Transitions) -> tuple[State, Metri
 
 def update(state: State, rollout: ppo.Rollout, demos: Transitions) -> tuple[State, Metrics]:
     """The rest of a one-rollout round after :func:`collect`: PPO update, store, discriminator steps."""
-    if state.n_gen_updates != 1:
-        raise ValueError(
-            "airl.update finishes a round of one rollout; with gen_train_timesteps > a rollout use train_round"
-        )
-    state, gen_metrics = adversarial.update_generator(state, rollout)
-    state, metrics = update_discriminator(state, demos)
-    return state.replace(rounds=state.rounds + 1), {**metrics, **gen_metrics}
+    return adversarial.finish_round(state, rollout, demos, loss)
 
 
 def train_round(state: State, env: Env, demos: Transitions) -> tuple[State, Metrics]:
