@@ -68,6 +68,21 @@ def rollout(
     Returns:
         ``(Rollout, last TimeStep)``; the rollout's tensors have leading axes ``(n_steps, n_envs)``.
     """
+    return rollout_with(env, lambda ts, k: policy_fn(ts.obs, k), key, n_steps, timestep)
+
+
+def rollout_with(
+    env: Env,
+    act: Callable[[TimeStep, Key], Tensor],
+    key: Key,
+    n_steps: int,
+    timestep: TimeStep | None = None,
+) -> tuple[Rollout, TimeStep]:
+    """:func:`rollout` for a policy that sees the whole ``TimeStep``: ``act(timestep, key) -> actions``.
+
+    For policies that need more than the observation, e.g. a time-indexed tabular policy reading the
+    env state's step count. Pure: vmap it over ``key``.
+    """
     if n_steps < 1:
         raise ValueError(f"rollout: n_steps must be >= 1, got {n_steps}")
     if timestep is None:
@@ -78,7 +93,7 @@ def rollout(
 
     obs, acts, rews, terminated, truncated, next_obs = [], [], [], [], [], []
     for t in range(n_steps):
-        action = policy_fn(timestep.obs, policy_keys[t])
+        action = act(timestep, policy_keys[t])
         obs.append(timestep.obs)
         acts.append(action)
         timestep = env.step(timestep.env_state, action, env_keys[t])
@@ -300,5 +315,6 @@ __all__ = [
     "make_sample_until",
     "rollout",
     "rollout_stats",
+    "rollout_with",
     "to_trajectories",
 ]

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from imitation_fn.core import random, struct
 from imitation_fn.core.random import Key
+from imitation_fn.data import rollout as rollout_lib
 from imitation_fn.data.rollout import Rollout, to_trajectories
 from imitation_fn.data.types import TrajectoryWithRew
 from imitation_fn.envs.base import TimeStep
@@ -54,37 +55,14 @@ def rollout(
     Pure (vmap it over ``key``, or over ``policy`` and ``key`` for a batch of policies). The recorded ``obs``
     are the env's observations (observation-matrix rows, or state indices with ``expose_state=True``).
     """
-    if n_steps < 1:
-        raise ValueError(f"rollout: n_steps must be >= 1, got {n_steps}")
     if policy.pi.shape[-2:] != (env.mdp.n_states, env.mdp.n_actions):
         raise ValueError(
             f"TabularPolicy.pi has shape {tuple(policy.pi.shape)}, expected (horizon, {env.mdp.n_states}, "
             f"{env.mdp.n_actions}) for this env"
         )
-    if timestep is None:
-        keys = random.split(key)
-        key, timestep = keys[0], env.reset(keys[1])
-    policy_key, env_key = random.split(key)
-    policy_keys, env_keys = random.split(policy_key, n_steps), random.split(env_key, n_steps)
-    obs, acts, rews, terminated, truncated, next_obs = [], [], [], [], [], []
-    for t in range(n_steps):
-        action = policy.act(timestep.env_state.state, timestep.env_state.t, policy_keys[t], deterministic)
-        obs.append(timestep.obs)
-        acts.append(action)
-        timestep = env.step(timestep.env_state, action, env_keys[t])
-        rews.append(timestep.reward)
-        terminated.append(timestep.terminated)
-        truncated.append(timestep.truncated)
-        next_obs.append(timestep.final_obs)
-    batch = Rollout(
-        obs=torch.stack(obs),
-        acts=torch.stack(acts),
-        rews=torch.stack(rews),
-        terminated=torch.stack(terminated),
-        truncated=torch.stack(truncated),
-        next_obs=torch.stack(next_obs),
+    return rollout_lib.rollout_with(
+        env, lambda ts, k: policy.act(ts.env_state.state, ts.env_state.t, k, deterministic), key, n_steps, timestep
     )
-    return batch, timestep
 
 
 def generate_trajectories(
