@@ -10,8 +10,12 @@ For each seed count: the CLI preset (``imitation_fn.cli.preference_comparisons.P
 final evaluation); then every seed's deterministic policy plays ``--eval-episodes`` episodes. Reported:
 per-seed mean returns, the reward model's last-epoch accuracy, env steps (agent + fragment sampling),
 time and the ratio to the peer's 426 s. Results go to ``results/preference_comparisons.json``.
+The SAC agent and the trajectory sampling run through ``torch.compile`` (``--no-compile``: eager); the
+rounds' time includes compiling, which takes seconds when torch's on-disk caches (``/tmp/torchinductor_$USER``)
+hold the kernels from an earlier run and minutes on a fresh machine.
 One torch thread (small networks on a shared 2-core machine: more threads oversubscribe it). The machine
-is shared with other jobs while this runs: the load average is recorded beside the times.
+is shared with other jobs while this runs: the load average is recorded beside the times, and the CPU
+seconds of the whole run (training, compiling, evaluation; this process and its compile workers) with them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -43,21 +48,33 @@ PEER: dict[str, Any] = {
 BARS: dict[str, float] = {"Pendulum-v1": -150.0, "seals/CartPole-v0": 450.0}
 
 
-def run(env_id: str, n_seeds: int, eval_episodes: int, console: Console) -> dict[str, Any]:
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (compile workers): the work done, whatever the load."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run(env_id: str, n_seeds: int, eval_episodes: int, console: Console, compile: bool = True) -> dict[str, Any]:
     cfg = pc.Config(**PRESETS[env_id])
     load_before = os.getloadavg()[0]
+    cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
-    result = tpc.train(cfg, env_id, seeds=range(n_seeds), n_eval_episodes=eval_episodes, progress=False)
+    result = tpc.train(
+        cfg, env_id, seeds=range(n_seeds), n_eval_episodes=eval_episodes, progress=False, compile=compile
+    )
     wall = time.perf_counter() - t0
+    cpu = _cpu_seconds() - cpu0
     returns = result.eval_returns.mean(-1)  # type: ignore[union-attr]
     sample_steps = int(result.states.sample_steps[0])
     out = {
         "env": env_id,
         "seeds": n_seeds,
+        "compile": compile,
         "config": json.loads(cfg.to_json()),
         "seconds_rounds": result.seconds,
         "seconds_total": wall,
         "seconds_per_seed": result.seconds / n_seeds,
+        "cpu_seconds_total": cpu,
         "speedup_vs_peer": PEER["seconds"] / result.seconds if env_id == PEER["env"] else None,
         "returns": returns.tolist(),
         "return_mean": float(returns.mean()),
@@ -72,7 +89,8 @@ def run(env_id: str, n_seeds: int, eval_episodes: int, console: Console) -> dict
         "load_average_after": os.getloadavg()[0],
     }
     console.print(
-        f"{env_id} × {n_seeds}: {result.seconds:.1f} s, returns {[round(r, 1) for r in out['returns']]}, "
+        f"{env_id} × {n_seeds}: {result.seconds:.1f} s (CPU {cpu:.1f} s, load {load_before:.1f}), "
+        f"returns {[round(r, 1) for r in out['returns']]}, "
         f"accuracy {[round(a, 3) for a in out['reward_accuracy']]}"
     )
     return out
@@ -90,6 +108,9 @@ def main() -> None:
     parser.add_argument("--env", default="Pendulum-v1", choices=sorted(PRESETS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 8], help="seed counts, each one vmapped run")
     parser.add_argument("--eval-episodes", type=int, default=50)
+    parser.add_argument(
+        "--no-compile", action="store_true", help="eager agent and sampling (default: torch.compile, time included)"
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "preference_comparisons.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -98,7 +119,7 @@ def main() -> None:
     out = Path(args.out)
     runs = []
     for n in args.seeds:
-        runs.append(run(args.env, n, args.eval_episodes, console))
+        runs.append(run(args.env, n, args.eval_episodes, console, compile=not args.no_compile))
         _write(out, args.env, runs)  # after every run: a long sweep leaves its finished runs on disk
     table = Table(title=f"preference comparisons on {args.env} (peer: {PEER['return']} in {PEER['seconds']} s)")
     for col in (
@@ -108,6 +129,7 @@ def main() -> None:
         "accuracy",
         "env steps",
         "time [s]",
+        "CPU [s]",
         "time / seed [s]",
         "× faster than peer",
         "load avg",
@@ -122,6 +144,7 @@ def main() -> None:
             f"{sum(r['reward_accuracy']) / r['seeds']:.3f}",
             str(r["agent_steps"] + r["sample_steps"]),
             f"{r['seconds_rounds']:.1f}",
+            f"{r['cpu_seconds_total']:.1f}",
             f"{r['seconds_per_seed']:.1f}",
             speed,
             f"{r['load_average_before']:.1f}",

@@ -21,7 +21,7 @@ from imitation_fn.rl import sac
 
 OBS = gym.spaces.Box(-1.0, 1.0, (3,), dtype=np.float32)
 ACT = gym.spaces.Box(np.array([-2.0, 0.0], dtype=np.float32), np.array([1.0, 4.0], dtype=np.float32))
-SMALL = {"net_arch": (32, 32), "batch_size": 32}
+SMALL: dict[str, Any] = {"net_arch": (32, 32), "batch_size": 32}
 
 
 class CountState(struct.PyTreeNode):
@@ -249,6 +249,46 @@ def test_vmapped_collect_and_update_equal_the_loop_and_do_not_depend_on_n() -> N
     alone, _ = run(keys[2:], batched=True)
     assert tree.allclose(tree.index(states, slice(2, 3)), alone, rtol=1e-6, atol=1e-6)
     assert not torch.equal(states.actor["mu"]["layers.0.weight"][0], states.actor["mu"]["layers.0.weight"][1])
+
+
+def test_compiled_sweep_path_equals_vmap_without_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """batched_collect/batched_update(compile=True) with torch.compile replaced by the identity: same numbers.
+
+    Checks the loop the compiled pieces run in (keys, step-index tensors, reward parameters, stride and alias
+    normalisation, masking before learning starts) in seconds; benchmarks/sac_speed.py checks compiled code.
+    """
+    monkeypatch.setattr(sac, "_compiled", lambda fn, vectorize=True: fn)
+    cfg = sac.Config(n_envs=2, learning_starts=6, gradient_steps=2, **SMALL)
+    env = Pendulum(n_envs=2)
+    states = vmap(lambda k: sac.init(cfg, k, env))(torch.stack([random.key(5), random.key(6)]))
+    # A learned-reward stand-in with per-seed parameters, as preference comparisons passes them.
+    reward_params = {"w": torch.tensor([[1.0, 0.0, 2.0], [0.0, -1.0, 0.5]])}
+
+    def reward_fn(p: dict[str, torch.Tensor], o: torch.Tensor, a: torch.Tensor, n: torch.Tensor, d: torch.Tensor):
+        return n @ p["w"] + a[:, 0] * d
+
+    collect = sac.batched_collect(env, compile=True, reward_fn=reward_fn)
+    update = sac.batched_update(compile=True)
+    expected = states
+    for _ in range(4):  # ready from the 4th iteration on (8 > 6 steps): both phases of update
+        states, batch = collect(states, None, reward_params)
+        expected, expected_batch = vmap(lambda s, p: sac.collect(s, env, reward_fn=lambda *x: reward_fn(p, *x)))(
+            expected, reward_params
+        )
+        assert tree.allclose(batch, expected_batch, rtol=1e-6, atol=1e-6)
+        states, metrics = update(states, batch)
+        expected, expected_metrics = vmap(sac.update)(expected, expected_batch)
+        assert tree.allclose(states, expected, rtol=1e-6, atol=1e-6)
+        assert tree.allclose(metrics, expected_metrics, rtol=1e-6, atol=1e-6)
+    assert states.n_updates.tolist() == [2, 2]
+    keys = random.split(random.key(9), 2)
+    assert tree.allclose(
+        sac.batched_collect(env, compile=True)(states, keys), vmap(lambda s, k: sac.collect(s, env, k))(states, keys)
+    )
+    # collect + update as one compiled function: the same as the two pieces.
+    fused = sac.batched_train_step(env, compile=True, reward_fn=reward_fn)(states, reward_params)
+    assert tree.allclose(fused, update(*collect(states, None, reward_params)), rtol=1e-6, atol=1e-6)
+    assert int(fused[0].n_updates[0]) == 4
 
 
 def test_config_round_trip_and_errors() -> None:

@@ -48,7 +48,7 @@ from imitation_fn.core.config import Config as BaseConfig
 from imitation_fn.data import preferences
 from imitation_fn.data.preferences import Fragments, PreferenceDataset
 from imitation_fn.data.types import TrajectoryWithRew
-from imitation_fn.envs.base import Env, PolicyFn
+from imitation_fn.envs.base import Env, PolicyFn, TimeStep
 from imitation_fn.nn.normalize import RunningMeanStd
 from imitation_fn.policies import sac as sac_policy
 from imitation_fn.policies import simple
@@ -768,13 +768,30 @@ def raw_reward_fn(state: State) -> RewardFn:
     return lambda obs, acts, next_obs, dones: net.apply(params, obs, acts, next_obs, dones).to(torch.float32)
 
 
+def agent_reward(
+    net: Any,
+    normalize: bool,
+    params: tuple[Any, RunningMeanStd],
+    obs: Tensor,
+    acts: Tensor,
+    next_obs: Tensor,
+    dones: Tensor,
+) -> Tensor:
+    """The reward the agent trains on, with its tensors passed in: ``params = (reward_params, reward_norm)``.
+
+    ``functools.partial(agent_reward, net, normalize)`` is a ``sac.ParamRewardFn``: the same function for
+    every round, so the compiled agent step does not recompile when the reward is retrained.
+    """
+    reward_params, norm = params
+    rews = net.apply(reward_params, obs, acts, next_obs, dones).to(torch.float32)
+    return rewards.normalize.apply(norm, rews) if normalize else rews
+
+
 def reward_fn(state: State) -> RewardFn:
     """The reward the agent trains on: :func:`raw_reward_fn`, normalised by ``state.reward_norm`` if configured."""
-    raw = raw_reward_fn(state)
-    if not state.cfg.normalize_reward:
-        return raw
-    norm = state.reward_norm
-    return lambda *xs: rewards.normalize.apply(norm, raw(*xs))
+    return functools.partial(
+        agent_reward, state.net, state.cfg.normalize_reward, (state.reward_params, state.reward_norm)
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -787,32 +804,62 @@ def agent_policy(state: State, deterministic: bool = False) -> PolicyFn:
     return AGENTS[state.cfg.agent].policy(state.agent, deterministic=deterministic)
 
 
-def sample_pool(state: State, env: Env, n_steps: int, key: random.Key) -> tuple[Pool, Metrics]:
-    """Run the agent in ``env`` (``env.n_envs`` streams of ``n_steps`` from reset). Pure.
+class PoolStep(struct.PyTreeNode):
+    """What :func:`pool_step` carries from one step to the next: the env's TimeStep and the exploration modes."""
 
-    The last ``round(exploration_frac * n_envs)`` streams act through the exploration wrapper
-    (``switch_prob``, ``random_prob``); the rest with the agent's stochastic policy.
-    """
+    timestep: TimeStep
+    is_random: Tensor  # (n_envs,) bool
+
+
+def pool_begin(state: State, env: Env, key: random.Key) -> PoolStep:
+    """Reset ``env`` and draw the exploration modes (only the last ``round(exploration_frac * n_envs)`` explore)."""
     cfg = state.cfg
+    k_reset, k_mode, _ = random.split(key, 3)
+    is_random = simple.exploration_init(k_mode, env.n_envs, cfg.random_prob).is_random & _explorers(cfg, env.n_envs)
+    return PoolStep(timestep=env.reset(k_reset), is_random=is_random)
+
+
+def _explorers(cfg: Config, n: int) -> Tensor:
+    return torch.arange(n) >= n - round(cfg.exploration_frac * n)
+
+
+def pool_keys(key: random.Key, n_steps: int) -> Tensor:
+    """The per-step keys of :func:`sample_pool`, ``(n_steps, 2)``."""
+    return random.split(random.split(key, 3)[2], n_steps)
+
+
+def pool_step(
+    agent: Any, agent_name: str, env: Env, carry: PoolStep, key: random.Key, explore: tuple[float, float, float]
+) -> tuple[PoolStep, tuple[Tensor, ...]]:
+    """One step of every sub-env with the agent's stochastic policy through the exploration wrapper. Pure.
+
+    ``explore = (exploration_frac, random_prob, switch_prob)``. Returns the next carry and ``(obs, acts,
+    next_obs, rews, terminated, done)``; the unit :func:`pool_sampler` compiles.
+    """
+    exploration_frac, random_prob, switch_prob = explore
     n = env.n_envs
-    k_reset, k_mode, k_steps = random.split(key, 3)
-    explorer = torch.arange(n) >= n - round(cfg.exploration_frac * n)
-    policy_fn = agent_policy(state)
-    random_fn = simple.random_policy(env.action_space)
-    is_random = simple.exploration_init(k_mode, n, cfg.random_prob).is_random & explorer
-    ts = env.reset(k_reset)
-    keys = random.split(k_steps, n_steps)
-    steps = []
-    for t in range(n_steps):
-        k_act, k_env = random.split(keys[t])
-        ex, action = simple.exploration_act(
-            simple.ExplorationState(is_random), policy_fn, random_fn, ts.obs, k_act, cfg.random_prob, cfg.switch_prob
-        )
-        is_random = ex.is_random & explorer
-        nxt = env.step(ts.env_state, action, k_env)
-        steps.append((ts.obs, action, nxt.final_obs, nxt.reward, nxt.terminated, nxt.done))
-        ts = nxt
-    obs, acts, next_obs, rews, terminated, ends = (torch.stack(xs, 1) for xs in zip(*steps, strict=True))
+    explorer = torch.arange(n) >= n - round(exploration_frac * n)
+    ts = carry.timestep
+    k_act, k_env = random.split(key)
+    ex, action = simple.exploration_act(
+        simple.ExplorationState(carry.is_random),
+        AGENTS[agent_name].policy(agent, deterministic=False),
+        simple.random_policy(env.action_space),
+        ts.obs,
+        k_act,
+        random_prob,
+        switch_prob,
+    )
+    nxt = env.step(ts.env_state, action, k_env)
+    record = (ts.obs, action, nxt.final_obs, nxt.reward, nxt.terminated, nxt.done)
+    return PoolStep(timestep=nxt, is_random=ex.is_random & explorer), record
+
+
+def pool_end(
+    env: Env, obs: Tensor, acts: Tensor, next_obs: Tensor, rews: Tensor, terminated: Tensor, ends: Tensor
+) -> tuple[Pool, Metrics]:
+    """The :class:`Pool` of the stacked step records (each ``(n_envs, n_steps, ...)``), and its metrics."""
+    n, n_steps = ends.shape
     acts = acts.to(torch.int64 if isinstance(env.action_space, gym.spaces.Discrete) else torch.float32)
     pool = Pool(
         obs=obs.to(torch.float32),
@@ -839,6 +886,64 @@ def sample_pool(state: State, env: Env, n_steps: int, key: random.Key) -> tuple[
     return pool, metrics
 
 
+def _explore(cfg: Config) -> tuple[float, float, float]:
+    return (cfg.exploration_frac, cfg.random_prob, cfg.switch_prob)
+
+
+def sample_pool(state: State, env: Env, n_steps: int, key: random.Key) -> tuple[Pool, Metrics]:
+    """Run the agent in ``env`` (``env.n_envs`` streams of ``n_steps`` from reset). Pure.
+
+    The last ``round(exploration_frac * n_envs)`` streams act through the exploration wrapper
+    (``switch_prob``, ``random_prob``); the rest with the agent's stochastic policy.
+    :func:`pool_sampler` is this over a stack of states, its step optionally compiled.
+    """
+    carry, keys, records = pool_begin(state, env, key), pool_keys(key, n_steps), []
+    for t in range(n_steps):
+        carry, record = pool_step(state.agent, state.cfg.agent, env, carry, keys[t], _explore(state.cfg))
+        records.append(record)
+    return pool_end(env, *(torch.stack(xs, 1) for xs in zip(*records, strict=True)))
+
+
+# The vmapped step of a sweep's sampler (its own function: torch.compile caches compiled code per code object).
+def _batched_pool_step(
+    agent_name: str, env: Env, explore: tuple[float, float, float], agents: Any, carry: PoolStep, keys: Tensor
+) -> tuple[PoolStep, tuple[Tensor, ...]]:
+    return torch.func.vmap(lambda a, c, k: pool_step(a, agent_name, env, c, k, explore))(agents, carry, keys)
+
+
+def pool_sampler(cfg: Config, env: Env, compile: bool = False) -> Callable[[State, Tensor, int], tuple[Pool, Metrics]]:
+    """:func:`sample_pool` over a stack of states: ``run(states, keys, n_steps) -> (pools, metrics)``, stacked.
+
+    Equal to ``vmap(lambda s, k: sample_pool(s, env, n_steps, k))``. With ``compile=True`` the per-step
+    function (policy, exploration, env step; vmapped over seeds) goes through ``torch.compile``.
+    """
+    step = functools.partial(_batched_pool_step, cfg.agent, env, _explore(cfg))
+    if compile:
+        step = functools.partial(sac._compiled(_batched_pool_step, vectorize=False), cfg.agent, env, _explore(cfg))
+
+    def run(states: State, keys: Tensor, n_steps: int) -> tuple[Pool, Metrics]:
+        carry = torch.func.vmap(lambda s, k: pool_begin(s, env, k))(states, keys)
+        step_keys = torch.func.vmap(lambda k: pool_keys(k, n_steps))(keys)
+        agents = sac._standard(_acting(states.agent)) if compile else states.agent
+        records = []
+        for t in range(n_steps):
+            # Every call's inputs with the same strides, whether eager (the first) or compiled code made them.
+            carry, key_t = sac._standard((carry, step_keys[:, t])) if compile else (carry, step_keys[:, t])
+            carry, record = step(agents, carry, key_t)
+            records.append(record)
+        stacked = (torch.stack(xs, 2) for xs in zip(*records, strict=True))  # (n_seeds, n_envs, n_steps, ...)
+        return torch.func.vmap(functools.partial(pool_end, env))(*stacked)
+
+    return run
+
+
+def _acting(agent: Any) -> Any:
+    """The agent without what acting never reads (replay buffer, critics, optimisers): fewer compiled-call guards."""
+    if isinstance(agent, sac.State):
+        return agent.replace(buffer=(), critic=(), target_critic=(), actor_opt=(), critic_opt=(), alpha_opt=())
+    return agent
+
+
 def _has_agent(state: State) -> bool:
     return not (isinstance(state.agent, dict) and not state.agent)
 
@@ -858,6 +963,34 @@ def train_agent(state: State, env: Env, n_calls: int) -> tuple[State, Metrics]:
     return state.replace(agent=agent), out
 
 
+def agent_trainer(
+    cfg: Config, net: Any, env: Env, compile: bool = False
+) -> Callable[[State, int], tuple[State, Metrics]]:
+    """:func:`train_agent` over a stack of states (leading seed axis): ``run(states, n_calls) -> (states, metrics)``.
+
+    Equal to ``vmap(lambda s: train_agent(s, env, n_calls))``. For SAC it runs ``sac.batched_train_step``
+    (``compile=True``: collect and update as one compiled function, each seed's reward passed in as
+    tensors, so one compilation serves every round); PPO's sweep path takes a fixed reward, so PPO runs
+    the vmapped eager loop. Build it once per run (``net`` and ``env`` are the states' and agent's).
+    """
+    if cfg.agent != "sac":
+        return lambda states, n_calls: torch.func.vmap(lambda s: train_agent(s, env, n_calls))(states)
+    train_step = sac.batched_train_step(env, compile, functools.partial(agent_reward, net, cfg.normalize_reward))
+
+    def run(states: State, n_calls: int) -> tuple[State, Metrics]:
+        if n_calls == 0:
+            return states, {}
+        params = (states.reward_params, states.reward_norm)
+        agent, history = states.agent, []
+        for _ in range(n_calls):
+            agent, metrics = train_step(agent, params)
+            history.append(metrics)
+        out = {f"agent/{k}": torch.stack([m[k].to(torch.float32) for m in history]).mean(0) for k in history[0]}
+        return states.replace(agent=agent), out
+
+    return run
+
+
 def relabel_replay(state: State) -> State:
     """SAC: recompute every stored reward with the current learned reward (slots past ``size`` are never read)."""
     if state.cfg.agent != "sac" or not _has_agent(state) or not state.cfg.relabel_replay:
@@ -875,19 +1008,32 @@ def relabel_replay(state: State) -> State:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def collect_keys(state: State) -> tuple[State, random.Key, random.Key]:
+    """``(state, k_pool, k_frag)``: the keys :func:`collect` samples trajectories and cuts fragments with."""
+    key, k_pool, k_frag = random.split(state.key, 3)
+    return state.replace(key=key), k_pool, k_frag
+
+
 def collect(state: State, source: Env | Pool, rnd: Round) -> tuple[State, Fragments, Metrics]:
     """Sample trajectories (``source``: an env of ``rnd.pool_envs`` sub-envs, or a fixed :class:`Pool`) and cut
     ``rnd.num_pairs`` fragment pairs (random, or the most uncertain of ``fragment_sample_factor`` times as many).
     Pure for torch envs. Returns the fragments to be labelled."""
-    cfg = state.cfg
-    key, k_pool, k_frag = random.split(state.key, 3)
-    state = state.replace(key=key)
+    state, k_pool, k_frag = collect_keys(state)
     metrics: Metrics = {}
     if isinstance(source, Pool):
         pool = source
     else:
         pool, metrics = sample_pool(state, source, rnd.pool_steps, k_pool)
         state = state.replace(sample_steps=state.sample_steps + source.n_envs * rnd.pool_steps)
+    return fragments_from(state, pool, k_frag, rnd, metrics)
+
+
+def fragments_from(
+    state: State, pool: Pool, k_frag: random.Key, rnd: Round, metrics: Metrics | None = None
+) -> tuple[State, Fragments, Metrics]:
+    """The fragmenter part of :func:`collect`: ``rnd.num_pairs`` pairs cut from ``pool`` with ``k_frag``. Pure."""
+    cfg = state.cfg
+    metrics = dict(metrics or {})
     if cfg.fragmenter == "active":
         n_sample = int(cfg.fragment_sample_factor * rnd.num_pairs)
         frags = random_fragments(k_frag, pool, cfg.fragment_length, max(n_sample, rnd.num_pairs))
@@ -942,6 +1088,16 @@ def update(state: State, fragments: Fragments, prefs: Tensor, rnd: Round, env: E
     return state.replace(round=state.round + 1), metrics
 
 
+def iteration_from_pool(
+    state: State, pool: Pool, k_frag: random.Key, rnd: Round, env: Env | None, metrics: Metrics | None = None
+) -> tuple[State, Metrics]:
+    """The rest of a round once trajectories are sampled (by :func:`pool_sampler`): fragments, labels, update. Pure."""
+    state, frags, m1 = fragments_from(state, pool, k_frag, rnd, metrics)
+    state, prefs, m2 = gather(state, frags)
+    state, m3 = update(state, frags, prefs, rnd, env)
+    return state, {**m1, **m2, **m3}
+
+
 def iteration(state: State, env: Env | None, source: Env | Pool, rnd: Round) -> tuple[State, Metrics]:
     """One whole round with synthetic labels: :func:`collect`, :func:`gather`, :func:`update`. Pure; vmap it."""
     state, frags, m1 = collect(state, source, rnd)
@@ -966,27 +1122,38 @@ __all__ = [
     "Config",
     "Metrics",
     "Pool",
+    "PoolStep",
     "Round",
     "State",
     "agent_policy",
+    "agent_reward",
+    "agent_trainer",
     "binary_cross_entropy",
     "check_fragment_supply",
     "collect",
+    "collect_keys",
     "comparison_schedule",
     "cross_entropy_loss",
     "discounted_return",
     "fragment_rewards",
+    "fragments_from",
     "gather",
     "init",
     "interval_param_scaler",
     "iteration",
+    "iteration_from_pool",
     "log_probabilities",
     "lp_penalty",
     "make_net",
     "oric",
     "plan",
     "policy",
+    "pool_begin",
+    "pool_end",
     "pool_from_trajectories",
+    "pool_keys",
+    "pool_sampler",
+    "pool_step",
     "preference_logits",
     "probability",
     "random_fragments",

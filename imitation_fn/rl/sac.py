@@ -14,10 +14,19 @@ critics normalised to ``[-1, 1]``; the environment receives them rescaled to its
 
 Everything is a tensor in ``State`` (buffer, env state, RNG key, counters, gamma/tau/target entropy
 and the learning rates), so ``vmap(collect)`` and ``vmap(update)`` train a sweep of seeds at once.
+:func:`batched_collect` and :func:`batched_update` are those two, with ``compile=True`` through
+``torch.compile`` (one gradient step per compiled call: ~5x faster than eager for small networks);
+:func:`batched_train_step` is both as one compiled function (half the compile time, for small
+``train_freq`` and ``gradient_steps``):
+
+    collect, update = sac.batched_collect(env, compile=True), sac.batched_update(compile=True)
+    for _ in range(n_iterations):
+        states, metrics = update(*collect(states))
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, Literal
@@ -35,6 +44,8 @@ from imitation_fn.policies import sac as sac_policy
 Metrics = dict[str, Tensor]
 RewardFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
 """``reward_fn(obs (n, *obs_shape), acts (n, act_dim), next_obs (n, *obs_shape), dones (n,)) -> rews (n,)``."""
+ParamRewardFn = Callable[[Any, Tensor, Tensor, Tensor, Tensor], Tensor]
+"""``reward_fn(params, obs, acts, next_obs, dones) -> rews``: a learned reward with its parameters passed in."""
 
 
 class Config(BaseConfig):
@@ -312,21 +323,19 @@ def _gradient_step(state: State, key: random.Key) -> tuple[State, Metrics]:
 _LEARNED = ("actor", "critic", "target_critic", "actor_opt", "critic_opt", "alpha_opt", "log_alpha", "n_updates")
 
 
-def update(state: State, batch: Item | None = None) -> tuple[State, Metrics]:
-    """``gradient_steps`` SAC steps on minibatches from the buffer; a no-op until ``timesteps > learning_starts``.
+def gradient_step(state: State, key: random.Key, g: int | Tensor) -> tuple[State, Metrics]:
+    """Gradient step ``g`` of the ``update`` that starts from a state whose key was ``key``; not masked.
 
-    ``batch`` (what ``collect`` returned) is not used: SAC learns from the whole buffer. It is accepted
-    so every RL algorithm runs as ``update(*collect(state, env))``.
-
-    Metrics (SB3's names) are means over the gradient steps; before learning starts they are computed
-    but nothing is applied (``n_updates`` tells which).
+    The unit :func:`batched_update` compiles: ``g`` may be a tensor, so one compiled step serves every ``g``.
     """
-    state_key, key = random.split(state.key)
+    _, step_key = random.split(key)
+    return _gradient_step(state, random.fold_in(step_key, g))
+
+
+def update_end(state: State, new: State, history: list[Metrics]) -> tuple[State, Metrics]:
+    """Finish ``update``: ``new``'s learned tensors where learning has started (``state``'s elsewhere), metrics."""
+    state_key, _ = random.split(state.key)
     ready = state.timesteps > state.learning_starts  # () bool; data, so it may differ across vmapped seeds
-    new, history = state, []
-    for g in range(state.gradient_steps):
-        new, metrics = _gradient_step(new, random.fold_in(key, g))
-        history.append(metrics)
     # Keep the old learned tensors where not ready: torch.where, not a Python branch on a tensor.
     learned = {
         name: tree.map(lambda n, o: torch.where(ready, n, o), getattr(new, name), getattr(state, name))
@@ -338,17 +347,180 @@ def update(state: State, batch: Item | None = None) -> tuple[State, Metrics]:
     return state, metrics
 
 
+def update(state: State, batch: Item | None = None) -> tuple[State, Metrics]:
+    """``gradient_steps`` SAC steps on minibatches from the buffer; a no-op until ``timesteps > learning_starts``.
+
+    ``batch`` (what ``collect`` returned) is not used: SAC learns from the whole buffer. It is accepted
+    so every RL algorithm runs as ``update(*collect(state, env))``.
+
+    Metrics (SB3's names) are means over the gradient steps; before learning starts they are computed
+    but nothing is applied (``n_updates`` tells which). For many seeds, :func:`batched_update` is
+    ``vmap(update)`` with optionally compiled pieces.
+    """
+    new, history = state, []
+    for g in range(state.gradient_steps):
+        new, metrics = gradient_step(new, state.key, g)
+        history.append(metrics)
+    return update_end(state, new, history)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Sweeps: vmapped, optionally compiled
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+# The vmapped pieces of a sweep, each its own function: torch.compile caches compiled code per code object.
+def _batched_collect(
+    env: Env,
+    reward_fn: ParamRewardFn | None,
+    states: State,
+    keys: random.Key | None,
+    reward_params: Any,
+) -> tuple[State, Item]:
+    def one(s: State, k: random.Key | None, p: Any) -> tuple[State, Item]:
+        return collect(s, env, k, None if reward_fn is None else functools.partial(reward_fn, p))
+
+    in_dims = (0, None if keys is None else 0, None if reward_params is None else 0)
+    return torch.func.vmap(one, in_dims=in_dims)(states, keys, reward_params)
+
+
+def _batched_train_step(
+    env: Env, reward_fn: ParamRewardFn | None, states: State, reward_params: Any
+) -> tuple[State, Metrics]:
+    def one(s: State, p: Any) -> tuple[State, Metrics]:
+        return update(*collect(s, env, None, None if reward_fn is None else functools.partial(reward_fn, p)))
+
+    return torch.func.vmap(one, in_dims=(0, None if reward_params is None else 0))(states, reward_params)
+
+
+def _batched_gradient_step(states: State, keys: random.Key, g: Tensor) -> tuple[State, Metrics]:
+    return torch.func.vmap(gradient_step, in_dims=(0, 0, None))(states, keys, g)
+
+
+def _batched_update_end(states: State, new: State, history: list[Metrics]) -> tuple[State, Metrics]:
+    return torch.func.vmap(update_end)(states, new, history)
+
+
+@functools.cache
+def _compiled(fn: Callable[..., Any], vectorize: bool = True) -> Callable[..., Any]:
+    """One compiled version of ``fn`` per process, shared by every sweep (guards tell configurations apart).
+
+    ``vectorize=False`` for the pieces that step environments: inductor's CPU vector code for boolean masks
+    fails to build from 16 sub-envs on (torch 2.13, AVX-512: ``Vectorized<bool>`` has no member ``cast``);
+    scalar loops cost nothing at these sizes (the matrix products are library calls either way).
+    """
+    return torch.compile(fn, dynamic=False, options=None if vectorize else {"cpp.simdlen": 1})
+
+
+def _contiguous_strides(shape: torch.Size) -> tuple[int, ...]:
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
+
+
+def _standard(x: Any) -> Any:
+    """``x`` with every tensor row-major and no tensor twice, as compiled code expects its inputs.
+
+    Compiled code guards on strides (size-1 dims make them vary between producers) and on aliasing
+    between arguments (``reset`` returns one tensor as ``obs`` and ``final_obs``): a mismatch recompiles.
+    Tensors that already fit (all of them, after the first call) pass through uncopied.
+    """
+    seen: set[int] = set()
+
+    def fix(t: Any) -> Any:
+        if not isinstance(t, Tensor):
+            return t
+        if id(t) in seen or t.stride() != _contiguous_strides(t.shape):
+            t = t.clone(memory_format=torch.contiguous_format)
+        seen.add(id(t))
+        return t
+
+    return tree.map(fix, x)
+
+
+def batched_collect(
+    env: Env, compile: bool = False, reward_fn: ParamRewardFn | None = None
+) -> Callable[..., tuple[State, Item]]:
+    """``collect`` over a stack of states (leading seed axis): ``run(states, keys=None, reward_params=None)``.
+
+    Equal to ``vmap(lambda s, k, p: collect(s, env, k, partial(reward_fn, p)))``: ``reward_fn`` takes
+    each seed's reward parameters first (``reward_params``, leaves with a leading seed axis), so a
+    learned reward that changes between calls needs no recompilation. With ``compile=True`` the whole
+    vmapped ``collect`` (``train_freq`` steps unrolled: keep it small) goes through ``torch.compile``.
+    """
+    fn = _compiled(_batched_collect, vectorize=False) if compile else _batched_collect
+
+    def run(states: State, keys: random.Key | None = None, reward_params: Any = None) -> tuple[State, Item]:
+        if compile:
+            states, keys, reward_params = _standard((states, keys, reward_params))
+        return fn(env, reward_fn, states, keys, reward_params)
+
+    return run
+
+
+def batched_train_step(
+    env: Env, compile: bool = False, reward_fn: ParamRewardFn | None = None
+) -> Callable[[State, Any], tuple[State, Metrics]]:
+    """``run(states, reward_params=None) -> (states, metrics)``: ``update(*collect(...))`` over a stack of states.
+
+    Equal to ``batched_update()(*batched_collect(env, reward_fn=reward_fn)(states, None, reward_params))``. With
+    ``compile=True`` the pair is ONE compiled function (``train_freq`` steps and ``gradient_steps`` steps
+    unrolled: for small ones): compiling costs mostly per graph and per input, so one graph compiles in about
+    half the time of the three pieces of :func:`batched_collect` and :func:`batched_update`.
+    """
+    fn = _compiled(_batched_train_step, vectorize=False) if compile else _batched_train_step
+
+    def run(states: State, reward_params: Any = None) -> tuple[State, Metrics]:
+        if compile:
+            states, reward_params = _standard((states, reward_params))
+        return fn(env, reward_fn, states, reward_params)
+
+    return run
+
+
+def batched_update(compile: bool = False) -> Callable[..., tuple[State, Metrics]]:
+    """``update`` over a stack of states (leading seed axis): ``run(states, batch=None) -> (states, metrics)``.
+
+    Equal to ``vmap(update)``. With ``compile=True`` one vmapped gradient step and the final masking go
+    through ``torch.compile`` and a Python loop runs the ``gradient_steps``: the step index is a tensor, so
+    one compiled step serves them all, and compile time does not grow with ``gradient_steps``.
+    """
+    step = _compiled(_batched_gradient_step) if compile else _batched_gradient_step
+    end = _compiled(_batched_update_end) if compile else _batched_update_end
+    indices: dict[int, Tensor] = {}
+
+    def run(states: State, batch: Item | None = None) -> tuple[State, Metrics]:
+        if compile:
+            states = _standard(states)
+        new, history = states, []
+        for g in range(states.gradient_steps):
+            new, metrics = step(new, states.key, indices.setdefault(g, torch.tensor(g)))
+            history.append(metrics)
+        return end(states, new, history)
+
+    return run
+
+
 __all__ = [
     "Config",
     "Item",
     "Metrics",
+    "ParamRewardFn",
+    "RewardFn",
     "State",
     "actor_loss",
     "alpha_loss",
+    "batched_collect",
+    "batched_train_step",
+    "batched_update",
     "collect",
     "critic_loss",
+    "gradient_step",
     "init",
     "policy",
     "td_target",
     "update",
+    "update_end",
 ]

@@ -4,10 +4,12 @@
     result = train(cfg, "Pendulum-v1", gatherer=my_human_gatherer)   # labels from a front end (host-side)
     result = train(cfg, "seals/CartPole-v0", trajectories=demos)     # fragments from a fixed dataset, no agent
 
-With synthetic labels a round (sample trajectories, fragment, label, push, train the reward, train the
-agent) is one ``vmap`` of :func:`preference_comparisons.iteration`. A :class:`PreferenceGatherer` (a
+With synthetic labels a round's reward part (sample trajectories, fragment, label, push, train the
+reward) is one ``vmap`` of :func:`preference_comparisons.iteration`; a :class:`PreferenceGatherer` (a
 human front end) splits it: vmapped ``collect``, then the gatherer on each seed's fragments on the host,
-then vmapped ``update``. Host-side here: the fragment-supply warnings, the fixed-horizon check,
+then vmapped ``update``. The agent then trains on the new reward for all seeds at once
+(:func:`preference_comparisons.agent_trainer`: ``vmap(train_agent)``, SAC's steps optionally compiled).
+Host-side here: the fragment-supply warnings, the fixed-horizon check,
 evaluation, JSONL metrics, a checkpoint per round (resumable) and the saved reward, policy and dataset.
 """
 
@@ -114,12 +116,15 @@ def train(
     resume: bool = False,
     progress: bool = True,
     callback: Callable[[int, Any, dict[str, Tensor]], None] | None = None,
+    compile: bool = False,
 ) -> PCResult:
     """Run every round of preference comparisons for every seed (see the module docstring).
 
     ``eval_every`` counts rounds (evaluation always runs at the end when there is an agent). With
     ``log_dir``: ``config.json``, ``metrics.jsonl`` and a checkpoint after every round; ``resume``
-    continues from it. ``callback(round, states, metrics)`` runs after each round.
+    continues from it. ``callback(round, states, metrics)`` runs after each round. ``compile``: SAC agents
+    train through ``torch.compile`` (see :func:`pc.agent_trainer`; compiling takes seconds with torch's
+    on-disk caches warm, a few minutes cold).
     """
     seeds = check_seeds(seeds, "preference_comparisons.train")
     agent_env: Env | None = None
@@ -147,27 +152,60 @@ def train(
     out, states, start, writer = open_run(log_dir, resume, states, cfg, seeds, ALGORITHM)
     eval_env = _env(env_id, n_eval_episodes) if agent_env is not None else None
 
+    # The agent trains after each round's reward update, on a stack of states (SAC's pieces compiled if asked).
+    train_agent = pc.agent_trainer(cfg, states.net, agent_env, compile) if agent_env is not None else None
+    sampler = None
+    if compile and gatherer is None and pool is None:
+        # Compiled sampling of the agent's trajectories: one pool size for every round (a new size recompiles).
+        n_pool = max(r.pool_envs for r in rounds)
+        rounds = [dataclasses.replace(r, pool_envs=n_pool) for r in rounds]
+        sampler = pc.pool_sampler(cfg, _env(env_id, n_pool), compile=True)
+
     def iteration(rnd: pc.Round) -> Callable[[Any], tuple[Any, dict[str, Tensor]]]:
         source = pool if pool is not None else _env(env_id, rnd.pool_envs)
-        if gatherer is None and len(seeds) == 1:
+        if sampler is not None:
+
+            def reward_round(states: Any) -> tuple[Any, dict[str, Tensor]]:
+                states, k_pool, k_frag = torch.func.vmap(pc.collect_keys)(states)
+                pools, m = sampler(states, k_pool, rnd.pool_steps)
+                states = states.replace(sample_steps=states.sample_steps + rnd.pool_envs * rnd.pool_steps)
+                if len(seeds) == 1:
+                    one = tree.index((states, pools, k_frag, m), 0)
+                    state, metrics = pc.iteration_from_pool(one[0], one[1], one[2], rnd, None, one[3])
+                    return tree.stack([state]), tree.stack([metrics])
+                return torch.func.vmap(lambda s, p, k, m: pc.iteration_from_pool(s, p, k, rnd, None, m))(
+                    states, pools, k_frag, m
+                )
+
+        elif gatherer is None and len(seeds) == 1:
             # vmap over one seed only adds overhead (DESIGN §8): run the same pure function unbatched.
-            def single(states: Any) -> tuple[Any, dict[str, Tensor]]:
-                state, m = pc.iteration(tree.index(states, 0), agent_env, source, rnd)
+            def reward_round(states: Any) -> tuple[Any, dict[str, Tensor]]:
+                state, m = pc.iteration(tree.index(states, 0), None, source, rnd)
                 return tree.stack([state]), tree.stack([m])
 
-            return single
-        if gatherer is None:
-            return torch.func.vmap(lambda s: pc.iteration(s, agent_env, source, rnd))
+        elif gatherer is None:
 
-        def human(states: Any) -> tuple[Any, dict[str, Tensor]]:
-            states, frags, m1 = torch.func.vmap(lambda s: pc.collect(s, source, rnd))(states)
-            prefs = torch.stack(
-                [torch.as_tensor(gatherer(tree.index(frags, i)), dtype=torch.float32) for i in range(len(seeds))]
-            )
-            states, m2 = torch.func.vmap(lambda s, f, p: pc.update(s, f, p, rnd, agent_env))(states, frags, prefs)
-            return states, {**m1, **m2}
+            def reward_round(states: Any) -> tuple[Any, dict[str, Tensor]]:
+                return torch.func.vmap(lambda s: pc.iteration(s, None, source, rnd))(states)
 
-        return human
+        else:
+
+            def reward_round(states: Any) -> tuple[Any, dict[str, Tensor]]:
+                states, frags, m1 = torch.func.vmap(lambda s: pc.collect(s, source, rnd))(states)
+                prefs = torch.stack(
+                    [torch.as_tensor(gatherer(tree.index(frags, i)), dtype=torch.float32) for i in range(len(seeds))]
+                )
+                states, m2 = torch.func.vmap(lambda s, f, p: pc.update(s, f, p, rnd, None))(states, frags, prefs)
+                return states, {**m1, **m2}
+
+        def whole_round(states: Any) -> tuple[Any, dict[str, Tensor]]:
+            states, m = reward_round(states)
+            if train_agent is not None:
+                states, m_agent = train_agent(states, rnd.agent_calls)
+                m = {**m, **m_agent}
+            return states, m
+
+        return whole_round
 
     metrics: dict[str, Tensor] = {}
     eval_returns: Tensor | None = None
