@@ -13,6 +13,7 @@ from torch.func import vmap
 
 from imitation_fn import envs
 from imitation_fn.core import checks, random, tree
+from imitation_fn.core import compile as compile_lib
 from imitation_fn.envs.base import Env, TimeStep
 from imitation_fn.evaluation import evaluate_policy
 from imitation_fn.nn import normalize
@@ -161,7 +162,7 @@ def test_compiled_sweep_path_equals_vmap_without_compiling(monkeypatch: pytest.M
     This checks the loop the compiled pieces run in (per-step collection, keys, epoch tensors, stride and
     alias normalisation) in seconds; benchmarks/rl_sweep.py checks the compiled result itself.
     """
-    monkeypatch.setattr(ppo, "_compiled", lambda fn: fn)
+    monkeypatch.setattr(compile_lib, "compiled", lambda fn, vectorize=True: fn)
     env = envs.make("CartPole-v1", n_envs=SMALL.n_envs)
     cfg = SMALL.model_copy(update={"normalize_obs": True})
     states = _stack_init([cfg, cfg], [5, 6], env)

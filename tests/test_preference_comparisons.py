@@ -14,12 +14,12 @@ from pydantic import ValidationError
 from imitation_fn import envs, rewards, stats
 from imitation_fn.algorithms import preference_comparisons as pc
 from imitation_fn.core import checks, optim, random, tree
+from imitation_fn.core import compile as compile_lib
 from imitation_fn.data import preferences
 from imitation_fn.data.preferences import Fragments
 from imitation_fn.data.types import TrajectoryWithRew
 from imitation_fn.envs.cartpole import CartPole
 from imitation_fn.envs.pendulum import Pendulum
-from imitation_fn.rl import sac
 from imitation_fn.training import preference_comparisons as tpc
 
 # Pendulum with 20-step episodes: every round samples, trains and evaluates in a fraction of the time.
@@ -464,7 +464,7 @@ def test_one_whole_iteration_vmaps_and_seeds_are_independent_of_n() -> None:
 
 def test_agent_trainer_equals_vmapped_train_agent(monkeypatch: pytest.MonkeyPatch) -> None:
     """The driver's agent phase (SAC's sweep path, torch.compile replaced by the identity) is vmap(train_agent)."""
-    monkeypatch.setattr(sac, "_compiled", lambda fn, vectorize=True: fn)
+    monkeypatch.setattr(compile_lib, "compiled", lambda fn, vectorize=True: fn)
     env = envs.make(SHORT, n_envs=2)
     rnd = pc.plan(SMALL, env.max_episode_steps)[0]
     pool_env = envs.make(SHORT, n_envs=rnd.pool_envs)
@@ -485,7 +485,7 @@ def test_agent_trainer_equals_vmapped_train_agent(monkeypatch: pytest.MonkeyPatc
 def test_pool_sampler_equals_vmapped_sample_pool_and_the_compiled_driver_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     """The sweep's trajectory sampler (torch.compile replaced by the identity) is vmap(sample_pool); the driver's
     compiled path (one pool size for all rounds) trains every seed, 1 or 2 of them, as the uncompiled one does."""
-    monkeypatch.setattr(sac, "_compiled", lambda fn, vectorize=True: fn)
+    monkeypatch.setattr(compile_lib, "compiled", lambda fn, vectorize=True: fn)
     cfg = SMALL.model_copy(update={"exploration_frac": 0.5, "random_prob": 0.5, "switch_prob": 0.3})
     env, pool_env = envs.make(SHORT, n_envs=2), envs.make(SHORT, n_envs=4)
     keys = random.split(random.key(4), 2)

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch.func import vmap
 
+from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import random, struct, tree
 from imitation_fn.data import buffer
 from imitation_fn.envs.base import Env, TimeStep
@@ -257,7 +258,7 @@ def test_compiled_sweep_path_equals_vmap_without_compiling(monkeypatch: pytest.M
     Checks the loop the compiled pieces run in (keys, step-index tensors, reward parameters, stride and alias
     normalisation, masking before learning starts) in seconds; benchmarks/sac_speed.py checks compiled code.
     """
-    monkeypatch.setattr(sac, "_compiled", lambda fn, vectorize=True: fn)
+    monkeypatch.setattr(compile_lib, "compiled", lambda fn, vectorize=True: fn)
     cfg = sac.Config(n_envs=2, learning_starts=6, gradient_steps=2, **SMALL)
     env = Pendulum(n_envs=2)
     states = vmap(lambda k: sac.init(cfg, k, env))(torch.stack([random.key(5), random.key(6)]))

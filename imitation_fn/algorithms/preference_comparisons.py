@@ -43,6 +43,7 @@ from pydantic import (
 from torch import Tensor
 
 from imitation_fn import rewards
+from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import optim, random, struct, tree
 from imitation_fn.core.config import Config as BaseConfig
 from imitation_fn.data import preferences
@@ -919,16 +920,20 @@ def pool_sampler(cfg: Config, env: Env, compile: bool = False) -> Callable[[Stat
     """
     step = functools.partial(_batched_pool_step, cfg.agent, env, _explore(cfg))
     if compile:
-        step = functools.partial(sac._compiled(_batched_pool_step, vectorize=False), cfg.agent, env, _explore(cfg))
+        step = functools.partial(
+            compile_lib.compiled(_batched_pool_step, vectorize=False), cfg.agent, env, _explore(cfg)
+        )
 
     def run(states: State, keys: Tensor, n_steps: int) -> tuple[Pool, Metrics]:
         carry = torch.func.vmap(lambda s, k: pool_begin(s, env, k))(states, keys)
         step_keys = torch.func.vmap(lambda k: pool_keys(k, n_steps))(keys)
-        agents = sac._standard(_acting(states.agent)) if compile else states.agent
+        agents = compile_lib.standard_layout(_acting(states.agent)) if compile else states.agent
         records = []
         for t in range(n_steps):
             # Every call's inputs with the same strides, whether eager (the first) or compiled code made them.
-            carry, key_t = sac._standard((carry, step_keys[:, t])) if compile else (carry, step_keys[:, t])
+            carry, key_t = (
+                compile_lib.standard_layout((carry, step_keys[:, t])) if compile else (carry, step_keys[:, t])
+            )
             carry, record = step(agents, carry, key_t)
             records.append(record)
         stacked = (torch.stack(xs, 2) for xs in zip(*records, strict=True))  # (n_seeds, n_envs, n_steps, ...)

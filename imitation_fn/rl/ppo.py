@@ -29,6 +29,7 @@ import torch
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 from torch import Tensor
 
+from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import optim, random, struct, tree
 from imitation_fn.core.config import Config as BaseConfig
 from imitation_fn.data import rollout as rollout_lib
@@ -346,26 +347,6 @@ def collect_end(
     return state, rollout
 
 
-def _standard_strides(x: Any) -> Any:
-    """``x`` with every tensor row-major and no tensor twice, as compiled functions expect their inputs.
-
-    Compiled code guards on strides (which size-1 dims make vary between eager and compiled producers)
-    and on aliasing between arguments (``reset`` returns one tensor as ``obs`` and ``final_obs``); a
-    mismatch recompiles. Tensors that already fit pass through uncopied.
-    """
-    seen: set[int] = set()
-
-    def fix(t: Any) -> Any:
-        if not isinstance(t, Tensor):
-            return t
-        if id(t) in seen or t.stride() != torch.empty(t.shape, device="meta").stride():
-            t = t.clone(memory_format=torch.contiguous_format)
-        seen.add(id(t))
-        return t
-
-    return tree.map(fix, x)
-
-
 def batched_collect(
     env: Env, compile: bool = False, reward_fn: RewardFn | None = None
 ) -> Callable[[State, random.Key | None], tuple[State, Rollout]]:
@@ -383,7 +364,7 @@ def batched_collect(
             return torch.func.vmap(lambda s, k: collect(s, env, k, reward_fn))(states, keys)
 
         return eager
-    step = functools.partial(_compiled(_batched_collect_step), env)
+    step = functools.partial(compile_lib.compiled(_batched_collect_step), env)
 
     def run(states: State, keys: random.Key | None = None) -> tuple[State, Rollout]:
         _check_collect(states, env)
@@ -391,7 +372,7 @@ def batched_collect(
         # The step reads the policy from `acting` and the env from `timestep`: no tensor may be passed twice
         # (compiled code guards on aliasing), strides must be those it was traced with, and every leaf
         # passed costs a guard check per call (so not the optimiser state).
-        acting, timestep = _standard_strides((states.replace(timestep=(), opt_state=()), states.timestep))
+        acting, timestep = compile_lib.standard_layout((states.replace(timestep=(), opt_state=()), states.timestep))
         steps = []
         for t in range(states.n_steps):
             timestep, record = step(acting, timestep, noise[:, t], env_keys[:, t])
@@ -632,12 +613,6 @@ def _batched_finish(states: State, carry: Progress, data: TrainBatch) -> tuple[S
     return torch.func.vmap(finish)(states, carry, data)
 
 
-@functools.cache
-def _compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """One compiled version of ``fn`` per process, shared by every sweep (guards tell configurations apart)."""
-    return torch.compile(fn, dynamic=False)
-
-
 def batched_update(compile: bool = False) -> Callable[[State, Rollout], tuple[State, Metrics]]:
     """``update`` over a stack of states (leading seed axis), its pieces optionally compiled.
 
@@ -655,11 +630,11 @@ def batched_update(compile: bool = False) -> Callable[[State, Rollout], tuple[St
             indices_fn=_batched_indices,
         )
     cprepare, cstep, cfinish, cindices = map(
-        _compiled, (_batched_prepare, _batched_step, _batched_finish, _batched_indices)
+        compile_lib.compiled, (_batched_prepare, _batched_step, _batched_finish, _batched_indices)
     )
 
     def prepare_fn(states: State, rollouts: Rollout) -> tuple[State, TrainBatch, Progress]:
-        return _standard_strides(cprepare(*_standard_strides((states, rollouts))))
+        return compile_lib.standard_layout(cprepare(*compile_lib.standard_layout((states, rollouts))))
 
     def run(states: State, rollouts: Rollout) -> tuple[State, Metrics]:
         # The epoch goes in as a tensor: an int argument would compile the shuffle once per epoch.

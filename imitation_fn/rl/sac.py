@@ -35,6 +35,7 @@ import torch
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 from torch import Tensor
 
+from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import optim, random, struct, tree
 from imitation_fn.core.config import Config as BaseConfig
 from imitation_fn.data import buffer as replay
@@ -401,45 +402,6 @@ def _batched_update_end(states: State, new: State, history: list[Metrics]) -> tu
     return torch.func.vmap(update_end)(states, new, history)
 
 
-@functools.cache
-def _compiled(fn: Callable[..., Any], vectorize: bool = True) -> Callable[..., Any]:
-    """One compiled version of ``fn`` per process, shared by every sweep (guards tell configurations apart).
-
-    ``vectorize=False`` for the pieces that step environments: inductor's CPU vector code for boolean masks
-    fails to build from 16 sub-envs on (torch 2.13, AVX-512: ``Vectorized<bool>`` has no member ``cast``);
-    scalar loops cost nothing at these sizes (the matrix products are library calls either way).
-    """
-    return torch.compile(fn, dynamic=False, options=None if vectorize else {"cpp.simdlen": 1})
-
-
-def _contiguous_strides(shape: torch.Size) -> tuple[int, ...]:
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= n
-    return tuple(reversed(strides))
-
-
-def _standard(x: Any) -> Any:
-    """``x`` with every tensor row-major and no tensor twice, as compiled code expects its inputs.
-
-    Compiled code guards on strides (size-1 dims make them vary between producers) and on aliasing
-    between arguments (``reset`` returns one tensor as ``obs`` and ``final_obs``): a mismatch recompiles.
-    Tensors that already fit (all of them, after the first call) pass through uncopied.
-    """
-    seen: set[int] = set()
-
-    def fix(t: Any) -> Any:
-        if not isinstance(t, Tensor):
-            return t
-        if id(t) in seen or t.stride() != _contiguous_strides(t.shape):
-            t = t.clone(memory_format=torch.contiguous_format)
-        seen.add(id(t))
-        return t
-
-    return tree.map(fix, x)
-
-
 def batched_collect(
     env: Env, compile: bool = False, reward_fn: ParamRewardFn | None = None
 ) -> Callable[..., tuple[State, Item]]:
@@ -450,11 +412,11 @@ def batched_collect(
     learned reward that changes between calls needs no recompilation. With ``compile=True`` the whole
     vmapped ``collect`` (``train_freq`` steps unrolled: keep it small) goes through ``torch.compile``.
     """
-    fn = _compiled(_batched_collect, vectorize=False) if compile else _batched_collect
+    fn = compile_lib.compiled(_batched_collect, vectorize=False) if compile else _batched_collect
 
     def run(states: State, keys: random.Key | None = None, reward_params: Any = None) -> tuple[State, Item]:
         if compile:
-            states, keys, reward_params = _standard((states, keys, reward_params))
+            states, keys, reward_params = compile_lib.standard_layout((states, keys, reward_params))
         return fn(env, reward_fn, states, keys, reward_params)
 
     return run
@@ -470,11 +432,11 @@ def batched_train_step(
     unrolled: for small ones): compiling costs mostly per graph and per input, so one graph compiles in about
     half the time of the three pieces of :func:`batched_collect` and :func:`batched_update`.
     """
-    fn = _compiled(_batched_train_step, vectorize=False) if compile else _batched_train_step
+    fn = compile_lib.compiled(_batched_train_step, vectorize=False) if compile else _batched_train_step
 
     def run(states: State, reward_params: Any = None) -> tuple[State, Metrics]:
         if compile:
-            states, reward_params = _standard((states, reward_params))
+            states, reward_params = compile_lib.standard_layout((states, reward_params))
         return fn(env, reward_fn, states, reward_params)
 
     return run
@@ -487,13 +449,13 @@ def batched_update(compile: bool = False) -> Callable[..., tuple[State, Metrics]
     through ``torch.compile`` and a Python loop runs the ``gradient_steps``: the step index is a tensor, so
     one compiled step serves them all, and compile time does not grow with ``gradient_steps``.
     """
-    step = _compiled(_batched_gradient_step) if compile else _batched_gradient_step
-    end = _compiled(_batched_update_end) if compile else _batched_update_end
+    step = compile_lib.compiled(_batched_gradient_step) if compile else _batched_gradient_step
+    end = compile_lib.compiled(_batched_update_end) if compile else _batched_update_end
     indices: dict[int, Tensor] = {}
 
     def run(states: State, batch: Item | None = None) -> tuple[State, Metrics]:
         if compile:
-            states = _standard(states)
+            states = compile_lib.standard_layout(states)
         new, history = states, []
         for g in range(states.gradient_steps):
             new, metrics = step(new, states.key, indices.setdefault(g, torch.tensor(g)))

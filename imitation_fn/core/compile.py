@@ -1,0 +1,59 @@
+"""``torch.compile`` for the pure pieces of an algorithm: one compiled copy per function, stable input layouts.
+
+step = compile.compiled(_batched_step)            # cached: every sweep in the process shares it
+states = compile.standard_layout(states)           # row-major, unaliased: no recompiles on strides
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from imitation_fn.core import tree
+
+
+@functools.cache
+def compiled(fn: Callable[..., Any], vectorize: bool = True) -> Callable[..., Any]:
+    """One compiled version of ``fn`` per process, shared by every sweep (guards tell configurations apart).
+
+    ``vectorize=False`` for pieces that step environments: inductor's CPU vector code for boolean masks
+    fails to build from 16 sub-envs on (torch 2.13, AVX-512: ``Vectorized<bool>`` has no member ``cast``);
+    scalar loops cost nothing at these sizes (the matrix products are library calls either way).
+    """
+    return torch.compile(fn, dynamic=False, options=None if vectorize else {"cpp.simdlen": 1})
+
+
+def contiguous_strides(shape: torch.Size) -> tuple[int, ...]:
+    """The strides of a row-major tensor of ``shape``."""
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
+
+
+def standard_layout(x: Any) -> Any:
+    """``x`` with every tensor row-major and no tensor twice, as compiled code expects its inputs.
+
+    Compiled code guards on strides (size-1 dims make them vary between producers) and on aliasing
+    between arguments (``reset`` returns one tensor as ``obs`` and ``final_obs``): a mismatch recompiles.
+    Tensors that already fit (all of them, after the first call) pass through uncopied.
+    """
+    seen: set[int] = set()
+
+    def fix(t: Any) -> Any:
+        if not isinstance(t, Tensor):
+            return t
+        if id(t) in seen or t.stride() != contiguous_strides(t.shape):
+            t = t.clone(memory_format=torch.contiguous_format)
+        seen.add(id(t))
+        return t
+
+    return tree.map(fix, x)
+
+
+__all__ = ["compiled", "contiguous_strides", "standard_layout"]
