@@ -100,7 +100,8 @@ def _load_run(path: Path, env: str) -> list[RunRecord]:
 def load_runs(paths: Iterable[str | Path], env: str = UNKNOWN_ENV) -> list[RunRecord]:
     """Records of every run under ``paths``: run directories, sweep directories, or folders holding them.
 
-    Our run directories do not record their environment; ``env`` names it (one id for all of them).
+    A run's environment is the one its checkpoint records; ``env`` names it for runs whose checkpoint does not
+    (a run trained through ``training.train`` without ``env_id``).
     Raises ``FileNotFoundError`` for a path with no runs under it.
     """
     records: list[RunRecord] = []

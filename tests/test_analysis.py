@@ -129,3 +129,21 @@ def test_bar_analyze_on_a_sweep_prints_the_table_and_writes_the_plot(tmp_path, m
     assert all(0 <= float(r["normalized"]) <= 1.5 for r in rows)  # CartPole: random ~22 → 0, expert 500 → 1
     assert cli.main(["analyze", str(tmp_path / "nothing")]) == 2
     assert json.loads((tmp_path / "sw" / "sweep.json").read_text())["algorithm"] == "bc"
+
+
+def test_a_run_records_its_environment_so_analyze_needs_no_env_flag(tmp_path):
+    from imitation_fn import envs
+    from imitation_fn.algorithms import bc
+    from imitation_fn.data import Transitions
+    from imitation_fn.training import train
+
+    n = 64
+    zeros = torch.zeros(n, 4)
+    data = Transitions(obs=zeros, acts=torch.zeros(n, dtype=torch.int64), next_obs=zeros, dones=torch.zeros(n) > 0)
+    env = envs.make("CartPole-v1", n_envs=2)
+    kwargs = {"seeds": [0, 1], "n_batches": 2, "progress": False}
+    train(bc, bc.Config(batch_size=32), data, env, log_dir=tmp_path / "named", env_id="CartPole-v1", **kwargs)
+    train(bc, bc.Config(batch_size=32), data, env, log_dir=tmp_path / "unnamed", **kwargs)
+    records = analysis.load_runs([tmp_path], env="fallback")
+    envs_of = {(Path(r.source).name, r.env) for r in records}
+    assert envs_of == {("named", "CartPole-v1"), ("unnamed", "fallback")}

@@ -589,7 +589,7 @@ def train_policy(
     if stats is None:
         stats = evaluate_seeds(states, done)
     if out is not None:
-        save_checkpoint(out, states, seeds, done, "density")
+        save_checkpoint(out, states, seeds, done, "density", env_id)
     return DensityResult(
         states=states,
         seeds=seeds,

@@ -47,7 +47,7 @@ def register(sub: Any) -> None:
     p.add_argument("run_dirs", nargs="+", help="run directories, sweep directories, or folders holding them")
     p.add_argument("--out", default=None, help="write table.md, table.csv, table.tex and curves.png here")
     p.add_argument("--baseline", default=None, help="algorithm label (or unique prefix) the others are compared to")
-    p.add_argument("--env", default=analysis.UNKNOWN_ENV, help="environment id of plain run directories")
+    p.add_argument("--env", default=analysis.UNKNOWN_ENV, help="environment of runs whose checkpoint names none")
     p.add_argument("--n-resamples", type=int, default=2000, help="bootstrap resamples for the IQM interval")
     p.add_argument("--no-normalize", action="store_true", help="skip normalised returns (no random-policy rollouts)")
     p.add_argument("--no-plot", action="store_true", help="do not write curves.png")

@@ -45,6 +45,7 @@ def _run_bc(cfg: bc.Config, env_id: str, trajs: list[Any], args: argparse.Namesp
             resume=args.resume,
             compile=args.compile,
             progress=not args.no_progress,
+            env_id=env_id,
         )
     except (ValueError, FileExistsError, AssertionError) as e:
         raise CLIError(str(e)) from e

@@ -256,7 +256,7 @@ def train_adversarial(
             if out is not None and (
                 finished or (checkpoint_every and done // checkpoint_every > before // checkpoint_every)
             ):
-                save_checkpoint(out, states, seeds, done, name)
+                save_checkpoint(out, states, seeds, done, name, env_id)
             if callback is not None:
                 callback(r + 1, states, returns)
     if eval_returns is None:  # resumed a finished run

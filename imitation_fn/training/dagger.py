@@ -385,7 +385,7 @@ def train_dagger(
                 writer.write(rnd + 1, "train", metrics)
             history.append(record)
             if out is not None:
-                _save_round(out, states, seeds, rnd, pieces, history, seed_envs[0])
+                _save_round(out, states, seeds, rnd, pieces, history, seed_envs[0], env_id)
     if eval_returns is None:
         eval_returns = evaluate(states, int(states.round.max()))
     return DAggerResult(
@@ -424,6 +424,7 @@ def _save_round(
     pieces: Sequence[Sequence[dagger.Rollout]],
     history: list[dict[str, Any]],
     env: Env,
+    env_id: str,
 ) -> None:
     """The round's datasets, the learners, then the checkpoint (last: a crash before it replays the round)."""
     for seed, rollouts in zip(seeds, pieces, strict=True):
@@ -438,7 +439,8 @@ def _save_round(
             {"activation": state.bc.activation},
         )
     serialization.write_text_atomic(out / HISTORY, json.dumps(history))
-    meta = {"step": rnd + 1, "seeds": list(seeds), "algorithm": "dagger", "capacity": states.data.capacity}
+    meta = {"step": rnd + 1, "seeds": list(seeds), "algorithm": "dagger", "env": env_id}
+    meta["capacity"] = states.data.capacity
     serialization.save(out / CHECKPOINT, states, meta)
 
 

@@ -92,6 +92,7 @@ def train(
     resume: bool = False,
     compile: bool = False,
     progress: bool = True,
+    env_id: str | None = None,
 ) -> TrainResult:
     """Train ``algo`` (a module with ``init``/``update``/``policy``) on ``data`` for every seed.
 
@@ -99,7 +100,8 @@ def train(
     gives the spaces and runs evaluation: ``env.n_envs`` episodes per seed every ``eval_every``
     steps and at the end. With ``log_dir``: metrics to ``metrics.jsonl``, the config to
     ``config.json`` and a checkpoint every ``checkpoint_every`` steps and at the end; ``resume``
-    continues from that checkpoint and gives the same result as an uninterrupted run.
+    continues from that checkpoint and gives the same result as an uninterrupted run. ``env_id``, when
+    given, is recorded in the checkpoint (``analyze`` reads it).
     """
     seeds = check_seeds(seeds, "train")
     if (n_epochs is None) == (n_batches is None):
@@ -144,7 +146,7 @@ def train(
             else:
                 bar.advance(done)
             if out is not None and ((checkpoint_every and done % checkpoint_every == 0) or done == total):
-                save_checkpoint(out, states, seeds, done, name)
+                save_checkpoint(out, states, seeds, done, name, env_id)
     if eval_returns is None:  # resumed a run that had already finished: evaluate, nothing new to log
         eval_returns = evaluate(states, total)
     return TrainResult(states=states, seeds=seeds, steps=total, eval_returns=eval_returns)
@@ -224,9 +226,14 @@ def load_run(
     return SavedRun(cfg=cfg, states=serialization.load(out / CHECKPOINT, template), seeds=seeds, step=int(meta["step"]))
 
 
-def save_checkpoint(out: Path, states: Any, seeds: Sequence[int], step: int, algo_name: str) -> None:
-    """States (stacked over seeds) as safetensors; step, seeds and algorithm in its metadata."""
-    serialization.save(out / CHECKPOINT, states, {"step": step, "seeds": list(seeds), "algorithm": algo_name})
+def save_checkpoint(
+    out: Path, states: Any, seeds: Sequence[int], step: int, algo_name: str, env_id: str | None = None
+) -> None:
+    """States (stacked over seeds) as safetensors; step, seeds, algorithm and environment in its metadata."""
+    meta: dict[str, Any] = {"step": step, "seeds": list(seeds), "algorithm": algo_name}
+    if env_id is not None:
+        meta["env"] = env_id
+    serialization.save(out / CHECKPOINT, states, meta)
 
 
 def load_checkpoint(out: Path, template: Any, cfg: Config, seeds: Sequence[int]) -> tuple[Any, int]:

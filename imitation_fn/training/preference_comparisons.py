@@ -233,7 +233,7 @@ def train(
                 show["return"] = eval_returns
             bar.advance(done, show)
             if out is not None:
-                save_checkpoint(out, states, seeds, done, ALGORITHM)
+                save_checkpoint(out, states, seeds, done, ALGORITHM, env_id)
             if callback is not None:
                 callback(done, states, metrics)
     if eval_env is not None and eval_returns is None:
