@@ -11,7 +11,7 @@ leaves (learning rates, entropy/L2 weights: ``optim.inject_hyperparams`` puts lr
 runs that differ in it share one vmapped training; a *structural* field (network sizes, batch size,
 anything static or read by the driver) splits the runs into separate vmapped groups. Each group is
 cut into chunks of at most ``chunk_size`` runs (to fit memory); a chunk is one call of the driver
-(``training.train`` / ``train_rl``) and, with Ray, one task. Chunks write to
+(``training.train``, ``train_rl``, ``train_adversarial``) and, with Ray, one task. Chunks write to
 ``OUT/chunks/chunk_NNN/`` (the driver's run directory plus ``runs.json`` and, once finished,
 ``result.json``), so a killed sweep resumes by re-running only the chunks without ``result.json``,
 each from its last checkpoint.
@@ -85,7 +85,7 @@ class Distribution(Config):
 class SweepSpec(Config):
     """A sweep, as written in a YAML/JSON file (every key below; only ``algorithm`` is required)."""
 
-    algorithm: Literal["bc", "ppo", "sac"]
+    algorithm: Literal["bc", "ppo", "sac", "gail", "airl"]
     """The algorithm (a key of :data:`RUNNERS`)."""
     env: str = "CartPole-v1"
     """Environment id (a torch environment: the runs are vmapped)."""
@@ -109,9 +109,9 @@ class SweepSpec(Config):
     """Driver budget and schedule, e.g. ``{"n_batches": 500, "eval_every": 100}`` (BC) or
     ``{"total_timesteps": 50000}`` (PPO/SAC); see the runner's ``train_keys``."""
     demos: str = "zoo"
-    """BC: demonstrations directory, or ``"zoo"`` for the shipped expert's demos of ``env``."""
+    """BC, GAIL, AIRL: demonstrations directory, or ``"zoo"`` for the shipped expert's demos of ``env``."""
     n_demos: PositiveInt | None = None
-    """BC: use only the first ``n_demos`` episodes."""
+    """BC, GAIL, AIRL: use only the first ``n_demos`` episodes."""
     n_eval_episodes: PositiveInt = 10
     """Evaluation episodes per run."""
     checkpoint_every: PositiveInt | None = None
@@ -195,16 +195,29 @@ class Runner:
     context: Callable[[SweepSpec], Context]
 
 
+def _demos(spec: SweepSpec) -> list[Any]:
+    """The spec's expert trajectories (the first ``n_demos``)."""
+    from imitation_fn.data import serialize
+    from imitation_fn.policies import zoo
+
+    trajs = serialize.load(zoo.demos_path(spec.env) if spec.demos == "zoo" else Path(spec.demos))
+    return list(trajs[: spec.n_demos] if spec.n_demos else trajs)
+
+
+def _total_timesteps(name: str, spec: SweepSpec) -> int:
+    total = int(spec.train.get("total_timesteps", 0))
+    if total <= 0:
+        raise ValueError(f"sweep: {name} needs train.total_timesteps > 0")
+    return total
+
+
 def _bc_context(spec: SweepSpec) -> Context:
     from imitation_fn import envs
     from imitation_fn.algorithms import bc
-    from imitation_fn.data import flatten_trajectories, serialize
-    from imitation_fn.policies import zoo
+    from imitation_fn.data import flatten_trajectories
     from imitation_fn.training import train
 
-    path = zoo.demos_path(spec.env) if spec.demos == "zoo" else Path(spec.demos)
-    trajs = serialize.load(path)
-    data = flatten_trajectories(trajs[: spec.n_demos] if spec.n_demos else trajs)
+    data = flatten_trajectories(_demos(spec))
     env = envs.make(spec.env, n_envs=spec.n_eval_episodes)
 
     def run(
@@ -231,9 +244,7 @@ def _rl_context(name: str, spec: SweepSpec) -> Context:
     from imitation_fn.training.rl import make_init, train_rl
 
     algo = importlib.import_module(f"imitation_fn.rl.{name}")
-    total = int(spec.train.get("total_timesteps", 0))
-    if total <= 0:
-        raise ValueError(f"sweep: {name} needs train.total_timesteps > 0")
+    total = _total_timesteps(name, spec)
 
     def init_one(cfg: Config, key: Tensor) -> Any:
         return make_init(algo, cfg, envs.make(spec.env, n_envs=int(cfg.n_envs)), total)(key)  # type: ignore[attr-defined]
@@ -249,10 +260,38 @@ def _rl_context(name: str, spec: SweepSpec) -> Context:
     return Context(algo, init_one, run)
 
 
+def _adversarial_context(name: str, spec: SweepSpec) -> Context:
+    import importlib
+
+    from imitation_fn import envs
+    from imitation_fn.algorithms import adversarial
+    from imitation_fn.training.adversarial import train_adversarial
+
+    algo = importlib.import_module(f"imitation_fn.algorithms.{name}")
+    _total_timesteps(name, spec)
+    demos = _demos(spec)
+
+    def init_one(cfg: Config, key: Tensor) -> Any:
+        return algo.init(cfg, key, envs.make(spec.env, n_envs=int(cfg.gen.n_envs)))  # type: ignore[attr-defined]
+
+    def run(
+        algo_: types.ModuleType, cfg: Config, seeds: list[int], log_dir: Path, resume: bool, progress: bool
+    ) -> TrainResult:
+        assert isinstance(cfg, adversarial.Config)
+        return train_adversarial(
+            algo_, cfg, spec.env, demos, seeds=seeds, log_dir=log_dir, resume=resume, progress=progress,
+            n_eval_episodes=spec.n_eval_episodes, checkpoint_every=spec.checkpoint_every, **spec.train,
+        )  # fmt: skip
+
+    return Context(algo, init_one, run)
+
+
 RUNNERS: dict[str, Runner] = {
     "bc": Runner(("n_epochs", "n_batches", "eval_every", "log_every", "compile"), _bc_context),
     "ppo": Runner(("total_timesteps", "eval_every", "compile"), functools.partial(_rl_context, "ppo")),
     "sac": Runner(("total_timesteps", "eval_every", "compile"), functools.partial(_rl_context, "sac")),
+    "gail": Runner(("total_timesteps", "eval_every", "compile"), functools.partial(_adversarial_context, "gail")),
+    "airl": Runner(("total_timesteps", "eval_every", "compile"), functools.partial(_adversarial_context, "airl")),
 }
 """Algorithms a sweep can train. A new one adds a :class:`Runner` whose driver inits states with
 ``vmap(algo.init)`` over the keys of ``driver.seed_keys(seeds)`` (the adapter relies on that)."""

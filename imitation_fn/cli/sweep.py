@@ -20,6 +20,8 @@ EXAMPLE = """example sweep file (YAML or JSON):
   grid: {lr: [0.001, 0.003], l2_weight: [0.0, 0.0001]}
   train: {n_batches: 500, eval_every: 100}
   chunk_size: 16        # runs per vmapped chunk / Ray task (default: one chunk per structural group)
+
+algorithms: bc (train: n_epochs | n_batches), gail, airl, ppo, sac (train: total_timesteps)
 """
 
 
