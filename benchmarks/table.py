@@ -9,7 +9,8 @@ all its seeds in one vmapped run, with the shipped preset (the configuration the
 expert's 50 demonstrations (``policies.zoo``), then scores every seed's final policy on ``--eval-episodes``
 episodes. The columns are ``analysis.summarize``'s: mean ± std over seeds, the interquartile mean with its 95%
 stratified-bootstrap interval, and the normalised return (uniform-random policy 0, shipped expert 1). Wall
-time is the whole vmapped run (data loading, compilation where a row compiles, training, evaluation).
+time is the whole vmapped run: data loading, compilation where a row compiles (GAIL, AIRL and preference
+comparisons with SAC compile their RL steps), training and evaluation.
 MCE IRL rows score the exact expected return of the learned reward's soft-optimal policy (no sampling).
 
 One torch thread: the networks are small, and on a 2-core machine more threads only add contention.
@@ -120,7 +121,7 @@ def _adversarial(name: str, env_id: str) -> Runner:
         steps = 2 * cfg.round_timesteps if quick else preset.total_timesteps
         result = adversarial_training.train_adversarial(
             module, cfg, env_id, _demos(env_id), seeds=seeds, total_timesteps=steps, n_eval_episodes=n_eval,
-            progress=False,
+            compile=not quick, progress=False,
         )  # fmt: skip
         return Outcome(result.eval_returns.mean(-1), f"50 demos, {result.steps:,} env steps")
 
