@@ -192,6 +192,115 @@ def test_solver_errors() -> None:
         mce_irl.mce_occupancy_measures(mdp, pi=torch.ones(3, 5, 3) / 3)
 
 
+def _sparse_test_mdps() -> list[TabularMDP]:
+    """CliffWorld (K = 2 of 28 states) and seals-style random MDPs (K ≤ branch_factor), float64."""
+    mdps = [cliff_world(width=7, height=4, horizon=12, use_xy_obs=True, dtype=torch.float64), reasonable_mdp()]
+    for i, (n_states, n_actions, branch_factor) in enumerate([(12, 3, 2), (9, 2, 4), (6, 4, 1)]):
+        mdps.append(
+            random_mdp(
+                random.key(10 + i),
+                n_states=n_states,
+                n_actions=n_actions,
+                branch_factor=branch_factor,
+                horizon=8,
+                random_obs=True,
+                obs_dim=3,
+                dtype=torch.float64,
+            )
+        )
+    return mdps
+
+
+def test_sparse_transitions_layout() -> None:
+    mdp = cliff_world(width=7, height=4, horizon=5, dtype=torch.float64)
+    sp = mce_irl.sparse_transitions(mdp)
+    s, a = mdp.n_states, mdp.n_actions
+    assert sp.next_states.shape == sp.probs.shape == (s * a, 2) and sp.next_states.dtype == torch.int64
+    assert sp.prev_rows.shape == sp.prev_probs.shape == (s, 8) and sp.prev_rows.dtype == torch.int64
+    assert sp.probs.dtype == torch.float64
+    # Padding is index 0 with probability 0; non-zeros come first, in increasing next-state order.
+    pad = sp.probs == 0
+    assert (
+        bool(pad.any())
+        and bool((sp.next_states[pad] == 0).all())
+        and bool((sp.prev_rows[sp.prev_probs == 0] == 0).all())
+    )
+    assert bool((sp.next_states[:, 1] > sp.next_states[:, 0])[~pad[:, 1]].all())
+    # Both lists rebuild the dense matrix exactly.
+    rows = torch.arange(s * a).unsqueeze(-1).expand_as(sp.next_states)
+    dense = torch.zeros(s * a, s, dtype=torch.float64).index_put((rows, sp.next_states), sp.probs, accumulate=True)
+    torch.testing.assert_close(dense.view(s, a, s), mdp.transition_matrix, rtol=0, atol=0)
+    cols = torch.arange(s).unsqueeze(-1).expand_as(sp.prev_rows)
+    dense_t = torch.zeros(s, s * a, dtype=torch.float64).index_put((cols, sp.prev_rows), sp.prev_probs, accumulate=True)
+    torch.testing.assert_close(dense_t.mT.reshape(s, a, s), mdp.transition_matrix, rtol=0, atol=0)
+    # Random MDPs: at most branch_factor successors; a batch of MDPs gives a batch of lists.
+    mdps = vmap(lambda k: random_mdp(k, n_states=10, n_actions=3, branch_factor=3, horizon=4, random_obs=False))(
+        random.split(random.key(0), 4)
+    )
+    batch = mce_irl.sparse_transitions(mdps)
+    assert batch.next_states.shape[:2] == (4, 30) and batch.next_states.shape[2] <= 3
+    for i in range(4):
+        one = mce_irl.sparse_transitions(tree.index(mdps, i))
+        k = one.probs.shape[-1]
+        torch.testing.assert_close(batch.probs[i, :, :k], one.probs)
+        assert bool((batch.probs[i, :, k:] == 0).all())
+
+
+@pytest.mark.parametrize("discount", [0.0, 0.9, 1.0])
+def test_sparse_solvers_match_dense(discount: float) -> None:
+    """Same V, Q, π, D_t and D to 1e-12 in float64, with the default and with a learned-style (S,) reward."""
+    for mdp in _sparse_test_mdps():
+        sp = mce_irl.sparse_transitions(mdp)
+        for reward in (None, random.normal(random.key(1), (mdp.n_states,), torch.float64)):
+            dense = mce_irl.mce_partition_fh(mdp, reward=reward, discount=discount)
+            sparse = mce_irl.mce_partition_fh(mdp, reward=reward, discount=discount, transitions=sp)
+            for x, y in zip(dense, sparse, strict=True):
+                torch.testing.assert_close(y, x, rtol=1e-12, atol=1e-12)
+            dense_om = mce_irl.mce_occupancy_measures(mdp, pi=dense[2], discount=discount)
+            sparse_om = mce_irl.mce_occupancy_measures(mdp, pi=dense[2], discount=discount, transitions=sp)
+            for x, y in zip(dense_om, sparse_om, strict=True):
+                torch.testing.assert_close(y, x, rtol=1e-12, atol=1e-12)
+
+
+def test_sparse_solvers_vmap_and_grad() -> None:
+    """Under vmap over rewards (indices shared) and over MDPs with their lists (both batched), and under grad."""
+    mdp = cliff_world(width=7, height=4, horizon=15, use_xy_obs=True, dtype=torch.float64)
+    sp = mce_irl.sparse_transitions(mdp)
+    rewards = random.normal(random.key(2), (6, mdp.n_states), torch.float64)
+    dense = vmap(lambda r: mce_irl.mce_occupancy_measures(mdp, reward=r, discount=0.9))(rewards)
+    sparse = vmap(lambda r: mce_irl.mce_occupancy_measures(mdp, reward=r, discount=0.9, transitions=sp))(rewards)
+    for x, y in zip(dense, sparse, strict=True):
+        torch.testing.assert_close(y, x, rtol=1e-12, atol=1e-12)
+
+    mdps = vmap(
+        lambda k: random_mdp(
+            k, n_states=8, n_actions=3, branch_factor=2, horizon=6, random_obs=False, dtype=torch.float64
+        )
+    )(random.split(random.key(3), 4))
+    sps = mce_irl.sparse_transitions(mdps)
+    batched = vmap(lambda m, t: mce_irl.mce_occupancy_measures(m, discount=0.5, transitions=t))(mdps, sps)
+    for i in range(4):
+        _, d = mce_irl.mce_occupancy_measures(tree.index(mdps, i), discount=0.5)
+        torch.testing.assert_close(batched[1][i], d, rtol=1e-12, atol=1e-12)
+
+    def log_partition(r: torch.Tensor, transitions: mce_irl.SparseTransitions | None) -> torch.Tensor:
+        v, _, _ = mce_irl.mce_partition_fh(mdp, reward=r, transitions=transitions)
+        return mdp.initial_state_dist @ v[0]
+
+    torch.testing.assert_close(
+        torch.func.grad(log_partition)(rewards[0], sp), torch.func.grad(log_partition)(rewards[0], None)
+    )
+
+
+def test_sparse_transitions_errors() -> None:
+    mdp = reasonable_mdp()
+    other = mce_irl.sparse_transitions(cliff_world(horizon=4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="transitions must be sparse_transitions"):
+        mce_irl.mce_partition_fh(mdp, transitions=other)
+    with pytest.raises(ValueError, match="transitions must be sparse_transitions"):
+        mce_irl.mce_occupancy_measures(mdp, pi=torch.full((20, 5, 3), 1 / 3, dtype=torch.float64), transitions=other)
+
+
 # --------------------------------------------------------------------------------------------
 # Tabular policy
 # --------------------------------------------------------------------------------------------
@@ -351,6 +460,43 @@ def test_vmap_over_16_seeds_equals_loop() -> None:
         tree.index(alone.state, 0).params,
         tree.index(states, 7).params,
     )
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_batched_update_equals_vmapped_update(sparse: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """batched_update (solvers on all seeds at once, seed axis innermost) ≡ vmap(update), dense and sparse, also
+    when traced by torch.compile (the fused logsumexp path; aot_eager: the same graph without inductor's codegen)."""
+    mdp = cliff_world(horizon=8, use_xy_obs=True, dtype=torch.float64)
+    sp = mce_irl.sparse_transitions(mdp) if sparse else None
+    _, demo = mce_irl.mce_occupancy_measures(mdp)
+    cfg = mce_irl.Config(linf_eps=0.0, grad_l2_eps=0.0, dtype="float64", net_arch=(16,))
+    states = vmap(lambda k: mce_irl.init(cfg, k, mdp))(torch.stack([random.key(s) for s in range(5)]))
+    # Different discounts per seed: the batched solvers broadcast them over the seed axis.
+    states = states.replace(discount=torch.tensor([1.0, 0.99, 0.5, 0.0, 0.9], dtype=torch.float64))
+    expected = vmap(mce_irl.update, in_dims=(0, None, None, None))(states, mdp, demo, sp)
+    got = mce_irl.batched_update()(states, mdp, demo, sp)
+    # Occupancies agree to ~1e-16; Adam turns that into ~1e-10 in the output bias (its gradient Σ(D − D_E) is 0
+    # in exact arithmetic, so rounding is all there is to normalise): tolerances as test_vmap_over_16_seeds.
+    tree.map(lambda a, b: torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-8), got, expected)
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: real_compile(fn, backend="aot_eager", fullgraph=True))
+    traced = mce_irl.batched_update.__wrapped__(compile=True)(states, mdp, demo, sp)
+    tree.map(lambda a, b: torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-8), traced, expected)
+
+
+def test_train_sparse_equals_dense() -> None:
+    """train plans sparsely by default on CliffWorld (K = 2 ≤ S / 4): the same iterates as dense planning."""
+    mdp = cliff_world(horizon=10, use_xy_obs=True, dtype=torch.float64)
+    _, demo = mce_irl.mce_occupancy_measures(mdp)
+    cfg = mce_irl.Config(max_iter=30, linf_eps=0.05, dtype="float64", log_interval=None)
+    auto, dense = (mce_irl.train(cfg, mdp, demo, seeds=[0, 3], sparse=s) for s in (None, False))
+    assert auto.n_iter == dense.n_iter
+    torch.testing.assert_close(auto.iterations, dense.iterations)
+    torch.testing.assert_close(auto.occupancy, dense.occupancy, rtol=1e-7, atol=1e-9)
+    # Rounding differences (~1e-16) in the occupancies grow through Adam along the output bias, whose gradient
+    # is 0 in exact arithmetic (see Config.dtype): ~1e-8 after 30 steps.
+    tree.map(lambda a, b: torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6), auto.state.params, dense.state.params)
 
 
 @pytest.mark.slow
