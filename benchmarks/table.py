@@ -24,6 +24,7 @@ import dataclasses
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -270,8 +271,10 @@ def main() -> None:
     rows = analysis.summarize(records, references=references)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, 1 thread"
     command = "python benchmarks/table.py " + " ".join(sys.argv[1:])
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    at = f" at commit {commit.stdout.strip()}" if commit.returncode == 0 else ""
     header = (
-        f"# Benchmark table\n\nGenerated {time.strftime('%Y-%m-%d')} on {machine} by `{command.strip()}` "
+        f"# Benchmark table\n\nGenerated {time.strftime('%Y-%m-%d')}{at} on {machine} by `{command.strip()}` "
         f"in {total / 60:.1f} min (load average {os.getloadavg()[0]:.1f} at the end). Normalised return: uniform-"
         "random policy 0, shipped expert 1. How each row is run: benchmarks/table.py and benchmarks/README.md."
     )
@@ -294,6 +297,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": machine,
         "command": command.strip(),
+        "commit": commit.stdout.strip() if commit.returncode == 0 else None,
         "total_s": total,
         "eval_episodes": args.eval_episodes,
         "references": references,
