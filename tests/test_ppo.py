@@ -57,7 +57,7 @@ class Clock(Env):
         )
 
 
-def _sb3_gae(rews, values, next_values, terminated, truncated, gamma, lam):  # type: ignore[no-untyped-def]
+def _sb3_gae(rews, values, next_values, terminated, truncated, gamma, lam):
     """SB3's loop: truncation folded into the reward, then every done treated as an episode start."""
     rews = rews + gamma * next_values * truncated  # SB3's `rewards[idx] += gamma * terminal_value`
     dones = (terminated | truncated).float()
@@ -156,15 +156,23 @@ def test_batched_update_equals_vmapped_update() -> None:
     checks.assert_trees_allclose(ppo.batched_update()(states, rollouts), expected, rtol=1e-6, atol=1e-7)
 
 
-def test_compiled_sweep_path_equals_vmap_without_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "update",
+    [{}, {"n_steps": 6, "batch_size": 8, "n_epochs": 3}],
+    ids=["small", "6-steps-3-minibatches-3-epochs"],
+)
+def test_compiled_sweep_path_equals_vmap_without_compiling(
+    monkeypatch: pytest.MonkeyPatch, update: dict[str, int]
+) -> None:
     """batched_collect/batched_update(compile=True) with torch.compile replaced by the identity: same numbers.
 
-    This checks the loop the compiled pieces run in (per-step collection, keys, epoch tensors, stride and
-    alias normalisation) in seconds; benchmarks/rl_sweep.py checks the compiled result itself.
+    This checks what the compiled calls run (the rollout's and the update's while_loops, keys, every epoch's
+    shuffle drawn up front, stride and alias normalisation) in seconds; benchmarks/rl_sweep.py --check
+    compares the compiled result itself with eager.
     """
     monkeypatch.setattr(compile_lib, "compiled", lambda fn, vectorize=True: fn)
     env = envs.make("CartPole-v1", n_envs=SMALL.n_envs)
-    cfg = SMALL.model_copy(update={"normalize_obs": True})
+    cfg = SMALL.model_copy(update={"normalize_obs": True, **update})
     states = _stack_init([cfg, cfg], [5, 6], env)
     rew = lambda o, a, n, d: n[:, 2].abs()  # noqa: E731 - a learned-reward stand-in
     expected_states, expected_rollouts = vmap(lambda s: ppo.collect(s, env, reward_fn=rew))(states)

@@ -434,7 +434,7 @@ def update(state: State, rollout: ppo.Rollout) -> tuple[State, Metrics]:
 
 
 def batched_update(compile: bool = False) -> Callable[[State, ppo.Rollout], tuple[State, Metrics]]:
-    """``vmap(update)`` over stacked states, with PPO's minibatch step optionally compiled (``ppo.batched_update``)."""
+    """``vmap(update)`` over stacked states, with PPO's update optionally compiled (``ppo.batched_update``)."""
     rl_update = ppo.batched_update(compile)
 
     def run(states: State, rollouts: ppo.Rollout) -> tuple[State, Metrics]:

@@ -23,11 +23,12 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 from torch import Tensor
+from torch._higher_order_ops.while_loop import while_loop
 
 from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import optim, random, struct, tree
@@ -347,14 +348,18 @@ def collect_end(
     return state, rollout
 
 
-def batched_collect(
-    env: Env, compile: bool = False, reward_fn: RewardFn | None = None
-) -> Callable[[State, random.Key | None], tuple[State, Rollout]]:
+class BatchedCollect(Protocol):
+    """What :func:`batched_collect` returns."""
+
+    def __call__(self, states: State, keys: random.Key | None = None) -> tuple[State, Rollout]: ...
+
+
+def batched_collect(env: Env, compile: bool = False, reward_fn: RewardFn | None = None) -> BatchedCollect:
     """``collect`` over a stack of states (leading seed axis): ``run(states, keys=None) -> (states, rollouts)``.
 
-    Equal to ``vmap(lambda s, k: collect(s, env, k, reward_fn))``. With ``compile=True`` the per-step
-    function (policy forward + env step, vmapped over seeds) goes through ``torch.compile``; the loop
-    over ``n_steps`` stays in Python (compiling the unrolled rollout costs far more than it saves).
+    Equal to ``vmap(lambda s, k: collect(s, env, k, reward_fn))``. With ``compile=True`` the rollout (its
+    randomness, then policy forward + env step, vmapped over seeds, in a ``while_loop``) is one compiled
+    call; ``reward_fn`` runs uncompiled on its result.
     """
     if not compile:
 
@@ -364,22 +369,19 @@ def batched_collect(
             return torch.func.vmap(lambda s, k: collect(s, env, k, reward_fn))(states, keys)
 
         return eager
-    step = functools.partial(compile_lib.compiled(_batched_collect_step), env)
+    rollout = functools.partial(compile_lib.compiled(_batched_rollout, vectorize=False), env)
 
     def run(states: State, keys: random.Key | None = None) -> tuple[State, Rollout]:
         _check_collect(states, env)
-        states, noise, env_keys = torch.func.vmap(collect_begin, in_dims=(0, None if keys is None else 0))(states, keys)
-        # The step reads the policy from `acting` and the env from `timestep`: no tensor may be passed twice
-        # (compiled code guards on aliasing), strides must be those it was traced with, and every leaf
-        # passed costs a guard check per call (so not the optimiser state).
+        # The policy comes in as `acting` and the env as `timestep`: no tensor may be passed twice (compiled
+        # code guards on aliasing), strides must be those it was traced with, and every leaf passed costs a
+        # guard check per call (so not the optimiser state).
         acting, timestep = compile_lib.standard_layout((states.replace(timestep=(), opt_state=()), states.timestep))
-        steps = []
-        for t in range(states.n_steps):
-            timestep, record = step(acting, timestep, noise[:, t], env_keys[:, t])
-            steps.append(record)
-        stacked = tree.map(lambda *xs: torch.stack(xs, dim=1), *steps)
-        end = functools.partial(collect_end, reward_fn=reward_fn)
-        return torch.func.vmap(end)(states, timestep, stacked)
+        key, timestep, records = rollout(acting, timestep, keys)
+        states = states.replace(key=key)
+        if reward_fn is None:  # collect_end is then elementwise: the seed axis broadcasts, and vmap's overhead goes
+            return collect_end(states, timestep, records)
+        return torch.func.vmap(functools.partial(collect_end, reward_fn=reward_fn))(states, timestep, records)
 
     return run
 
@@ -569,12 +571,11 @@ def _run(
     step_fn: Callable[..., Any],
     finish_fn: Callable[..., Any],
     indices_fn: Callable[..., Any],
-    epoch_arg: Callable[[int], int | Tensor] = int,
 ) -> tuple[State, Metrics]:
     """The update loop, for one state or (with vmapped functions) a stack of them."""
     state, data, carry = prepare_fn(state, rollout)
     for epoch in range(state.n_epochs):
-        idx = indices_fn(state, carry, epoch_arg(epoch))  # (..., n_minibatches, batch_size)
+        idx = indices_fn(state, carry, epoch)  # (..., n_minibatches, batch_size)
         for j in range(state.n_minibatches):
             state, carry = step_fn(state, carry, data, idx[..., j, :])
     return finish_fn(state, carry, data)
@@ -584,17 +585,56 @@ def update(state: State, rollout: Rollout) -> tuple[State, Metrics]:
     """One PPO update on a rollout just collected with ``state.params``: GAE, then ``n_epochs`` of minibatch SGD.
 
     Pure: ``vmap(update)`` over stacked states and rollouts trains a sweep. Under ``torch.compile``,
-    compile the pieces rather than this unrolled loop: see :func:`batched_update`.
+    rather than this unrolled loop, use :func:`batched_update` (its steps in a ``while_loop``).
     """
     return _run(state, rollout, prepare, minibatch_step, finish, epoch_indices)
 
 
 # The vmapped pieces of a sweep, each its own function: torch.compile caches compiled code per code object
 # (a bounded number of entries each), so sharing one ``vmap`` wrapper would make the pieces evict each other.
-def _batched_collect_step(
-    env: Env, states: State, timestep: TimeStep, noise: Tensor, key: random.Key
-) -> tuple[TimeStep, StepRecord]:
-    return torch.func.vmap(lambda s, ts, n, k: collect_step(s, env, ts, n, k))(states, timestep, noise, key)
+def _batched_rollout(
+    env: Env, states: State, timestep: TimeStep, keys: random.Key | None
+) -> tuple[Tensor, TimeStep, StepRecord]:
+    """A rollout of stacked states: ``(states.key after it, the last timestep, records (n_seeds, n_steps, ...))``.
+
+    ``vmap(collect)`` without ``collect_end``, its steps in a ``while_loop``: compiled, one call whose
+    body is traced once, however long the rollout (a call per step would cost ~0.1 ms each in guards and
+    wrappers). The loop carries the timestep and the records so far as a flat tuple of row-major tensors,
+    none aliasing another (what ``while_loop`` accepts).
+    """
+    states, noise, env_keys = torch.func.vmap(collect_begin, in_dims=(0, None if keys is None else 0))(states, keys)
+    noise, env_keys = noise.transpose(0, 1), env_keys.transpose(0, 1)  # step-major: (n_steps, n_seeds, ...)
+    step = torch.func.vmap(lambda s, ts, n, k: collect_step(s, env, ts, n, k))
+
+    def act(timestep: TimeStep, t: Tensor) -> tuple[TimeStep, StepRecord]:
+        t = t.reshape(1)
+        return step(states, timestep, noise.index_select(0, t)[0], env_keys.index_select(0, t)[0])
+
+    def fresh(x: Tensor) -> Tensor:
+        return x.clone(memory_format=torch.contiguous_format)
+
+    zero = torch.zeros((), dtype=torch.int64)
+    timestep, first = act(timestep, zero)  # the first step outside the loop: it gives the records' shapes
+    ts_leaves, ts_spec = tree.flatten(timestep)
+    first_leaves, rec_spec = tree.flatten(first)
+    n_ts = len(ts_leaves)
+
+    def more(t: Tensor, *carried: Tensor) -> Tensor:
+        return t < states.n_steps
+
+    def body(t: Tensor, *carried: Tensor) -> tuple[Tensor, ...]:
+        timestep, record = act(tree.unflatten(list(carried[:n_ts]), ts_spec), t)
+        written = [
+            buf.index_copy(0, t.reshape(1), x[None]).contiguous()
+            for buf, x in zip(carried[n_ts:], tree.leaves(record), strict=True)
+        ]
+        return (t + 1, *map(fresh, tree.leaves(timestep)), *written)
+
+    buffers = [fresh(x[None].expand(states.n_steps, *x.shape)) for x in first_leaves]
+    _, *carried = while_loop(more, body, (zero + 1, *map(fresh, ts_leaves), *buffers))
+    timestep = tree.unflatten(carried[:n_ts], ts_spec)
+    records = tree.unflatten([x.transpose(0, 1).contiguous() for x in carried[n_ts:]], rec_spec)
+    return states.key, timestep, records
 
 
 def _batched_prepare(states: State, rollouts: Rollout) -> tuple[State, TrainBatch, Progress]:
@@ -613,13 +653,59 @@ def _batched_finish(states: State, carry: Progress, data: TrainBatch) -> tuple[S
     return torch.func.vmap(finish)(states, carry, data)
 
 
-def batched_update(compile: bool = False) -> Callable[[State, Rollout], tuple[State, Metrics]]:
-    """``update`` over a stack of states (leading seed axis), its pieces optionally compiled.
+def _batched_prepare_all(states: State, rollouts: Rollout) -> tuple[State, TrainBatch, Progress, Tensor]:
+    """:func:`_batched_prepare` plus every epoch's minibatch indices, ``(n_epochs * n_minibatches, n_seeds, batch)``."""
+    states, data, carry = torch.func.vmap(prepare)(states, rollouts)
 
-    Equal to ``vmap(update)``. With ``compile=True``, ``prepare`` (GAE), the epoch's shuffle, the
-    minibatch step and ``finish`` each go through ``torch.compile`` (vmapped over seeds), and the
-    Python loop over epochs and minibatches calls them: compiling the whole unrolled update would
-    take minutes, the pieces take seconds, and the loop's overhead is a few microseconds per call.
+    def indices(state: State, carry: Progress) -> Tensor:  # vmapped over epochs: one shuffle to compile, not n_epochs
+        epochs = torch.arange(state.n_epochs)
+        return torch.func.vmap(epoch_indices, in_dims=(None, None, 0))(state, carry, epochs).flatten(0, 1)
+
+    # Minibatch-major, so that each step's slice is one contiguous block (compiled code guards on strides).
+    return states, data, carry, torch.func.vmap(indices)(states, carry).transpose(0, 1).contiguous()
+
+
+def _batched_update_all(states: State, rollouts: Rollout) -> tuple[State, Metrics]:
+    """A whole update of stacked states: ``prepare``, every minibatch step in a ``while_loop``, ``finish``.
+
+    Compiled, the loop is one call whose body is traced (and compiled) once, however many steps it runs:
+    a call per step would cost ~0.2 ms each in guards, output rebuilding and wrapper overhead.
+    """
+    states, data, carry, idx = _batched_prepare_all(states, rollouts)
+
+    # The loop carries a flat tuple of what the steps change (while_loop neither flattens our dataclasses
+    # nor lets a carried tensor come back unchanged); the rest is read from the enclosing scope.
+    def changing(states: State, progress: Progress) -> list[Tensor]:
+        return tree.leaves((states.params, states.opt_state, progress.replace(key=(), lr=())))
+
+    _, spec = tree.flatten((states.params, states.opt_state, carry.replace(key=(), lr=())))
+
+    def more(i: Tensor, *leaves: Tensor) -> Tensor:
+        return i < idx.shape[0]
+
+    def step(i: Tensor, *leaves: Tensor) -> tuple[Tensor, ...]:
+        params, opt_state, progress = tree.unflatten(list(leaves), spec)
+        stepped = _batched_step(
+            states.replace(params=params, opt_state=opt_state, key=()),  # its key is unused (and aliases carry's)
+            progress.replace(key=carry.key, lr=carry.lr),
+            data,
+            idx.index_select(0, i.reshape(1))[0],
+        )
+        return (i + 1, *changing(*stepped))
+
+    # Cloned on entry: carried tensors may not alias each other (prepare starts the sums from one zero).
+    start = [x.clone() for x in changing(states, carry)]
+    _, *leaves = while_loop(more, step, (torch.zeros((), dtype=torch.int64), *start))
+    params, opt_state, progress = tree.unflatten(leaves, spec)
+    states = states.replace(params=params, opt_state=opt_state)
+    return _batched_finish(states, progress.replace(key=carry.key, lr=carry.lr), data)
+
+
+def batched_update(compile: bool = False) -> Callable[[State, Rollout], tuple[State, Metrics]]:
+    """``update`` over a stack of states (leading seed axis), optionally compiled.
+
+    Equal to ``vmap(update)``. With ``compile=True`` a whole update (GAE, every epoch's shuffle, the
+    minibatch steps in a ``while_loop``, the metrics) is one compiled call, vmapped over seeds.
     """
     if not compile:
         return functools.partial(
@@ -629,17 +715,12 @@ def batched_update(compile: bool = False) -> Callable[[State, Rollout], tuple[St
             finish_fn=_batched_finish,
             indices_fn=_batched_indices,
         )
-    cprepare, cstep, cfinish, cindices = map(
-        compile_lib.compiled, (_batched_prepare, _batched_step, _batched_finish, _batched_indices)
-    )
-
-    def prepare_fn(states: State, rollouts: Rollout) -> tuple[State, TrainBatch, Progress]:
-        return compile_lib.standard_layout(cprepare(*compile_lib.standard_layout((states, rollouts))))
+    update_all = compile_lib.compiled(_batched_update_all)
 
     def run(states: State, rollouts: Rollout) -> tuple[State, Metrics]:
-        # The epoch goes in as a tensor: an int argument would compile the shuffle once per epoch.
-        epochs = [torch.tensor(e) for e in range(states.n_epochs)]
-        return _run(states, rollouts, prepare_fn, cstep, cfinish, cindices, epochs.__getitem__)
+        timestep = states.timestep  # not needed here: fewer leaves in and out of the call
+        states, metrics = update_all(*compile_lib.standard_layout((states.replace(timestep=()), rollouts)))
+        return states.replace(timestep=timestep), metrics
 
     return run
 
@@ -657,6 +738,7 @@ def policy(state: State, deterministic: bool = True) -> PolicyFn:
 
 
 __all__ = [
+    "BatchedCollect",
     "Config",
     "Metrics",
     "Progress",

@@ -56,7 +56,7 @@ def batched_train_step(algo: ModuleType, env: Env, compile: bool, reward_fn: Rew
     ``reward_fn`` (e.g. ``rewards.load_reward(...)``) replaces the environment's rewards in training.
     """
     collect: Callable[[Any], tuple[Any, Any]]
-    if hasattr(algo, "batched_collect"):  # compiles its per-step function, not the unrolled rollout
+    if hasattr(algo, "batched_collect"):  # the algorithm knows how to compile its rollout
         collect = algo.batched_collect(env, compile, reward_fn)
     else:
         collect = torch.func.vmap(lambda s: algo.collect(s, env, reward_fn=reward_fn))
