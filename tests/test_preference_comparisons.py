@@ -653,3 +653,16 @@ def test_learned_reward_ranks_upright_cartpole_states_higher() -> None:
     assert float(torch.corrcoef(torch.stack([learned, true]))[0, 1]) > 0.3
     up, down = learned[true > 0], learned[true == 0]
     assert stats.is_significant_reward_improvement(down[:: max(1, len(down) // 500)], up, 0.001)
+
+
+def test_cli_presets_are_valid_configs_within_the_issues_budgets() -> None:
+    from imitation_fn.cli.preference_comparisons import PRESETS
+
+    cfgs = {env_id: pc.Config(**preset) for env_id, preset in PRESETS.items()}
+    assert cfgs["Pendulum-v1"].total_comparisons <= 1_000 and cfgs["Pendulum-v1"].total_timesteps <= 150_000
+    assert cfgs["seals/CartPole-v0"].total_comparisons <= 500
+    for cfg in cfgs.values():
+        counts = pc.comparison_schedule(
+            cfg.total_comparisons, cfg.num_iterations, cfg.initial_comparison_frac, cfg.query_schedule
+        )
+        assert sum(counts) == cfg.total_comparisons and min(counts) > 0, counts
