@@ -504,6 +504,35 @@ def test_pool_sampler_equals_vmapped_sample_pool_and_the_compiled_driver_runs(mo
         assert result.states.agent.timesteps.tolist() == [64] * len(seeds)
 
 
+@pytest.mark.parametrize(
+    ("env_id", "agent_config"),
+    [(SHORT, SMALL.agent_config), ("seals/CartPole-v0", {"n_envs": 2, "n_steps": 8, "batch_size": 16})],
+    ids=["box", "discrete"],
+)
+def test_compiled_sampler_step_traces_as_one_graph(
+    env_id: str, agent_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled sampling step is one graph with no tensor-to-Python reads (inductor cannot compile those, and
+    the step then falls back to eager), for Box and Discrete actions: the exploration's random policy reads the
+    action space's numpy bounds, so it must be built outside the traced code."""
+    targets: list[str] = []
+
+    def backend(gm: torch.fx.GraphModule, example_inputs: list[torch.Tensor]) -> Any:
+        targets.extend(str(node.target) for node in gm.graph.nodes)
+        return gm.forward
+
+    monkeypatch.setattr(
+        compile_lib, "compiled", lambda fn, vectorize=True: torch.compile(fn, backend=backend, fullgraph=True)
+    )
+    agent = "sac" if env_id == SHORT else "ppo"
+    cfg = SMALL.model_copy(update={"agent": agent, "agent_config": agent_config})
+    env, pool_env = envs.make(env_id, n_envs=2), envs.make(env_id, n_envs=4)
+    states = torch.func.vmap(lambda k: pc.init(cfg, k, env))(random.split(random.key(0), 2))
+    pool, _ = pc.pool_sampler(cfg, pool_env, compile=True)(states, random.split(random.key(1), 2), 3)
+    assert pool.obs.shape[:3] == (2, 4, 3) and targets
+    assert not [t for t in targets if "getitem" not in t and "item" in t]
+
+
 def test_driver_with_a_human_gatherer_and_artifacts(tmp_path: Path) -> None:
     calls = []
 

@@ -830,12 +830,20 @@ def pool_keys(key: random.Key, n_steps: int) -> Tensor:
 
 
 def pool_step(
-    agent: Any, agent_name: str, env: Env, carry: PoolStep, key: random.Key, explore: tuple[float, float, float]
+    agent: Any,
+    agent_name: str,
+    env: Env,
+    carry: PoolStep,
+    key: random.Key,
+    explore: tuple[float, float, float],
+    random_fn: PolicyFn | None = None,
 ) -> tuple[PoolStep, tuple[Tensor, ...]]:
     """One step of every sub-env with the agent's stochastic policy through the exploration wrapper. Pure.
 
     ``explore = (exploration_frac, random_prob, switch_prob)``. Returns the next carry and ``(obs, acts,
-    next_obs, rews, terminated, done)``; the unit :func:`pool_sampler` compiles.
+    next_obs, rews, terminated, done)``; the unit :func:`pool_sampler` compiles. ``random_fn``: the exploration's
+    random policy (default ``simple.random_policy(env.action_space)``; the compiled sampler builds it outside
+    the traced code, where reading the space's numpy bounds would break the graph).
     """
     exploration_frac, random_prob, switch_prob = explore
     n = env.n_envs
@@ -845,7 +853,7 @@ def pool_step(
     ex, action = simple.exploration_act(
         simple.ExplorationState(carry.is_random),
         AGENTS[agent_name].policy(agent, deterministic=False),
-        simple.random_policy(env.action_space),
+        simple.random_policy(env.action_space) if random_fn is None else random_fn,
         ts.obs,
         k_act,
         random_prob,
@@ -905,11 +913,23 @@ def sample_pool(state: State, env: Env, n_steps: int, key: random.Key) -> tuple[
     return pool_end(env, *(torch.stack(xs, 1) for xs in zip(*records, strict=True)))
 
 
+@functools.cache
+def _random_fn(env: Env) -> PolicyFn:
+    # One function object per env: the compiled step guards on it, so a new one each run would recompile.
+    return simple.random_policy(env.action_space)
+
+
 # The vmapped step of a sweep's sampler (its own function: torch.compile caches compiled code per code object).
 def _batched_pool_step(
-    agent_name: str, env: Env, explore: tuple[float, float, float], agents: Any, carry: PoolStep, keys: Tensor
+    agent_name: str,
+    env: Env,
+    explore: tuple[float, float, float],
+    random_fn: PolicyFn,
+    agents: Any,
+    carry: PoolStep,
+    keys: Tensor,
 ) -> tuple[PoolStep, tuple[Tensor, ...]]:
-    return torch.func.vmap(lambda a, c, k: pool_step(a, agent_name, env, c, k, explore))(agents, carry, keys)
+    return torch.func.vmap(lambda a, c, k: pool_step(a, agent_name, env, c, k, explore, random_fn))(agents, carry, keys)
 
 
 def pool_sampler(cfg: Config, env: Env, compile: bool = False) -> Callable[[State, Tensor, int], tuple[Pool, Metrics]]:
@@ -918,11 +938,8 @@ def pool_sampler(cfg: Config, env: Env, compile: bool = False) -> Callable[[Stat
     Equal to ``vmap(lambda s, k: sample_pool(s, env, n_steps, k))``. With ``compile=True`` the per-step
     function (policy, exploration, env step; vmapped over seeds) goes through ``torch.compile``.
     """
-    step = functools.partial(_batched_pool_step, cfg.agent, env, _explore(cfg))
-    if compile:
-        step = functools.partial(
-            compile_lib.compiled(_batched_pool_step, vectorize=False), cfg.agent, env, _explore(cfg)
-        )
+    fn = compile_lib.compiled(_batched_pool_step, vectorize=False) if compile else _batched_pool_step
+    step = functools.partial(fn, cfg.agent, env, _explore(cfg), _random_fn(env))
 
     def run(states: State, keys: Tensor, n_steps: int) -> tuple[Pool, Metrics]:
         carry = torch.func.vmap(lambda s, k: pool_begin(s, env, k))(states, keys)
