@@ -4,6 +4,7 @@
     python benchmarks/rl_sweep.py --eager         # ours without torch.compile as well
     python benchmarks/rl_sweep.py --no-sb3 --check
     python benchmarks/rl_sweep.py --repeats 3       # time the 1-seed runs and SB3 (issue) 3 times, interleaved
+    python benchmarks/rl_sweep.py --seed-medians 8  # also seeds 0..7 alone, ours and SB3 (issue): median times
 
 Every 2 iterations each seed's deterministic policy is evaluated on 16 fresh episodes; a seed
 "reaches" 475 at the first evaluation whose mean return is >= 475. Times count training only
@@ -11,8 +12,11 @@ Every 2 iterations each seed's deterministic policy is evaluated on 16 fresh epi
 on a throwaway state before timing and reported apart (``compile_s``). SB3's PPO is timed the same
 way (its evaluations on a separate env, subtracted) in two settings: the issue's (1 env, n_steps 64,
 batch 64, 10 epochs, lr 3e-4) and rl-zoo's tuned CartPole-v1 one (which our preset derives from).
-One torch thread everywhere: more only oversubscribe 2 cores with networks this small. The machine
-is shared, so the 1-minute load average is recorded before and after; compare ratios from one run.
+One seed's time to 475 is a draw from a wide distribution (3k-40k steps over seeds), so ``--seed-medians N``
+also runs seeds 0..N-1 one at a time, ours and SB3 (issue), and compares the median times (a seed that
+never gets there counts as ``--max-steps``' time: the median stays defined). One torch thread everywhere:
+more only oversubscribe 2 cores with networks this small. The machine is shared, so the 1-minute load
+average is recorded before and after; compare ratios from one run.
 """
 
 from __future__ import annotations
@@ -51,8 +55,8 @@ def _setup(n_seeds: int, seed0: int = 0) -> tuple[ppo.Config, Any, Any, Any, Any
     return cfg, env, states, eval_keys, preset
 
 
-def ours(n_seeds: int, max_steps: int, compile: bool) -> dict[str, Any]:
-    _, env, states, eval_keys, preset = _setup(n_seeds)
+def ours(n_seeds: int, max_steps: int, compile: bool, seed0: int = 0) -> dict[str, Any]:
+    _, env, states, eval_keys, preset = _setup(n_seeds, seed0)
     eval_env = envs.make("CartPole-v1", n_envs=EVAL_EPISODES)
     step = batched_train_step(ppo, env, compile)
     compile_s = 0.0
@@ -179,6 +183,27 @@ def sb3(name: str, max_steps: int, seed: int = 0) -> dict[str, Any] | None:
     return {"config": name, "reached": timer.reached, "wall_s_including_eval": time.perf_counter() - t0}
 
 
+def seed_medians(n: int, max_steps: int, with_sb3: bool) -> dict[str, Any]:
+    """Seeds ``0..n-1`` one at a time, ours (compiled) and SB3 (issue config): time to 475 each, and medians."""
+
+    def time_to_target(reached: tuple[int, float] | None, fallback_s: float) -> float:
+        return reached[1] if reached is not None else fallback_s
+
+    out: dict[str, Any] = {"seeds": list(range(n)), "ours": [], "sb3_issue": []}
+    for seed in range(n):
+        run = ours(1, max_steps, True, seed0=seed)
+        out["ours"].append(time_to_target(run["reached"][0], run["train_s"]))
+        if with_sb3:
+            ref = sb3("issue", max_steps, seed=seed)
+            if ref is None:
+                with_sb3 = False
+            else:
+                out["sb3_issue"].append(time_to_target(ref["reached"], ref["wall_s_including_eval"]))
+    out["ours_median_s"] = statistics.median(out["ours"])
+    out["sb3_issue_median_s"] = statistics.median(out["sb3_issue"]) if out["sb3_issue"] else None
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-steps", type=int, default=100_000, help="env steps per seed before giving up")
@@ -187,6 +212,7 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="check compiled == eager params after 3 iterations")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=1, help="time the 1-seed runs and SB3 this many times (median)")
+    parser.add_argument("--seed-medians", type=int, default=0, metavar="N", help="seeds 0..N-1 alone: median times")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "rl_sweep.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -220,6 +246,8 @@ def main() -> None:
             first = r["time_to_all_s"] if key.startswith("ours_") else r["reached"][1]
             r["repeat_times_s"].insert(0, first)
             r["median_time_s"] = statistics.median(r["repeat_times_s"])
+    if args.seed_medians:
+        results["seed_medians"] = seed_medians(args.seed_medians, args.max_steps, not args.no_sb3)
     load_after = os.getloadavg()[0]
 
     table = Table(title="PPO on CartPole-v1 to a mean return of 475 (training time, evaluations and compile excluded)")
@@ -270,6 +298,9 @@ def main() -> None:
                     ref.get("median_time_s", ref["reached"][1]),
                 )
                 ratios[f"{tag}_sb3_{name}_over_ours_1"] = ref_s / ours_s
+    medians = results.get("seed_medians")
+    if medians and medians.get("sb3_issue_median_s"):
+        ratios["compiled_sb3_issue_over_ours_1_seed_medians"] = medians["sb3_issue_median_s"] / medians["ours_median_s"]
     for k, v in ratios.items():
         target = "≤ 2.5×" if "8_over_1" in k else "≥ 5×"
         console.print(f"{k}: {v:.2f}× (target {target})")
@@ -280,6 +311,13 @@ def main() -> None:
                 f"{tag}: seed 0 reached 475 in {one['steps']} steps; the 8 seeds' median is "
                 f"{one['median_seed_steps_to_475']:.0f} steps, ~{one['median_seed_time_to_475_s_estimate']:.2f} s alone"
             )
+    if medians:
+        console.print(
+            f"seeds 0..{len(medians['seeds']) - 1} alone, time to 475 [s]: "
+            f"ours {[round(t, 2) for t in medians['ours']]}"
+            f" (median {medians['ours_median_s']:.2f}); SB3 (issue) {[round(t, 2) for t in medians['sb3_issue']]}"
+            f" (median {medians['sb3_issue_median_s'] or float('nan'):.2f})"
+        )
     console.print(f"1-minute load average: {load_before:.1f} before, {load_after:.1f} after (2 cores)")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
