@@ -117,7 +117,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "preference_comparisons.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    console = Console()
+    console = Console(width=160)  # the table, not wrapped in logs
     console.print("torch threads: 1 (small networks on a shared 2-core machine)")
     out = Path(args.out)
     runs = []
