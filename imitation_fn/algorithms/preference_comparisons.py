@@ -836,14 +836,13 @@ def pool_step(
     carry: PoolStep,
     key: random.Key,
     explore: tuple[float, float, float],
-    random_fn: PolicyFn | None = None,
+    random_fn: PolicyFn,
 ) -> tuple[PoolStep, tuple[Tensor, ...]]:
     """One step of every sub-env with the agent's stochastic policy through the exploration wrapper. Pure.
 
     ``explore = (exploration_frac, random_prob, switch_prob)``. Returns the next carry and ``(obs, acts,
-    next_obs, rews, terminated, done)``; the unit :func:`pool_sampler` compiles. ``random_fn``: the exploration's
-    random policy (default ``simple.random_policy(env.action_space)``; the compiled sampler builds it outside
-    the traced code, where reading the space's numpy bounds would break the graph).
+    next_obs, rews, terminated, done)``; the unit :func:`pool_sampler` compiles. ``random_fn`` is the exploration's
+    random policy, built by the caller: reading the action space inside traced code would break the graph.
     """
     exploration_frac, random_prob, switch_prob = explore
     n = env.n_envs
@@ -853,7 +852,7 @@ def pool_step(
     ex, action = simple.exploration_act(
         simple.ExplorationState(carry.is_random),
         AGENTS[agent_name].policy(agent, deterministic=False),
-        simple.random_policy(env.action_space) if random_fn is None else random_fn,
+        random_fn,
         ts.obs,
         k_act,
         random_prob,
@@ -907,8 +906,9 @@ def sample_pool(state: State, env: Env, n_steps: int, key: random.Key) -> tuple[
     :func:`pool_sampler` is this over a stack of states, its step optionally compiled.
     """
     carry, keys, records = pool_begin(state, env, key), pool_keys(key, n_steps), []
+    random_fn = simple.random_policy(env.action_space)
     for t in range(n_steps):
-        carry, record = pool_step(state.agent, state.cfg.agent, env, carry, keys[t], _explore(state.cfg))
+        carry, record = pool_step(state.agent, state.cfg.agent, env, carry, keys[t], _explore(state.cfg), random_fn)
         records.append(record)
     return pool_end(env, *(torch.stack(xs, 1) for xs in zip(*records, strict=True)))
 
