@@ -72,6 +72,7 @@ def run(env_id: str, n_seeds: int, eval_episodes: int, console: Console, compile
         "env": env_id,
         "seeds": n_seeds,
         "compile": compile,
+        "threads": torch.get_num_threads(),
         "config": json.loads(cfg.to_json()),
         "seconds_rounds": result.seconds,
         "seconds_total": wall,
@@ -111,14 +112,15 @@ def main() -> None:
     parser.add_argument("--env", default="Pendulum-v1", choices=sorted(PRESETS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 4], help="seed counts, each one vmapped run")
     parser.add_argument("--eval-episodes", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (SAC's batch-256 steps gain from 2)")
     parser.add_argument(
         "--no-compile", action="store_true", help="eager agent and sampling (default: torch.compile, time included)"
     )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "preference_comparisons.json"))
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     console = Console(width=160)  # the table, not wrapped in logs
-    console.print("torch threads: 1 (small networks on a shared 2-core machine)")
+    console.print(f"torch threads: {args.threads} (default 1: small networks on a shared 2-core machine)")
     out = Path(args.out)
     runs = []
     for n in args.seeds:
