@@ -22,6 +22,7 @@ average is recorded before and after; compare ratios from one run.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -45,11 +46,17 @@ EVAL_EVERY = 2  # iterations (rollouts)
 EVAL_EPISODES = 16
 
 
+@functools.cache
+def _env(n_envs: int) -> Any:
+    """One env per size for the whole process: compiled code is keyed on the env, so runs share it."""
+    return envs.make("CartPole-v1", n_envs=n_envs)
+
+
 def _setup(n_seeds: int, seed0: int = 0) -> tuple[ppo.Config, Any, Any, Any, Any]:
     preset = presets.get("ppo", "CartPole-v1")
     assert preset is not None
     cfg = ppo.Config(**preset.config)
-    env = envs.make("CartPole-v1", n_envs=cfg.n_envs)
+    env = _env(cfg.n_envs)
     init_keys, _, eval_keys = seed_keys(range(seed0, seed0 + n_seeds))
     states = torch.func.vmap(make_init(ppo, cfg, env, preset.total_timesteps))(init_keys)
     return cfg, env, states, eval_keys, preset
@@ -57,7 +64,7 @@ def _setup(n_seeds: int, seed0: int = 0) -> tuple[ppo.Config, Any, Any, Any, Any
 
 def ours(n_seeds: int, max_steps: int, compile: bool, seed0: int = 0) -> dict[str, Any]:
     _, env, states, eval_keys, preset = _setup(n_seeds, seed0)
-    eval_env = envs.make("CartPole-v1", n_envs=EVAL_EPISODES)
+    eval_env = _env(EVAL_EPISODES)
     step = batched_train_step(ppo, env, compile)
     compile_s = 0.0
     if compile:  # compile (and warm up) on a throwaway copy: same shapes, never timed below
