@@ -26,7 +26,8 @@ PRESETS: dict[tuple[str, str], Preset] = {
     # evaluation episodes every 2 rollouts, benchmarks/rl_sweep.py's protocol): env steps until a seed first
     # reaches 475 have median 5.5k, 75th percentile 9.7k, max 13k; rl-zoo's own (32 steps, one minibatch of
     # 256, 20 epochs, lr 1e-3): median 11.3k, 75th percentile 15.4k, max 29.7k — at about the same compute per
-    # env step (15 steps of 128 rows per 128 transitions against 20 of 256 per 256).
+    # env step (15 steps of 128 rows per 128 transitions against 20 of 256 per 256). At the 1e5-step budget:
+    # 4/4 seeds return 500.0 over 50 episodes (compiled, one measurement).
     ("ppo", "CartPole-v1"): Preset(
         config={
             "n_envs": 8,
