@@ -391,11 +391,6 @@ def _batched_train_step(
     def one(s: State, p: Any) -> tuple[State, Metrics]:
         return update(*collect(s, env, None, None if reward_fn is None else functools.partial(reward_fn, p)))
 
-    if states.timesteps.shape[0] == 1:
-        # One seed: the function itself on the seed's slice (what vmap over a size-1 axis computes, up to float
-        # rounding), which Dynamo traces faster: every process re-traces (torch caches kernels, not traces).
-        squeeze, unsqueeze = functools.partial(tree.map, lambda x: x[0]), functools.partial(tree.map, lambda x: x[None])
-        return unsqueeze(one(squeeze(states), None if reward_params is None else squeeze(reward_params)))
     return torch.func.vmap(one, in_dims=(0, None if reward_params is None else 0))(states, reward_params)
 
 
