@@ -68,10 +68,12 @@ class CartPole(PhysicsEnv):
         """Fresh states ``(n_envs, 4)`` float64, uniform in ``[-0.05, 0.05)``.
 
         Drawn at float32 resolution (24 random bits, steps of 6e-9): half the random words of a float64
-        draw, and this runs on every step for the auto-reset.
+        draw, and this runs on every step for the auto-reset. Drawn feature-major, as ``dynamics`` stores
+        the state: each coordinate's noise is one contiguous run of words (an (n, 4) draw stored
+        transposed cost a transpose inside the compiled step, ~7% of it at 4096 envs).
         """
-        u = random.uniform(key, (self.n_envs, 4), torch.float32, -RESET_BOUND, RESET_BOUND)
-        return u.to(torch.float64).T.contiguous().T  # the same numbers, stored feature-major (see ``dynamics``)
+        u = random.uniform(key, (4, self.n_envs), torch.float32, -RESET_BOUND, RESET_BOUND)
+        return u.to(torch.float64).T
 
     def transition(self, env_state: PhysicsState, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return self.outcome(self.dynamics(env_state.physics, action))
