@@ -37,12 +37,12 @@ from rich.console import Console
 from rich.table import Table
 
 from imitation_fn import envs
+from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import random, tree
 from imitation_fn.envs.base import TimeStep
 
 CLASSIC_CONTROL = ["CartPole-v1", "Pendulum-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Acrobot-v1"]
 N_ACTION_BATCHES = 64  # pre-drawn action batches, cycled
-COMPILE_OPTIONS = {"size_asserts": False}  # as imitation_fn.core.compile.compiled: shapes are static and guarded
 
 
 Stepper = Callable[[int], None]  # step_once(i): advance by one call (the i-th pre-drawn action batch)
@@ -88,13 +88,13 @@ def torch_stepper(env_id: str, n_envs: int, compiled: bool, unroll: int = 1) -> 
         return env_state, tree.stack(out)  # every step's obs, reward, ... stacked, as a rollout keeps them
 
     if unroll == 1:
-        step = torch.compile(env.step, dynamic=False, options=COMPILE_OPTIONS) if compiled else env.step  # static shapes
+        step = compile_lib.compiled(env.step) if compiled else env.step  # the library's compile: static shapes
 
         def step_once(i: int) -> None:
             state[0] = step(state[0], actions[i % N_ACTION_BATCHES], keys[i % N_ACTION_BATCHES]).env_state
 
     else:
-        run = torch.compile(steps, dynamic=False, options=COMPILE_OPTIONS)
+        run = compile_lib.compiled(steps)
 
         def step_once(i: int) -> None:
             first = (i * unroll) % N_ACTION_BATCHES
