@@ -77,7 +77,8 @@ def torch_stepper(env_id: str, n_envs: int, compiled: bool, unroll: int = 1) -> 
     """Our env: ``unroll`` steps per call (``unroll > 1`` needs ``compiled``), ``n_envs * unroll`` env steps."""
     env = envs.make(env_id, n_envs=n_envs)
     actions = [torch.as_tensor(a) for a in _random_actions(env.action_space, n_envs)]
-    keys = random.split(random.key(0), N_ACTION_BATCHES)
+    # A list, as the actions (and gymnasium's): indexing a (64, 2) tensor each step would time an op against us.
+    keys = list(random.split(random.key(0), N_ACTION_BATCHES))
     state = [env.reset(random.key(1)).env_state]
 
     def steps(env_state: Any, acts: list[torch.Tensor], step_keys: list[torch.Tensor]) -> tuple[Any, TimeStep]:

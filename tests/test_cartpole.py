@@ -12,8 +12,10 @@ import torch
 from gymnasium.envs.classic_control import CartPoleEnv
 from gymnasium.wrappers import TimeLimit
 
+from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import random, tree
 from imitation_fn.envs import CartPole, CartPoleState, Env, FixedHorizonCartPole, GymEnv, make, register, registry
+from imitation_fn.envs.base import mask
 from imitation_fn.envs.experts import cartpole_expert, expert_for
 
 
@@ -222,6 +224,25 @@ def test_compiled_step_equals_eager_and_state_stays_feature_major() -> None:
     for key in random.split(random.key(2), 3):
         ts = seals.step(ts.env_state, torch.ones(64, dtype=torch.int64), key)
         assert ts.env_state.physics.stride() == (1, 64)
+
+
+def test_flags_compute_inside_a_vectorised_compiled_graph() -> None:
+    # Rollouts use the step's flags in the graph that made them (done masks, float dones for a replay
+    # buffer). Stored as bytes viewed as bool, they break inductor's vectorised C++ build from 16 envs on
+    # unless read through ``envs.base.mask``, as ``TimeStep.done`` does.
+    env = make("CartPole-v1", n_envs=32)
+    state = env.reset(random.key(0)).env_state
+
+    def step_and_use_flags(state: CartPoleState, actions: torch.Tensor, key: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        ts = env.step(state, actions, key)
+        return ts.done, mask(ts.terminated).to(torch.float32), torch.where(ts.done, 0.0, ts.reward)
+
+    compiled = compile_lib.compiled(step_and_use_flags)  # vectorised C++
+    for key in random.split(random.key(1), 40):
+        actions = random.randint(random.fold_in(key, 1), (32,), 0, 2)
+        for got, want in zip(compiled(state, actions, key), step_and_use_flags(state, actions, key), strict=True):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+        state = env.step(state, actions, key).env_state
 
 
 def test_fixed_horizon_never_terminates_and_lasts_exactly_500_steps() -> None:

@@ -82,6 +82,20 @@ def test_threefry_compiled_equals_eager() -> None:
     assert int(random.bits(key, 1001).min()) >= 0 and int(random.bits(key, 1001).max()) > 2**31
 
 
+def test_threefry_is_one_graph_node_for_dynamo_and_expands_for_vmap() -> None:
+    # Dynamo records each cipher call as one op (compile time), which vmap and the compiler's tracing expand.
+    calls: list[int] = []
+
+    def count_nodes(gm: torch.fx.GraphModule, example_inputs: list[torch.Tensor]) -> torch.fx.GraphModule:
+        calls.append(sum(node.op == "call_function" for node in gm.graph.nodes))
+        return gm
+
+    keys = random.split(random.key(3), 4)
+    draw = torch.compile(lambda ks: torch.func.vmap(lambda k: random.uniform(k, (6, 5)))(ks), backend=count_nodes)
+    assert torch.equal(draw(keys), torch.stack([random.uniform(k, (6, 5)) for k in keys]))
+    assert calls and calls[0] < 30  # the 20 rounds alone are ~150 ops
+
+
 def test_split_matches_jax_prngkey_split() -> None:
     # jax.random.split(jax.random.PRNGKey(0)) == [[4146024105, 967050713], [2718843009, 1272950319]]
     assert random.split(random.key(0)).tolist() == [[4146024105, 967050713], [2718843009, 1272950319]]

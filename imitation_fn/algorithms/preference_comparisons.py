@@ -938,7 +938,7 @@ def pool_sampler(cfg: Config, env: Env, compile: bool = False) -> Callable[[Stat
     Equal to ``vmap(lambda s, k: sample_pool(s, env, n_steps, k))``. With ``compile=True`` the per-step
     function (policy, exploration, env step; vmapped over seeds) goes through ``torch.compile``.
     """
-    fn = compile_lib.compiled(_batched_pool_step, vectorize=False) if compile else _batched_pool_step
+    fn = compile_lib.compiled(_batched_pool_step) if compile else _batched_pool_step
     step = functools.partial(fn, cfg.agent, env, _explore(cfg), _random_fn(env))
 
     def run(states: State, keys: Tensor, n_steps: int) -> tuple[Pool, Metrics]:

@@ -20,9 +20,10 @@ from imitation_fn.core import tree
 def compiled(fn: Callable[..., Any], vectorize: bool = True) -> Callable[..., Any]:
     """One compiled version of ``fn`` per process, shared by every sweep (guards tell configurations apart).
 
-    ``vectorize=False`` for pieces that step environments: inductor's CPU vector code for boolean masks
-    fails to build from 16 sub-envs on (torch 2.13, AVX-512: ``Vectorized<bool>`` has no member ``cast``);
-    scalar loops cost nothing at these sizes (the matrix products are library calls either way).
+    ``vectorize=False`` compiles scalar C++ loops (``cpp.simdlen=1``). Env flags used inside a compiled graph
+    must be read through :func:`imitation_fn.envs.base.mask` (as ``TimeStep.done`` does), or inductor's
+    vectorised code for them fails to build; SAC's fused step, vectorised, takes half the time of its scalar
+    build (4.2 against 8.8 ms per call of 4 env and 4 gradient steps on Pendulum).
 
     ``size_asserts`` off: inductor's wrapper otherwise re-checks every input's size and stride on each call
     and each ``while_loop`` iteration (~80 Python calls per PPO minibatch step, 6% of an update), which the

@@ -40,12 +40,8 @@ def _rotl(x: Tensor, r: int) -> Tensor:
     return (x << r) | ((x >> (32 - r)) & ((1 << r) - 1))
 
 
-def threefry2x32(key: Key, x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
-    """The Threefry-2x32 block cipher: encrypt counter words ``(x0, x1)`` under ``key``.
-
-    Words in and out are int64 in ``[0, 2**32)``. The rounds run on int32, whose adds wrap modulo
-    2**32 like the cipher's: twice the SIMD lanes of int64 and no masking after every add.
-    """
+def _threefry_rounds(key: Key, x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
+    """Threefry-2x32's 20 rounds on int32 words (as bit patterns: adds wrap modulo 2**32 like the cipher's)."""
     k0, k1 = key[..., 0].to(torch.int32), key[..., 1].to(torch.int32)
     ks = (k0, k1, k0 ^ k1 ^ _PARITY)
     x0 = x0.to(torch.int32) + ks[0]
@@ -56,7 +52,32 @@ def threefry2x32(key: Key, x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
             x1 = _rotl(x1, r) ^ x0
         x0 = x0 + ks[(block + 1) % 3]
         x1 = x1 + ks[(block + 2) % 3] + (block + 1)
-    return x0.to(torch.int64) & _MASK, x1.to(torch.int64) & _MASK
+    return x0, x1
+
+
+# The cipher as one registered op whose kernel is the Python function above, registered as a composite: the
+# compiler's autograd tracing (and vmap, through the batched key) expands it into its ~150 integer ops, which
+# inductor fuses as before, while Dynamo records ONE call rather than interpreting every op. Draws dominate the
+# graphs of small-network steps (SAC's fused train step: 1,937 of its 3,269 graph nodes), so this cuts the
+# tracing that every process pays before its first compiled call (SAC's fused step on Pendulum: 18 s to 13 s).
+_LIB = torch.library.Library("imitation_fn", "DEF")
+_LIB.define("threefry_rounds(Tensor key, Tensor x0, Tensor x1) -> (Tensor, Tensor)")
+for _dispatch_key in ("CompositeImplicitAutograd", "FuncTorchBatched"):
+    _LIB.impl("threefry_rounds", _threefry_rounds, _dispatch_key)
+
+
+def _words32(key: Key, x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
+    return torch.ops.imitation_fn.threefry_rounds(key, x0, x1)
+
+
+def threefry2x32(key: Key, x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
+    """The Threefry-2x32 block cipher: encrypt counter words ``(x0, x1)`` under ``key``.
+
+    Words in and out are int64 in ``[0, 2**32)``. The rounds run on int32, whose adds wrap modulo
+    2**32 like the cipher's: twice the SIMD lanes of int64 and no masking after every add.
+    """
+    y0, y1 = _words32(key, x0, x1)
+    return y0.to(torch.int64) & _MASK, y1.to(torch.int64) & _MASK
 
 
 def key(seed: int | Tensor) -> Key:
@@ -65,12 +86,17 @@ def key(seed: int | Tensor) -> Key:
     return torch.stack([(seed >> 32) & _MASK, seed & _MASK], dim=-1)
 
 
-def bits(key: Key, n: int) -> Tensor:
-    """``n`` random 32-bit words (as int64 in ``[0, 2**32)``), a pure function of ``key``."""
+def _bits32(key: Key, n: int) -> Tensor:
+    """``n`` random 32-bit words as int32 bit patterns (what float draws use: 16 SIMD lanes, not 8)."""
     half = (n + 1) // 2
     counter = torch.arange(half, dtype=torch.int64, device=key.device)
-    y0, y1 = threefry2x32(key, counter, counter + half)
+    y0, y1 = _words32(key, counter, counter + half)
     return torch.cat([y0, y1], dim=-1)[..., :n]
+
+
+def bits(key: Key, n: int) -> Tensor:
+    """``n`` random 32-bit words (as int64 in ``[0, 2**32)``), a pure function of ``key``."""
+    return _bits32(key, n).to(torch.int64) & _MASK
 
 
 def split(key: Key, num: int = 2) -> Tensor:
@@ -91,6 +117,11 @@ def _bits_for(key: Key, shape: tuple[int, ...], words: int) -> Tensor:
     return bits(key, n * words).reshape(*shape, words)
 
 
+def _words_shaped(key: Key, shape: tuple[int, ...]) -> Tensor:
+    """One random word per element of ``shape``, int32 (``>>`` on it copies the sign bit: mask after it)."""
+    return _bits32(key, math.prod(shape)).reshape(shape)
+
+
 def randbits63(key: Key, shape: Shape) -> Tensor:
     """Non-negative random int64 of 63 bits."""
     w = _bits_for(key, _shape(shape), 2)
@@ -109,7 +140,7 @@ def uniform(
     if dtype == torch.float64:
         u = (randbits63(key, shape) >> 10).to(dtype) * 2.0**-53
     else:
-        u = (_bits_for(key, shape, 1)[..., 0] >> 8).to(dtype) * 2.0**-24
+        u = ((_words_shaped(key, shape) >> 8) & 0xFFFFFF).to(dtype) * 2.0**-24  # the top 24 bits
     return minval + u * (maxval - minval)
 
 
@@ -121,7 +152,7 @@ def _open_uniform(key: Key, shape: tuple[int, ...], dtype: torch.dtype) -> Tenso
     """
     if dtype == torch.float64:
         return ((randbits63(key, shape) >> 11).to(dtype) + 0.5) * 2.0**-52
-    return ((_bits_for(key, shape, 1)[..., 0] >> 9).to(dtype) + 0.5) * 2.0**-23
+    return (((_words_shaped(key, shape) >> 9) & 0x7FFFFF).to(dtype) + 0.5) * 2.0**-23
 
 
 def normal(key: Key, shape: Shape = (), dtype: torch.dtype = torch.float32) -> Tensor:

@@ -40,7 +40,18 @@ class TimeStep(struct.PyTreeNode):
 
     @property
     def done(self) -> Tensor:
-        return self.terminated | self.truncated
+        return mask(self.terminated) | mask(self.truncated)
+
+
+def mask(flag: Tensor) -> Tensor:
+    """A ``TimeStep`` flag (``terminated``, ``truncated``) as a bool mask to compute with in compiled code.
+
+    Why: the torch envs store their flags as bytes viewed as bool (a vectorised store; see
+    ``physics._bool``), and inductor's vectorised CPU code cannot compute with that view inside the graph
+    that made it (torch 2.13: ``Vectorized<bool>`` has no member ``cast``, a C++ build error from 16
+    sub-envs on); it can with the bytes. Eager, this is the flag itself (non-bool flags: ``flag != 0``).
+    """
+    return flag.view(torch.uint8) != 0 if flag.dtype == torch.bool else flag != 0
 
 
 def time_limit(t: Tensor, max_episode_steps: int | None) -> Tensor:
@@ -65,4 +76,4 @@ class Env(abc.ABC):
         """Advance every sub-environment by one action, ``action: (n_envs, *action_shape)``."""
 
 
-__all__ = ["Env", "PolicyFn", "TimeStep", "time_limit"]
+__all__ = ["Env", "PolicyFn", "TimeStep", "mask", "time_limit"]

@@ -369,6 +369,7 @@ def batched_collect(env: Env, compile: bool = False, reward_fn: RewardFn | None 
             return torch.func.vmap(lambda s, k: collect(s, env, k, reward_fn))(states, keys)
 
         return eager
+    # Scalar C++: the build the RL-engine timings (benchmarks/rl_sweep.py) were measured with.
     rollout = functools.partial(compile_lib.compiled(_batched_rollout, vectorize=False), env)
 
     def run(states: State, keys: random.Key | None = None) -> tuple[State, Rollout]:

@@ -39,7 +39,7 @@ from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import optim, random, struct, tree
 from imitation_fn.core.config import Config as BaseConfig
 from imitation_fn.data import buffer as replay
-from imitation_fn.envs.base import Env, PolicyFn, TimeStep
+from imitation_fn.envs.base import Env, PolicyFn, TimeStep, mask
 from imitation_fn.policies import sac as sac_policy
 
 Metrics = dict[str, Tensor]
@@ -217,7 +217,7 @@ def collect(
             acts=action,
             rews=rews.to(torch.float32),
             next_obs=timestep.final_obs.to(torch.float32),
-            dones=timestep.terminated.to(torch.float32),
+            dones=mask(timestep.terminated).to(torch.float32),
         )
         buffer = replay.add(buffer, item)
         collected.append(item)
@@ -412,7 +412,7 @@ def batched_collect(
     learned reward that changes between calls needs no recompilation. With ``compile=True`` the whole
     vmapped ``collect`` (``train_freq`` steps unrolled: keep it small) goes through ``torch.compile``.
     """
-    fn = compile_lib.compiled(_batched_collect, vectorize=False) if compile else _batched_collect
+    fn = compile_lib.compiled(_batched_collect) if compile else _batched_collect
 
     def run(states: State, keys: random.Key | None = None, reward_params: Any = None) -> tuple[State, Item]:
         if compile:
@@ -432,7 +432,7 @@ def batched_train_step(
     unrolled: for small ones): compiling costs mostly per graph and per input, so one graph compiles in about
     half the time of the three pieces of :func:`batched_collect` and :func:`batched_update`.
     """
-    fn = compile_lib.compiled(_batched_train_step, vectorize=False) if compile else _batched_train_step
+    fn = compile_lib.compiled(_batched_train_step) if compile else _batched_train_step
 
     def run(states: State, reward_params: Any = None) -> tuple[State, Metrics]:
         if compile:
