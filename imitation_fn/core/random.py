@@ -66,8 +66,7 @@ for _dispatch_key in ("CompositeImplicitAutograd", "FuncTorchBatched"):
     _LIB.impl("threefry_rounds", _threefry_rounds, _dispatch_key)
 
 
-def _words32(key: Key, x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
-    return torch.ops.imitation_fn.threefry_rounds(key, x0, x1)
+_rounds = torch.ops.imitation_fn.threefry_rounds
 
 
 def threefry2x32(key: Key, x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
@@ -76,7 +75,7 @@ def threefry2x32(key: Key, x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
     Words in and out are int64 in ``[0, 2**32)``. The rounds run on int32, whose adds wrap modulo
     2**32 like the cipher's: twice the SIMD lanes of int64 and no masking after every add.
     """
-    y0, y1 = _words32(key, x0, x1)
+    y0, y1 = _rounds(key, x0, x1)
     return y0.to(torch.int64) & _MASK, y1.to(torch.int64) & _MASK
 
 
@@ -90,7 +89,7 @@ def _bits32(key: Key, n: int) -> Tensor:
     """``n`` random 32-bit words as int32 bit patterns (what float draws use: 16 SIMD lanes, not 8)."""
     half = (n + 1) // 2
     counter = torch.arange(half, dtype=torch.int64, device=key.device)
-    y0, y1 = _words32(key, counter, counter + half)
+    y0, y1 = _rounds(key, counter, counter + half)
     return torch.cat([y0, y1], dim=-1)[..., :n]
 
 
@@ -111,20 +110,14 @@ def fold_in(key: Key, data: int | Tensor) -> Key:
     return torch.stack([y0, y1], dim=-1)
 
 
-def _bits_for(key: Key, shape: tuple[int, ...], words: int) -> Tensor:
-    """Random words shaped ``(*shape, words)``."""
-    n = math.prod(shape)
-    return bits(key, n * words).reshape(*shape, words)
-
-
-def _words_shaped(key: Key, shape: tuple[int, ...]) -> Tensor:
+def _words(key: Key, shape: tuple[int, ...]) -> Tensor:
     """One random word per element of ``shape``, int32 (``>>`` on it copies the sign bit: mask after it)."""
     return _bits32(key, math.prod(shape)).reshape(shape)
 
 
 def randbits63(key: Key, shape: Shape) -> Tensor:
     """Non-negative random int64 of 63 bits."""
-    w = _bits_for(key, _shape(shape), 2)
+    w = _words(key, (*_shape(shape), 2)).to(torch.int64) & _MASK
     return (w[..., 0] << 31) | (w[..., 1] >> 1)
 
 
@@ -140,7 +133,7 @@ def uniform(
     if dtype == torch.float64:
         u = (randbits63(key, shape) >> 10).to(dtype) * 2.0**-53
     else:
-        u = ((_words_shaped(key, shape) >> 8) & 0xFFFFFF).to(dtype) * 2.0**-24  # the top 24 bits
+        u = ((_words(key, shape) >> 8) & 0xFFFFFF).to(dtype) * 2.0**-24  # the top 24 bits
     return minval + u * (maxval - minval)
 
 
@@ -152,7 +145,7 @@ def _open_uniform(key: Key, shape: tuple[int, ...], dtype: torch.dtype) -> Tenso
     """
     if dtype == torch.float64:
         return ((randbits63(key, shape) >> 11).to(dtype) + 0.5) * 2.0**-52
-    return (((_words_shaped(key, shape) >> 9) & 0x7FFFFF).to(dtype) + 0.5) * 2.0**-23
+    return (((_words(key, shape) >> 9) & 0x7FFFFF).to(dtype) + 0.5) * 2.0**-23
 
 
 def normal(key: Key, shape: Shape = (), dtype: torch.dtype = torch.float32) -> Tensor:

@@ -24,7 +24,7 @@ from torch import Tensor
 from imitation_fn.core import random, struct, tree
 from imitation_fn.core.random import Key
 from imitation_fn.data.types import Trajectory, TrajectoryWithRew, Transitions
-from imitation_fn.envs.base import Env, PolicyFn, TimeStep
+from imitation_fn.envs.base import Env, PolicyFn, TimeStep, mask
 
 
 class Rollout(struct.PyTreeNode):
@@ -45,7 +45,7 @@ class Rollout(struct.PyTreeNode):
     @property
     def dones(self) -> Tensor:
         """``(n_steps, n_envs)`` bool: the episode ended at this step (terminated or truncated)."""
-        return self.terminated | self.truncated
+        return mask(self.terminated) | mask(self.truncated)
 
 
 # --------------------------------------------------------------------------------------------
