@@ -16,6 +16,7 @@ import torch.utils._pytree as pytree
 from torch.func import vmap
 
 from imitation_fn.core import random
+from imitation_fn.core.errors import InputError
 from imitation_fn.core.serialization import to_flat_dict
 from imitation_fn.nn import normalize
 from imitation_fn.policies import actor_critic, mlp, sac
@@ -153,7 +154,16 @@ def test_obs_norm_is_saved_and_applied(tmp_path: Path) -> None:
         save_policy(tmp_path / "q", "actor_critic", params, (OBS, DISCRETE), obs_norm=normalize.init((3,)))
 
 
-def test_load_refuses_tensors_that_do_not_match_the_json(tmp_path: Path) -> None:
+def _drop_fingerprint(params_path: Path) -> None:
+    """Rewrite a policy.safetensors with the header saved before fingerprints existed."""
+    tensors = safetensors.torch.load_file(params_path)
+    with safetensors.safe_open(str(params_path), framework="pt") as f:
+        header = json.loads(f.metadata()["imitation_fn"])
+    old = {"format": header["format"], "kind": header["kind"]}
+    safetensors.torch.save_file(tensors, params_path, metadata={"imitation_fn": json.dumps(old)})
+
+
+def test_load_refuses_a_json_edited_after_saving(tmp_path: Path) -> None:
     _, params, _, _ = _policies()["actor_critic_discrete"]
     save_policy(tmp_path / "p", "actor_critic", params, (OBS, DISCRETE))
     desc_path = tmp_path / "p" / "policy.json"
@@ -161,7 +171,24 @@ def test_load_refuses_tensors_that_do_not_match_the_json(tmp_path: Path) -> None
     desc["config"]["net_arch"]["pi"] = [32, 64]
     desc_path.write_text(json.dumps(desc))
     with pytest.raises(
-        ValueError, match=r"\['params'\]\['pi'\]\['layers.0.weight'\] has shape \(64, 4\).*expected \(32, 4\)"
+        InputError,
+        match=r"policy.json was changed after its weights were saved \(net_arch.pi: \[64, 64\] → \[32, 64\]\); restore it or re-save",
+    ):
+        load_policy(tmp_path / "p")
+
+
+def test_load_refuses_tensors_that_do_not_match_the_json(tmp_path: Path) -> None:
+    # Files saved before fingerprints: the shapes the JSON implies are still checked, tensor by tensor.
+    _, params, _, _ = _policies()["actor_critic_discrete"]
+    save_policy(tmp_path / "p", "actor_critic", params, (OBS, DISCRETE))
+    _drop_fingerprint(tmp_path / "p" / "policy.safetensors")
+    load_policy(tmp_path / "p")
+    desc_path = tmp_path / "p" / "policy.json"
+    desc = json.loads(desc_path.read_text())
+    desc["config"]["net_arch"]["pi"] = [32, 64]
+    desc_path.write_text(json.dumps(desc))
+    with pytest.raises(
+        InputError, match=r"\['params'\]\['pi'\]\['layers.0.weight'\] has shape \(64, 4\).*expected \(32, 4\)"
     ):
         load_policy(tmp_path / "p")
 
@@ -169,13 +196,13 @@ def test_load_refuses_tensors_that_do_not_match_the_json(tmp_path: Path) -> None
     desc["action_space"] = {"type": "Discrete", "n": 5, "start": 0}
     desc_path.write_text(json.dumps(desc))
     with pytest.raises(
-        ValueError, match=r"\['params'\]\['pi'\]\['layers.2.weight'\] has shape \(3, 64\).*expected \(5, 64\)"
+        InputError, match=r"\['params'\]\['pi'\]\['layers.2.weight'\] has shape \(3, 64\).*expected \(5, 64\)"
     ):
         load_policy(tmp_path / "p")
 
     desc["action_space"] = {"type": "Box", "shape": [3], "dtype": "float32", "low": [-1] * 3, "high": [1] * 3}
     desc_path.write_text(json.dumps(desc))
-    with pytest.raises(ValueError, match=r"missing \[\"\['params'\]\['log_std'\]\"\]"):
+    with pytest.raises(InputError, match=r"missing \[\"\['params'\]\['log_std'\]\"\]"):
         load_policy(tmp_path / "p")
 
 

@@ -2,7 +2,7 @@
 
 from imitation_fn.envs.base import PolicyFn
 from imitation_fn.policies import actor_critic, tabular
-from imitation_fn.policies.io import LoadedPolicy, load_policy, save_policy
+from imitation_fn.policies.io import LoadedPolicy, check_spaces, load_policy, save_policy
 from imitation_fn.policies.mlp import act, distribution, init
 from imitation_fn.policies.simple import exploration_act, exploration_init, random_policy, zero_policy
 from imitation_fn.policies.tabular import TabularPolicy
@@ -13,6 +13,7 @@ __all__ = [
     "TabularPolicy",
     "act",
     "actor_critic",
+    "check_spaces",
     "distribution",
     "exploration_act",
     "exploration_init",
