@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from imitation_fn.core import random
+from imitation_fn.core.errors import InputError
 from imitation_fn.policies import actor_critic, sac
 from imitation_fn.policies.io import load_policy
 from imitation_fn.policies.sb3 import SB3FormatError, class_name, load_sb3, pickled_globals, read_space
@@ -359,6 +361,88 @@ def test_not_an_sb3_zip(tmp_path: Path) -> None:
         z.writestr("hello.txt", "hi")
     with pytest.raises(SB3FormatError, match="no 'data' entry"):
         load_sb3(path)
+
+
+RAN: list[str] = []
+
+
+class Payload:
+    """A non-tensor object in policy.pth: unpickling it would run ``__setstate__`` (and record it)."""
+
+    def __init__(self) -> None:
+        self.value = 1
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        RAN.append("Payload.__setstate__")
+        self.__dict__.update(state)
+
+
+def _zip_with(path: Path, entries: dict[str, bytes | str]) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        for name, content in entries.items():
+            z.writestr(name, content)
+    return path
+
+
+def _pth(obj: Any) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def test_policy_pth_with_pickled_objects_is_refused_without_running_them(tmp_path: Path) -> None:
+    ref = ActorCritic(4, gym.spaces.Discrete(2), [8], [8], nn.Tanh)
+    sd: dict[str, Any] = {**ref.state_dict(), "extra": Payload()}
+    path = _write_zip(tmp_path / "m.zip", _data(ACTOR_CRITIC_POLICY, OBS, gym.spaces.Discrete(2)), sd)
+    with pytest.raises(InputError) as info:
+        load_policy(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: policy.pth holds objects other than tensors")
+    assert f"{__name__}.Payload" in msg and "cannot be loaded safely" in msg
+    assert "weights_only" not in msg and "trust" not in msg  # never point at the unsafe way round
+    assert RAN == []
+    # The same in pytorch_variables.pth.
+    path = _write_zip(
+        tmp_path / "v.zip", _data(ACTOR_CRITIC_POLICY, OBS, gym.spaces.Discrete(2)), ref.state_dict(), {"x": Payload()}
+    )
+    with pytest.raises(SB3FormatError, match=r"pytorch_variables.pth holds objects other than tensors"):
+        load_sb3(path)
+    assert RAN == []
+
+
+def test_malformed_zips_are_input_errors_naming_the_zip(tmp_path: Path) -> None:
+    ref = ActorCritic(4, gym.spaces.Discrete(2), [8], [8], nn.Tanh)
+    good = _write_zip(tmp_path / "good.zip", _data(ACTOR_CRITIC_POLICY, OBS, gym.spaces.Discrete(2)), ref.state_dict())
+    data = json.dumps(_data(ACTOR_CRITIC_POLICY, OBS, gym.spaces.Discrete(2)))
+    policy = _pth(ref.state_dict())
+    cases: dict[str, tuple[Path, str]] = {}
+
+    def case(name: str, expected: str, **entries: bytes | str) -> None:
+        cases[name] = (_zip_with(tmp_path / f"{name}.zip", entries), expected)
+
+    (tmp_path / "text.zip").write_text("not a zip at all")
+    cases["text"] = (tmp_path / "text.zip", r"not a zip file, or a truncated or damaged one")
+    (tmp_path / "cut.zip").write_bytes(good.read_bytes()[:-200])
+    cases["cut"] = (tmp_path / "cut.zip", r"not an SB3 model zip, or a truncated one")
+    case("no_policy", r"not an SB3 model zip, or a truncated one \(no 'policy.pth' entry", data=data)
+    case("bad_json", r"its 'data' entry is not valid JSON", data="{'policy_class': ", **{"policy.pth": policy})
+    case("json_list", r"its 'data' entry is not a JSON object", data="[1, 2]", **{"policy.pth": policy})
+    case("garbage_pth", r"policy.pth is (not a torch file|damaged)", data=data, **{"policy.pth": b"\x00garbage"})
+    case("cut_pth", r"policy.pth is damaged or not a torch file", data=data, **{"policy.pth": policy[:100]})
+    case("list_pth", r"policy.pth does not hold a state_dict", data=data, **{"policy.pth": _pth([torch.zeros(2)])})
+    broken = json.loads(data)
+    del broken["observation_space"]["_shape"]
+    case(
+        "no_shape",
+        r"cannot read the Box observation_space .*KeyError",
+        data=json.dumps(broken),
+        **{"policy.pth": policy},
+    )
+    for name, (path, expected) in cases.items():
+        with pytest.raises(InputError, match=re.escape(str(path)) + ": " + expected) as info:
+            load_policy(path)
+        assert isinstance(info.value, SB3FormatError), name
+    assert load_policy(good).path == good  # for messages such as check_spaces'
 
 
 def test_pickled_globals_reads_class_references_by_disassembly() -> None:

@@ -29,10 +29,12 @@ import binascii
 import io
 import json
 import math
+import pickle
 import pickletools
 import re
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from imitation_fn.core.errors import InputError
 from imitation_fn.policies.io import LoadedPolicy, _check_params, infer_net_arch
 
 # torch.nn activation classes SB3 users pass as ``activation_fn`` -> our ACTIVATIONS names.
@@ -60,8 +63,8 @@ SAC_CLASSES = {"SACPolicy"}
 SUPPORTED_EXTRACTORS = {"FlattenExtractor"}
 
 
-class SB3FormatError(ValueError):
-    """The zip is not an SB3 model we can load (the message says what is unsupported)."""
+class SB3FormatError(InputError):
+    """The zip is not an SB3 model we can load (the message names the zip and says what is wrong)."""
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -145,14 +148,19 @@ def read_space(entry: Any, what: str) -> gym.Space[Any]:
     if not isinstance(entry, dict):
         raise SB3FormatError(f"the SB3 data has no readable {what}")
     type_name = class_name(entry.get(":type:", "")) or "?"
-    if type_name == "Box":
-        shape = tuple(int(s) for s in entry["_shape"])
-        dtype = np.dtype(entry.get("dtype", "float32"))
-        low = _parse_array(entry.get("low"), shape, dtype, f"{what}.low")
-        high = _parse_array(entry.get("high"), shape, dtype, f"{what}.high")
-        return gym.spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
-    if type_name == "Discrete":
-        return gym.spaces.Discrete(int(entry["n"]), start=int(entry.get("start", 0)))
+    try:
+        if type_name == "Box":
+            shape = tuple(int(s) for s in entry["_shape"])
+            dtype = np.dtype(entry.get("dtype", "float32"))
+            low = _parse_array(entry.get("low"), shape, dtype, f"{what}.low")
+            high = _parse_array(entry.get("high"), shape, dtype, f"{what}.high")
+            return gym.spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
+        if type_name == "Discrete":
+            return gym.spaces.Discrete(int(entry["n"]), start=int(entry.get("start", 0)))
+    except SB3FormatError:
+        raise
+    except (KeyError, TypeError, ValueError, AssertionError) as e:
+        raise SB3FormatError(f"cannot read the {type_name} {what} from the SB3 data ({type(e).__name__}: {e})") from e
     raise SB3FormatError(f"unsupported {what} {type_name!r} (supported: Box, and Discrete actions)")
 
 
@@ -173,9 +181,7 @@ def _activation(policy_kwargs: dict[str, Any], policy_class: str, path: Path) ->
         )
         return default
     if name not in ACTIVATION_NAMES:
-        raise SB3FormatError(
-            f"{path}: unsupported activation_fn {name!r} (supported: {', '.join(sorted(ACTIVATION_NAMES))})"
-        )
+        raise SB3FormatError(f"unsupported activation_fn {name!r} (supported: {', '.join(sorted(ACTIVATION_NAMES))})")
     return ACTIVATION_NAMES[name]
 
 
@@ -213,7 +219,7 @@ def _linear(sd: dict[str, Tensor], name: str, used: set[str]) -> tuple[Tensor, T
     return sd[w], sd[b]
 
 
-def _refuse_unknown(sd: dict[str, Tensor], used: set[str], path: Path) -> None:
+def _refuse_unknown(sd: dict[str, Tensor], used: set[str]) -> None:
     unknown = sorted(set(sd) - used)
     if not unknown:
         return
@@ -223,26 +229,26 @@ def _refuse_unknown(sd: dict[str, Tensor], used: set[str], path: Path) -> None:
         what = "a features extractor with parameters (CNN or custom)"
     else:
         what = "parameters outside the MLP layout"
-    raise SB3FormatError(f"{path}: unsupported SB3 policy with {what}: {unknown[:6]}")
+    raise SB3FormatError(f"unsupported SB3 policy with {what}: {unknown[:6]}")
 
 
-def _actor_critic_params(sd: dict[str, Tensor], action_space: gym.Space[Any], path: Path) -> dict[str, Any]:
+def _actor_critic_params(sd: dict[str, Tensor], action_space: gym.Space[Any]) -> dict[str, Any]:
     used: set[str] = set()
     pi = [*_sequential(sd, "mlp_extractor.policy_net.", used), _linear(sd, "action_net", used)]
     vf = [*_sequential(sd, "mlp_extractor.value_net.", used), _linear(sd, "value_net", used)]
     params: dict[str, Any] = {"pi": _mlp(pi), "vf": _mlp(vf)}
     if isinstance(action_space, gym.spaces.Box):
         if "log_std" not in sd:
-            raise SB3FormatError(f"{path}: Box actions but no log_std in policy.pth")
+            raise SB3FormatError("Box actions but no log_std in policy.pth")
         if sd["log_std"].ndim != 1:
-            raise SB3FormatError(f"{path}: unsupported gSDE policy (log_std has shape {tuple(sd['log_std'].shape)})")
+            raise SB3FormatError(f"unsupported gSDE policy (log_std has shape {tuple(sd['log_std'].shape)})")
         params["log_std"] = sd["log_std"].detach().to(torch.float32).contiguous()
         used.add("log_std")
-    _refuse_unknown(sd, used, path)
+    _refuse_unknown(sd, used)
     return params
 
 
-def _sac_params(sd: dict[str, Tensor], path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def _sac_params(sd: dict[str, Tensor]) -> tuple[dict[str, Any], dict[str, Any]]:
     used: set[str] = set()
     actor = {
         "trunk": _mlp(_sequential(sd, "actor.latent_pi.", used)),
@@ -254,7 +260,7 @@ def _sac_params(sd: dict[str, Tensor], path: Path) -> tuple[dict[str, Any], dict
         n_critics = len({k.split(".")[1] for k in sd if k.startswith(f"{part}.qf")})
         if n_critics:
             extras[part] = {f"q{i}": _mlp(_sequential(sd, f"{part}.qf{i}.", used)) for i in range(n_critics)}
-    _refuse_unknown(sd, used, path)
+    _refuse_unknown(sd, used)
     return actor, extras
 
 
@@ -263,11 +269,58 @@ def _sac_params(sd: dict[str, Tensor], path: Path) -> tuple[dict[str, Any], dict
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _torch_load(archive: zipfile.ZipFile, name: str, path: Path) -> dict[str, Any]:
-    if name not in archive.namelist():
-        raise SB3FormatError(f"{path}: not an SB3 model zip (no {name}; entries: {archive.namelist()})")
-    # weights_only=True: torch's restricted unpickler, which only rebuilds tensors and containers.
-    return torch.load(io.BytesIO(archive.read(name)), map_location="cpu", weights_only=True)
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def _state_dict(raw: bytes, name: str) -> dict[str, Tensor]:
+    """A ``{name: tensor}`` dict from a ``.pth`` entry, read by torch's restricted unpickler."""
+    try:
+        # weights_only=True: torch's restricted unpickler, which only rebuilds tensors and containers.
+        obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's own message is not passed on: it recommends the unsafe way round.
+        found = _GLOBAL.search(str(e))
+        if found:
+            raise SB3FormatError(
+                f"{name} holds objects other than tensors (it references {found.group(1)}), "
+                "so it cannot be loaded safely; nothing in it was run"
+            ) from None
+        raise SB3FormatError(f"{name} is not a torch file of tensors, or it is damaged") from None
+    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as e:
+        raise SB3FormatError(f"{name} is damaged or not a torch file ({str(e).split('. ')[0]})") from None
+    if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()):
+        raise SB3FormatError(f"{name} does not hold a state_dict (a dict of tensors by name)")
+    return obj
+
+
+def _read_zip(path: Path) -> tuple[dict[str, Any], dict[str, Tensor], dict[str, Tensor], str | None]:
+    """``(data, policy state_dict, pytorch_variables, SB3 version)`` from an SB3 zip."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            for required in ("data", "policy.pth"):
+                if required not in names:
+                    # A cut zip can show the entries of a zip stored inside it (a .pth is one), hence "truncated".
+                    raise SB3FormatError(
+                        f"not an SB3 model zip, or a truncated one (no {required!r} entry; entries: {names[:8]})"
+                    )
+            raw_data = archive.read("data")
+            raw_policy = archive.read("policy.pth")
+            raw_variables = archive.read("pytorch_variables.pth") if "pytorch_variables.pth" in names else None
+            raw_version = archive.read("_stable_baselines3_version") if "_stable_baselines3_version" in names else None
+    except zipfile.BadZipFile as e:
+        raise SB3FormatError(f"not a zip file, or a truncated or damaged one ({e})") from None
+    except (zlib.error, EOFError, NotImplementedError) as e:
+        raise SB3FormatError(f"a damaged zip file ({e})") from None
+    try:
+        data = json.loads(raw_data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SB3FormatError(f"its 'data' entry is not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise SB3FormatError("its 'data' entry is not a JSON object")
+    variables = _state_dict(raw_variables, "pytorch_variables.pth") if raw_variables is not None else {}
+    version = raw_version.decode(errors="replace").strip() if raw_version is not None else None
+    return data, _state_dict(raw_policy, "policy.pth"), variables, version
 
 
 def load_sb3(zip_path: str | Path) -> LoadedPolicy:
@@ -275,72 +328,69 @@ def load_sb3(zip_path: str | Path) -> LoadedPolicy:
 
     ``kind`` is ``"actor_critic"`` (params ``{"pi", "vf", "log_std"?}``) or ``"sac_actor"`` (params
     ``{"trunk", "mu", "log_std"}``; the critics are in ``extras``). ``config["source"]`` records the
-    algorithm, policy class and SB3 version. Raises :class:`SB3FormatError` for unsupported models.
+    algorithm, policy class and SB3 version. Raises :class:`SB3FormatError` (an ``InputError``) naming
+    the zip for a malformed or unsupported model, ``FileNotFoundError`` when there is no file.
     """
     path = Path(zip_path)
     if not path.is_file():
         raise FileNotFoundError(f"no SB3 model zip at {path}")
-    with zipfile.ZipFile(path) as archive:
-        if "data" not in archive.namelist():
-            raise SB3FormatError(f"{path}: not an SB3 model zip (no 'data' entry; entries: {archive.namelist()})")
-        data = json.loads(archive.read("data"))
-        state_dict = _torch_load(archive, "policy.pth", path)
-        variables = (
-            _torch_load(archive, "pytorch_variables.pth", path) if "pytorch_variables.pth" in archive.namelist() else {}
-        )
-        version = (
-            archive.read("_stable_baselines3_version").decode().strip()
-            if "_stable_baselines3_version" in archive.namelist()
-            else None
-        )
+    try:
+        return _load_sb3(path)
+    except SB3FormatError as e:
+        raise SB3FormatError(f"{path}: {e}") from None
+    except (KeyError, TypeError, ValueError) as e:  # a readable but malformed data field
+        raise SB3FormatError(f"{path}: unreadable SB3 data ({type(e).__name__}: {e})") from e
 
+
+def _load_sb3(path: Path) -> LoadedPolicy:
+    data, state_dict, variables, version = _read_zip(path)
     policy_class = class_name(data.get("policy_class")) or "?"
     if policy_class not in ACTOR_CRITIC_CLASSES | SAC_CLASSES:
         raise SB3FormatError(
-            f"{path}: unsupported SB3 policy class {policy_class!r} "
+            f"unsupported SB3 policy class {policy_class!r} "
             "(supported: PPO/A2C ActorCriticPolicy (MlpPolicy) and SAC MlpPolicy)"
         )
     policy_kwargs = data.get("policy_kwargs") or {}
     if not isinstance(policy_kwargs, dict):
-        raise SB3FormatError(f"{path}: unreadable policy_kwargs {policy_kwargs!r}")
+        raise SB3FormatError(f"unreadable policy_kwargs {policy_kwargs!r}")
     extractor = class_name(policy_kwargs.get("features_extractor_class"))
     if "features_extractor_class" in policy_kwargs and extractor not in SUPPORTED_EXTRACTORS:
         raise SB3FormatError(
-            f"{path}: unsupported features_extractor_class {extractor or policy_kwargs['features_extractor_class']!r} "
+            f"unsupported features_extractor_class {extractor or policy_kwargs['features_extractor_class']!r} "
             "(only FlattenExtractor, the MlpPolicy default)"
         )
     if data.get("use_sde") or policy_kwargs.get("use_sde"):
-        raise SB3FormatError(f"{path}: unsupported gSDE policy (use_sde=True)")
+        raise SB3FormatError("unsupported gSDE policy (use_sde=True)")
     net_arch = policy_kwargs.get("net_arch")
     if isinstance(net_arch, list) and any(isinstance(x, dict) for x in net_arch):
-        raise SB3FormatError(f"{path}: unsupported shared net_arch {net_arch!r} (SB3 < 1.8 layout)")
+        raise SB3FormatError(f"unsupported shared net_arch {net_arch!r} (SB3 < 1.8 layout)")
 
     observation_space = read_space(data.get("observation_space"), "observation_space")
     action_space = read_space(data.get("action_space"), "action_space")
     if not isinstance(observation_space, gym.spaces.Box):
-        raise SB3FormatError(f"{path}: unsupported observation space {observation_space!r} (only Box)")
+        raise SB3FormatError(f"unsupported observation space {observation_space!r} (only Box)")
     if observation_space.dtype == np.uint8 and len(observation_space.shape) == 3:
-        raise SB3FormatError(f"{path}: unsupported image observation space {observation_space!r}")
+        raise SB3FormatError(f"unsupported image observation space {observation_space!r}")
     activation = _activation(policy_kwargs, policy_class, path)
 
     extras: dict[str, Any] = {}
     if policy_class in SAC_CLASSES:
         if not isinstance(action_space, gym.spaces.Box):
-            raise SB3FormatError(f"{path}: SAC with a non-Box action space {action_space!r}")
+            raise SB3FormatError(f"SAC with a non-Box action space {action_space!r}")
         kind: Any = "sac_actor"
         algorithm = "SAC"
-        params, extras = _sac_params(state_dict, path)
+        params, extras = _sac_params(state_dict)
         if "log_ent_coef" in variables:
             extras["log_ent_coef"] = variables["log_ent_coef"].detach().to(torch.float32)
     else:
         kind = "actor_critic"
         algorithm = "PPO" if "clip_range" in data else "A2C"
-        params = _actor_critic_params(state_dict, action_space, path)
+        params = _actor_critic_params(state_dict, action_space)
 
     arch = infer_net_arch(kind, params)
     # Same checks as save/load of our own files: every tensor must fit the spaces and the architecture.
     try:
-        _check_params(kind, params, (observation_space, action_space), arch, what=f"{path}: policy.pth")
+        _check_params(kind, params, (observation_space, action_space), arch, what="policy.pth")
     except ValueError as e:
         raise SB3FormatError(str(e)) from e
     config = {
@@ -362,6 +412,7 @@ def load_sb3(zip_path: str | Path) -> LoadedPolicy:
         action_space=action_space,
         config=config,
         extras=extras,
+        path=path,
     )
 
 
