@@ -172,7 +172,7 @@ def test_load_refuses_a_json_edited_after_saving(tmp_path: Path) -> None:
     desc_path.write_text(json.dumps(desc))
     with pytest.raises(
         InputError,
-        match=r"policy.json was changed after its weights were saved \(net_arch.pi: \[64, 64\] → \[32, 64\]\); restore it or re-save",
+        match=r"policy.json was changed after its weights were saved \(net_arch.pi: \[64, 64\] → \[32, 64\]\); restore",
     ):
         load_policy(tmp_path / "p")
 

@@ -16,6 +16,7 @@ from torch.func import grad, vmap
 
 from imitation_fn import envs, rewards
 from imitation_fn.core import random, serialization, tree
+from imitation_fn.core.errors import InputError
 from imitation_fn.rewards import normalize
 from imitation_fn.rl import ppo
 
@@ -470,7 +471,7 @@ def test_load_refuses_mismatched_files(tmp_path: Path) -> None:
     rewards.save(tmp_path / "b", big, big.init(random.key(0)))
     # A params file that belongs to another spec.
     (tmp_path / "a" / "reward.safetensors").write_bytes((tmp_path / "b" / "reward.safetensors").read_bytes())
-    with pytest.raises(ValueError, match="does not belong to"):
+    with pytest.raises(InputError, match=r"changed after its weights were saved \(net.hid_sizes: \[16\] → \[8\]\)"):
         rewards.load(tmp_path / "a")
     # A safetensors file that is not a saved reward's.
     serialization.save(tmp_path / "b" / "reward.safetensors", {"w": torch.zeros(3)})

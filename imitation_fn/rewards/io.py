@@ -6,8 +6,11 @@
     state, rollout = ppo.collect(state, env, reward_fn=reward_fn)  # (obs, acts, next_obs, dones) -> (N,)
 
 ``reward.json`` holds the net's spec (``net.to_json()``: spaces, flags, widths), from which the params'
-shapes follow; the spec is also written into the safetensors header, so a params file that does not
-belong to its JSON is refused, as is any tensor whose name, shape or dtype differs from the spec's.
+shapes follow. The safetensors header records the spec, dtype and normalisation flag with their
+:func:`~imitation_fn.core.serialization.fingerprint`, so a JSON edited after the weights were saved (or
+weights of another reward) is refused with what changed, as is any tensor whose name, shape or dtype
+differs from the spec's (files saved before the fingerprint are checked by their recorded spec). Bad
+files raise ``InputError`` naming the file.
 
 ``load_reward`` kinds (``imitation``'s ``RewardNet_*`` names are accepted too):
 
@@ -16,7 +19,10 @@ belong to its JSON is refused, as is any tensor whose name, shape or dtype diffe
 - ``"unnormalized"``: the net's reward as it is (shaped, for a shaped net; the mean, for an ensemble);
 - ``"shaped"``: the shaped reward of a ``ShapedRewardNet`` (refuses other nets);
 - ``"unshaped"``: a shaped net's base reward ``r(s, a, s')`` (AIRL's test-time reward); other nets as is;
-- ``"std_added"``: ``mean + alpha · std`` of an ``AddSTDRewardWrapper`` (``alpha=`` overrides its default);
+- ``"std_added"``: ``mean + alpha · std`` of an ``AddSTDRewardWrapper`` (``alpha=`` overrides its default),
+  or of a plain ``RewardEnsemble`` (what preference comparisons with ``ensemble_size`` saves), whose
+  alpha is ``alpha=`` or else imitation's ``AddSTDRewardWrapper`` default, 0.0 (the mean); pass a negative
+  alpha (e.g. ``-1.0``) for a conservative reward;
 - ``"zero"``: zeros (the path is ignored).
 """
 
@@ -32,6 +38,7 @@ import torch
 from torch import Tensor
 
 from imitation_fn.core import random, serialization, tree
+from imitation_fn.core.errors import InputError
 from imitation_fn.nn.normalize import RunningMeanStd
 from imitation_fn.rewards import normalize
 from imitation_fn.rewards.cnn import BasicPotentialCNN, CnnRewardNet
@@ -54,6 +61,8 @@ PARAMS_FILE = "reward.safetensors"
 CONFIG_FILE = "reward.json"
 
 KINDS: tuple[str, ...] = ("normalized", "unnormalized", "shaped", "unshaped", "std_added", "zero")
+DTYPES = ("float32", "float64", "float16", "bfloat16")
+DEFAULT_STD_ALPHA = 0.0  # imitation's AddSTDRewardWrapper(default_alpha=0.0), for a plain ensemble
 IMITATION_KINDS: dict[str, str] = {
     "RewardNet_normalized": "normalized",
     "RewardNet_unnormalized": "unnormalized",
@@ -163,57 +172,96 @@ def save(
         "metadata": metadata or {},
     }
     text = json.dumps(desc, indent=2, allow_nan=False)  # raises on non-JSON metadata before writing
+    tied = _tied(json.loads(text))
+    header = {"format": FORMAT, **tied, "fingerprint": serialization.fingerprint(tied)}
     params_path, json_path = _paths(path)
-    serialization.save(params_path, tree_out, {"format": FORMAT, "net": spec})
+    serialization.save(params_path, tree_out, header)
     serialization.write_text_atomic(json_path, text + "\n")
+
+
+def _tied(desc: dict[str, Any]) -> dict[str, Any]:
+    """What in ``reward.json`` the weights depend on (``metadata`` is free provenance)."""
+    return {"net": desc["net"], "dtype": desc["dtype"], "normalized": desc["normalized"]}
 
 
 @dataclasses.dataclass(frozen=True)
 class LoadedReward:
-    """A reward net read from disk: its spec, params, optional normaliser statistics and metadata."""
+    """A reward net read from disk: its spec, params, optional normaliser statistics and metadata.
+
+    ``path`` is the file or directory it was loaded from (for messages).
+    """
 
     net: Any  # a RewardNet spec (BasicRewardNet, ShapedRewardNet, CnnRewardNet, RewardEnsemble, AddSTDRewardWrapper)
     params: Params
     norm_state: RunningMeanStd | None = None
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    path: Path | None = None
 
     def reward_fn(self, kind: str = "unnormalized", **kwargs: Any) -> RewardFn:
         """The reward of ``kind`` (see the module docstring) as a pure ``(obs, acts, next_obs, dones) -> (N,)``."""
         return _reward_fn(self, _canonical_kind(kind), **kwargs)
 
 
+def _describe(desc: Any, json_path: Path) -> tuple[Any, torch.dtype, bool]:
+    """``(net, dtype, normalized)`` of a validated ``reward.json`` value."""
+    if not isinstance(desc, dict) or desc.get("format") != FORMAT:
+        got = desc.get("format") if isinstance(desc, dict) else None
+        raise InputError(f"{json_path} is not a saved reward net (format {got!r}, expected {FORMAT!r})")
+    if desc.get("format_version") != FORMAT_VERSION:
+        raise InputError(
+            f"{json_path} has format_version {desc.get('format_version')!r}; this version reads {FORMAT_VERSION}"
+        )
+    try:
+        net = net_from_json(desc.get("net") or {})
+    except ValueError as e:
+        raise InputError(f"{json_path}: net: {e}") from None
+    dtype_name = desc.get("dtype", "float32")
+    if dtype_name not in DTYPES:
+        raise InputError(f"{json_path}: dtype is {dtype_name!r}; expected one of {', '.join(DTYPES)}")
+    normalized = desc.get("normalized", False)
+    if not isinstance(normalized, bool):
+        raise InputError(f"{json_path}: normalized is {normalized!r}; expected true or false")
+    if not isinstance(desc.get("metadata", {}), dict):
+        raise InputError(f"{json_path}: metadata is {desc['metadata']!r}; expected a JSON object")
+    return net, getattr(torch, dtype_name), normalized
+
+
+def _check_header(header: dict[str, Any], desc: dict[str, Any], params_path: Path, json_path: Path) -> None:
+    """Refuse a ``reward.json`` that no longer describes the weights saved beside it."""
+    if header.get("format") != FORMAT:
+        raise InputError(f"{params_path} is not the params file of a saved reward net (no {FORMAT!r} header)")
+    if "fingerprint" in header:
+        current = _tied({"dtype": "float32", "normalized": False, **desc})
+        saved = {k: header.get(k) for k in current}
+        changed = header["fingerprint"] != serialization.fingerprint(current)
+    else:  # saved before fingerprints: the header holds the spec alone
+        current, saved = {"net": desc.get("net")}, {"net": header.get("net")}
+        changed = saved != current
+    if changed:
+        diff = "; ".join(serialization.json_changes(saved, current, limit=3))
+        raise InputError(
+            f"{json_path} was changed after its weights were saved"
+            + (f" ({diff})" if diff else "")
+            + f"; restore it or re-save the reward (or {params_path.name} was replaced by another reward's weights)"
+        )
+
+
 def load(path: str | Path, device: torch.device | str | None = None) -> LoadedReward:
-    """Load a reward saved by :func:`save`; refuses files that do not match their spec."""
+    """Load a reward saved by :func:`save`.
+
+    Raises ``FileNotFoundError`` when a file is missing, and ``InputError`` naming the file when the
+    JSON is malformed or was edited after saving, or the safetensors file is truncated or does not fit.
+    """
     params_path, json_path = _paths(path)
     if not json_path.is_file() or not params_path.is_file():
         raise FileNotFoundError(f"no saved reward at {path}: expected {params_path} and {json_path}")
-    try:
-        desc = json.loads(json_path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{json_path} is not valid JSON: {e}") from e
-    if not isinstance(desc, dict) or desc.get("format") != FORMAT:
-        got = desc.get("format") if isinstance(desc, dict) else None
-        raise ValueError(f"{json_path} is not a saved reward net (format {got!r}, expected {FORMAT!r})")
-    if desc.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{json_path} has format_version {desc.get('format_version')!r}; this version reads {FORMAT_VERSION}"
-        )
-    net = net_from_json(desc["net"])
-    header = serialization.load_metadata(params_path)
-    if header.get("format") != FORMAT:
-        raise ValueError(f"{params_path} is not the params file of a saved reward net (no {FORMAT!r} header)")
-    if header.get("net") != desc["net"]:
-        raise ValueError(
-            f"{params_path} does not belong to {json_path}: its header describes a different reward net "
-            "(were the two files saved together?)"
-        )
-    dtype = getattr(torch, str(desc.get("dtype", "float32")), None)
-    if not isinstance(dtype, torch.dtype):
-        raise ValueError(f"{json_path}: unknown dtype {desc.get('dtype')!r}")
-    loaded = serialization.load(params_path, _template(net, dtype, bool(desc.get("normalized"))))
+    desc = serialization.read_json(json_path)
+    net, dtype, normalized = _describe(desc, json_path)
+    _check_header(serialization.load_metadata(params_path), desc, params_path, json_path)
+    loaded = serialization.load(params_path, _template(net, dtype, normalized))
     if device is not None:
         loaded = tree.to(loaded, device)
-    return LoadedReward(net, loaded["params"], loaded.get("norm"), dict(desc.get("metadata") or {}))
+    return LoadedReward(net, loaded["params"], loaded.get("norm"), dict(desc.get("metadata") or {}), Path(path))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -225,7 +273,7 @@ def _canonical_kind(kind: str) -> str:
     kind = IMITATION_KINDS.get(kind, kind)
     if kind not in KINDS:
         names = ", ".join(repr(k) for k in (*KINDS, *IMITATION_KINDS))
-        raise ValueError(f"unknown reward kind {kind!r}; expected one of {names}")
+        raise InputError(f"unknown reward kind {kind!r}; expected one of {names}")
     return kind
 
 
@@ -236,9 +284,13 @@ def zero_reward(obs: Tensor, acts: Tensor, next_obs: Tensor, dones: Tensor) -> T
 
 def _reward_fn(loaded: LoadedReward, kind: str, **kwargs: Any) -> RewardFn:
     net, params = loaded.net, loaded.params
+    where = f"the reward at {loaded.path}" if loaded.path is not None else "this reward"
     alpha = kwargs.pop("alpha", None)
     if kwargs:
         raise TypeError(f"unexpected arguments for a {kind!r} reward: {sorted(kwargs)}")
+    if kind == "std_added" and isinstance(net, RewardEnsemble):
+        # A plain ensemble (preference comparisons' ensemble_size) has the variance std_added needs.
+        net = AddSTDRewardWrapper(net, DEFAULT_STD_ALPHA)
     if alpha is not None and not isinstance(net, AddSTDRewardWrapper):
         raise TypeError(f"alpha applies to an AddSTDRewardWrapper reward, not to a {type(net).__name__}")
     apply: Callable[..., Tensor] = (
@@ -252,8 +304,8 @@ def _reward_fn(loaded: LoadedReward, kind: str, **kwargs: Any) -> RewardFn:
     if kind == "normalized":
         norm = loaded.norm_state
         if norm is None:
-            raise ValueError(
-                "this reward was saved without normalisation statistics (norm_state); "
+            raise InputError(
+                f"{where} was saved without normalisation statistics (norm_state); "
                 "load it as 'unnormalized', or save it with rewards.save(path, net, params, norm_state)"
             )
         fn = lambda *xs: normalize.apply(norm, apply(*xs))  # noqa: E731
@@ -261,14 +313,15 @@ def _reward_fn(loaded: LoadedReward, kind: str, **kwargs: Any) -> RewardFn:
         fn = apply
     elif kind == "shaped":
         if not isinstance(net, ShapedRewardNet):
-            raise ValueError(f"a 'shaped' reward needs a ShapedRewardNet, this file holds a {type(net).__name__}")
+            raise InputError(f"a 'shaped' reward needs a ShapedRewardNet, {where} is a {type(net).__name__}")
         fn = apply
     elif kind == "unshaped":
         fn = (lambda *xs: net.unshaped(params, *xs)) if isinstance(net, ShapedRewardNet) else apply
     else:  # std_added
         if not isinstance(net, AddSTDRewardWrapper):
-            raise ValueError(
-                f"a 'std_added' reward needs an AddSTDRewardWrapper, this file holds a {type(net).__name__}"
+            raise InputError(
+                f"a 'std_added' reward needs an AddSTDRewardWrapper or a RewardEnsemble, {where} is a "
+                f"{type(net).__name__}"
             )
         fn = apply
 
@@ -296,18 +349,19 @@ def load_reward(
     if kind == "zero":
         return zero_reward
     if path is None:
-        raise ValueError(f"a {kind!r} reward needs the path of a saved reward net")
+        raise InputError(f"a {kind!r} reward needs the path of a saved reward net")
     loaded = load(path, device=device)
     if env is not None:
         for name in ("observation_space", "action_space"):
             want, got = getattr(loaded.net, name), SpaceSpec.of(getattr(env, name))
             if want != got:
-                raise ValueError(f"the reward at {path} was saved for {name} {want}, but the environment has {got}")
+                raise InputError(f"the reward at {path} was saved for {name} {want}, but the environment has {got}")
     return loaded.reward_fn(kind, **kwargs)
 
 
 __all__ = [
     "CONFIG_FILE",
+    "DEFAULT_STD_ALPHA",
     "FORMAT",
     "IMITATION_KINDS",
     "KINDS",
