@@ -30,6 +30,7 @@ from imitation_fn.data import rollout
 from imitation_fn.envs.experts import cartpole_expert
 from imitation_fn.policies.simple import random_policy
 from imitation_fn.rl import ppo
+from imitation_fn.training import density as density_training
 
 ENV = "seals/CartPole-v0"
 RL = ppo.Config(
@@ -70,7 +71,7 @@ def reward_throughput(expert: list, skip_sklearn: bool) -> dict[str, float | Non
 
 def train(expert: list, n_seeds: int, iterations: int) -> dict[str, object]:
     t0 = time.perf_counter()
-    result = density.train_policy(
+    result = density_training.train_policy(
         CFG, RL, ENV, expert, seeds=range(n_seeds), total_timesteps=iterations * 256, n_eval_episodes=10, progress=False
     )
     wall = time.perf_counter() - t0

@@ -37,6 +37,7 @@ from rich.table import Table
 from imitation_fn.algorithms import mce_irl
 from imitation_fn.core import random
 from imitation_fn.envs.tabular import cliff_world
+from imitation_fn.training import mce_irl as mce_training
 
 PEER_IT_PER_S = 66.0
 ROOT = Path(__file__).resolve().parent
@@ -141,7 +142,7 @@ def main() -> None:
     # The task itself: every seed to L∞ <= 1e-3 (imitation's linf_eps), as fast as this machine allows.
     mode = modes[-1]
     cfg = mce_irl.Config(max_iter=5000, log_interval=None)
-    result = mce_irl.train(cfg, mdp, demo, seeds=range(args.seeds), compile=mode == "compiled")  # sparse: auto
+    result = mce_training.train(cfg, mdp, demo, seeds=range(args.seeds), compile=mode == "compiled")  # sparse: auto
     returns = torch.func.vmap(lambda s: mce_irl.expected_return(mdp, mce_irl.policy(s, mdp).pi))(result.state)
     expert_return = float(mce_irl.expected_return(mdp, expert_pi))
     linf = (result.occupancy - demo).abs().amax(-1)

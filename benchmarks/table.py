@@ -46,6 +46,8 @@ from imitation_fn.envs.tabular import TabularMDP, cliff_world, random_mdp
 from imitation_fn.policies import load_policy, zoo
 from imitation_fn.rl import ppo
 from imitation_fn.training import adversarial as adversarial_training
+from imitation_fn.training import density as density_training
+from imitation_fn.training import mce_irl as mce_training
 from imitation_fn.training import preference_comparisons as pc_training
 from imitation_fn.training import train
 from imitation_fn.training.dagger import train_dagger
@@ -139,7 +141,7 @@ DENSITY_PPO = ppo.Config(
 def _density(env_id: str) -> Runner:
     def run(seeds: Sequence[int], n_eval: int, quick: bool) -> Outcome:
         steps = 512 if quick else 40 * 256
-        result = density.train_policy(
+        result = density_training.train_policy(
             DENSITY, DENSITY_PPO, env_id, _demos(env_id, 8), seeds=seeds, total_timesteps=steps,
             n_eval_episodes=n_eval, progress=False,
         )  # fmt: skip
@@ -172,7 +174,7 @@ def _mce(make_mdp: Callable[[], TabularMDP], description: str) -> Runner:
         _, _, expert_pi = mce_irl.mce_partition_fh(mdp)
         _, demo = mce_irl.mce_occupancy_measures(mdp, pi=expert_pi)
         max_iter = 50 if quick else 5_000
-        result = mce_irl.train(mce_irl.Config(max_iter=max_iter, log_interval=None), mdp, demo, seeds=seeds)
+        result = mce_training.train(mce_irl.Config(max_iter=max_iter, log_interval=None), mdp, demo, seeds=seeds)
         returns = torch.func.vmap(lambda s: mce_irl.expected_return(mdp, mce_irl.policy(s, mdp).pi))(result.state)
         uniform = torch.full((mdp.horizon, mdp.n_states, mdp.n_actions), 1.0 / mdp.n_actions, dtype=torch.float64)
         references = (float(mce_irl.expected_return(mdp, uniform)), float(mce_irl.expected_return(mdp, expert_pi)))

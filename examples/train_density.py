@@ -19,6 +19,7 @@ from imitation_fn.data import rollout
 from imitation_fn.envs.experts import cartpole_expert
 from imitation_fn.policies.simple import random_policy
 from imitation_fn.rl import ppo
+from imitation_fn.training import density as density_training
 
 
 def main() -> None:
@@ -47,7 +48,7 @@ def main() -> None:
             n_envs=8, n_steps=32, batch_size=256, n_epochs=20, lr=1e-3, lr_schedule="linear", gamma=0.98, gae_lambda=0.8
         )
     )
-    result = density.train_policy(
+    result = density_training.train_policy(
         cfg,
         rl_cfg,
         env_id,

@@ -15,6 +15,7 @@ from _common import parse_args
 from imitation_fn.algorithms import mce_irl
 from imitation_fn.core import tree
 from imitation_fn.envs.tabular import cliff_world
+from imitation_fn.training import mce_irl as mce_training
 
 
 def main() -> None:
@@ -24,7 +25,7 @@ def main() -> None:
     _, expert_occupancy = mce_irl.mce_occupancy_measures(mdp, pi=expert_pi)
 
     cfg = mce_irl.Config(max_iter=20 if args.tiny else 3000)  # a [32, 32] MLP reward over (x, y)
-    result = mce_irl.train(cfg, mdp, expert_occupancy, seeds=range(2 if args.tiny else 4))
+    result = mce_training.train(cfg, mdp, expert_occupancy, seeds=range(2 if args.tiny else 4))
     linf = (result.occupancy - expert_occupancy).abs().amax(-1)
     print(f"occupancy L-inf per seed after {result.n_iter} iterations: {[f'{float(x):.1e}' for x in linf]}")
 

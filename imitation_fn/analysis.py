@@ -26,8 +26,8 @@ import torch
 
 from imitation_fn import stats
 from imitation_fn.core import random, serialization
-from imitation_fn.training.driver import CHECKPOINT, METRICS
 from imitation_fn.training.logger import read_metrics
+from imitation_fn.training.run import CHECKPOINT, METRICS
 
 UNKNOWN_ENV = "unknown"
 

@@ -36,12 +36,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, NonNegativeFloat, PositiveInt, model_validator
 from torch import Tensor
 
 from imitation_fn.core import random, serialization, tree
 from imitation_fn.core.config import Config
-from imitation_fn.training.driver import CHECKPOINT, METRICS, TrainResult, seed_keys
+from imitation_fn.training.driver import TrainResult, seed_keys
+from imitation_fn.training.run import CHECKPOINT, CHECKPOINT_EVERY_SECONDS
 
 SPEC = "sweep.json"
 RUNS = "runs.json"
@@ -114,8 +115,9 @@ class SweepSpec(Config):
     """BC, GAIL, AIRL: use only the first ``n_demos`` episodes."""
     n_eval_episodes: PositiveInt = 10
     """Evaluation episodes per run."""
-    checkpoint_every: PositiveInt | None = None
-    """Checkpoint each chunk every N driver steps (and at the end), so a killed chunk resumes mid-way."""
+    checkpoint_every: NonNegativeFloat = CHECKPOINT_EVERY_SECONDS
+    """Checkpoint each chunk at least every this many seconds (and at each evaluation and the end), so a killed
+    chunk resumes mid-way."""
 
     @model_validator(mode="after")
     def _check(self) -> SweepSpec:
@@ -434,18 +436,13 @@ def chunk_dir(out: str | Path, chunk: int) -> Path:
 def _prepare_resume(d: Path) -> bool:
     """Make a chunk directory safe to (re)start: True to resume from its checkpoint.
 
-    Without a checkpoint the partial directory is removed; with one, metric rows logged after the
-    checkpoint (the run died between logging and saving) are dropped so the resumed run does not repeat them.
+    Without a checkpoint the partial directory is removed; with one, the driver drops the metric rows logged
+    after it (the run died between logging and saving), so the resumed run does not repeat them.
     """
     if not (d / CHECKPOINT).exists():
         if d.exists():
             shutil.rmtree(d)
         return False
-    step = int(serialization.load_metadata(d / CHECKPOINT)["step"])
-    metrics = d / METRICS
-    if metrics.exists():
-        keep = [line for line in metrics.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-        serialization.write_text_atomic(metrics, "".join(line + "\n" for line in keep))
     return True
 
 

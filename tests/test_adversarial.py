@@ -217,7 +217,7 @@ def test_variable_horizon_is_refused_unless_allowed() -> None:
 
 def test_expert_episodes_of_different_lengths_are_refused() -> None:
     trajs = expert_trajectories()
-    short = trajs[0].replace(obs=trajs[0].obs[:101], acts=trajs[0].acts[:100])
+    short = trajs[0].replace(obs=trajs[0].obs[:101], acts=trajs[0].acts[:100], rews=trajs[0].rews[:100])
     with pytest.raises(ValueError, match=r"lengths \[100, 500\].*allow_variable_horizon"):
         driver.train_adversarial(gail, gail.Config(**SMALL), ENV_ID, [short, *trajs[1:]], total_timesteps=64)
     with pytest.raises(ValueError, match="no rounds"):

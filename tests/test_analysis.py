@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from imitation_fn import analysis, stats, sweep
-from imitation_fn.training.driver import save_checkpoint
+from imitation_fn.core import serialization
 from imitation_fn.training.logger import MetricsWriter
 
 BC = [100.0, 120.0, 90.0, 200.0, 110.0, 95.0]
@@ -27,7 +27,8 @@ def fake_run(d: Path, algorithm: str, finals: list[float], steps=(10, 20)) -> No
         returns = torch.stack([final * frac, final * frac], -1)  # (n_seeds, 2 episodes)
         w.write(step, "train", {"loss": torch.zeros(len(seeds))})
         w.write(step, "eval", {"return_mean": returns.mean(-1), "returns": returns})
-    save_checkpoint(d, {"x": torch.zeros(len(seeds))}, seeds, steps[-1], algorithm)
+    meta = {"step": steps[-1], "seeds": seeds, "algorithm": algorithm}
+    serialization.save(d / "checkpoint.safetensors", {"x": torch.zeros(len(seeds))}, meta)
 
 
 def test_records_and_statistics_match_the_stats_module(tmp_path):

@@ -12,6 +12,7 @@ from torch.func import vmap
 from imitation_fn import envs
 from imitation_fn.algorithms import bc
 from imitation_fn.core import checks, random, tree
+from imitation_fn.core.errors import InputError
 from imitation_fn.data import flatten_trajectories, generate_trajectories
 from imitation_fn.data.types import Transitions
 from imitation_fn.envs.experts import cartpole_expert
@@ -137,7 +138,7 @@ def test_driver_resume_equals_uninterrupted_run(demos: Transitions, tmp_path: Pa
     checks.assert_trees_allclose(resumed.states, full.states, rtol=0, atol=0)
     rows = read_metrics(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in rows if r["kind"] == "train" and r["seed"] == 0] == list(range(1, 11))
-    with pytest.raises(FileExistsError, match="resume"):
+    with pytest.raises(InputError, match="--resume"):
         run(n_batches=10, log_dir=tmp_path)
     with pytest.raises(ValueError, match="seeds"):
         train(bc, bc.Config(), data, env, seeds=[5], n_batches=10, log_dir=tmp_path, resume=True, progress=False)
@@ -152,7 +153,7 @@ def test_saved_run_loads_with_only_the_config(demos: Transitions, tmp_path: Path
     run = load_run(bc, tmp_path, env.observation_space, env.action_space)
     assert run.cfg == cfg and run.seeds == [3, 5] and run.step == 4
     checks.assert_trees_allclose(run.states, result.states, rtol=0, atol=0)
-    with pytest.raises(FileNotFoundError, match="not a run directory"):
+    with pytest.raises(InputError, match="not a run directory"):
         load_run(bc, tmp_path / "nothing", env.observation_space, env.action_space)
 
 

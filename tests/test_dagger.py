@@ -14,6 +14,7 @@ from imitation_fn import envs
 from imitation_fn.algorithms import dagger
 from imitation_fn.cli.dagger import register
 from imitation_fn.core import random, tree
+from imitation_fn.core.errors import InputError
 from imitation_fn.data import buffer, flatten_trajectories, generate_trajectories, serialize
 from imitation_fn.envs.experts import cartpole_expert
 from imitation_fn.policies import load_policy, zoo
@@ -173,7 +174,7 @@ def test_resume_after_round_k_gives_the_uninterrupted_result(tmp_path: Path) -> 
     full = train_dagger(SMALL, "CartPole-v1", cartpole_expert, **kw)
     part = train_dagger(SMALL, "CartPole-v1", cartpole_expert, scratch_dir=tmp_path, max_rounds=2, **kw)
     assert part.rounds == [2, 2]
-    with pytest.raises(FileExistsError):
+    with pytest.raises(InputError, match="--resume"):
         train_dagger(SMALL, "CartPole-v1", cartpole_expert, scratch_dir=tmp_path, **kw)
     done = train_dagger(SMALL, "CartPole-v1", cartpole_expert, scratch_dir=tmp_path, resume=True, **kw)
     assert done.rounds == full.rounds == [4, 4]

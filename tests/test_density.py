@@ -21,6 +21,7 @@ from imitation_fn.envs.experts import cartpole_expert
 from imitation_fn.policies import load_policy
 from imitation_fn.policies.simple import random_policy
 from imitation_fn.rl import ppo
+from imitation_fn.training import density as density_training
 from imitation_fn.training.driver import seed_keys
 
 EXPERTS = Path(__file__).parent / "data" / "experts"
@@ -308,8 +309,8 @@ def test_training_vmapped_over_seeds_equals_each_seed_alone(cartpole_trajectorie
     expert, _ = cartpole_trajectories
     cfg = density.Config(density_type="state", is_stationary=False)
     run = dict(total_timesteps=3 * 64, n_eval_episodes=3, progress=False)
-    sweep = density.train_policy(cfg, SMALL_PPO, "seals/CartPole-v0", expert[:4], seeds=[0, 1, 2], **run)
-    alone = density.train_policy(cfg, SMALL_PPO, "seals/CartPole-v0", expert[:4], seeds=[1], **run)
+    sweep = density_training.train_policy(cfg, SMALL_PPO, "seals/CartPole-v0", expert[:4], seeds=[0, 1, 2], **run)
+    alone = density_training.train_policy(cfg, SMALL_PPO, "seals/CartPole-v0", expert[:4], seeds=[1], **run)
     assert sweep.steps == alone.steps == 192
     checks.assert_trees_allclose(
         tree.index(sweep.states, 1).rl.params, tree.index(alone.states, 0).rl.params, rtol=1e-5, atol=1e-6
@@ -332,8 +333,8 @@ def test_variable_horizon_training_episodes_are_refused(cartpole_trajectories: t
     expert, _ = cartpole_trajectories
     run = dict(total_timesteps=4 * 64, n_eval_episodes=2, progress=False)
     with pytest.raises(ValueError, match="allow_variable_horizon"):
-        density.train_policy(density.Config(), SMALL_PPO, "CartPole-v1", expert[:2], **run)
-    allowed = density.train_policy(
+        density_training.train_policy(density.Config(), SMALL_PPO, "CartPole-v1", expert[:2], **run)
+    allowed = density_training.train_policy(
         density.Config(allow_variable_horizon=True), SMALL_PPO, "CartPole-v1", expert[:2], **run
     )
     assert allowed.steps == 256
@@ -353,7 +354,7 @@ def test_policy_trained_on_the_density_reward_improves_on_cartpole(cartpole_traj
     expert, _ = cartpole_trajectories
     cfg = density.Config(kernel="exponential", kernel_bandwidth=2.0, standardise_inputs=False)
     seeds, total = [0, 1, 2, 3], 40 * 256
-    result = density.train_policy(
+    result = density_training.train_policy(
         cfg, CARTPOLE_PPO, "seals/CartPole-v0", expert, seeds=seeds, total_timesteps=total, progress=False
     )
     env, eval_env = envs.make("seals/CartPole-v0", n_envs=8), envs.make("seals/CartPole-v0", n_envs=10)

@@ -20,6 +20,7 @@ from imitation_fn.core import optim, random, tree
 from imitation_fn.data import flatten_trajectories
 from imitation_fn.envs.tabular import TabularEnv, TabularMDP, cliff_world, random_mdp
 from imitation_fn.policies.tabular import TabularPolicy, generate_trajectories, rollout
+from imitation_fn.training import mce_irl as mce_training
 
 DISCOUNTS = [0.0, 0.5, 0.9, 0.99, 1.0]
 
@@ -356,10 +357,10 @@ def test_demonstration_formats_agree(random_demo: tuple[TabularMDP, list]) -> No
     torch.testing.assert_close(mce_irl.demo_occupancy(mdp, rows), from_trajs)
 
     cfg = mce_irl.Config(net_arch=(), max_iter=5, log_interval=None)
-    finals = [mce_irl.train(cfg, mdp, demo).occupancy[0] for demo in (trajs, transitions, from_trajs)]
+    finals = [mce_training.train(cfg, mdp, demo).occupancy[0] for demo in (trajs, transitions, from_trajs)]
     for final in finals[1:]:
         torch.testing.assert_close(final, finals[0], atol=1e-3, rtol=1e-3)
-    assert float(mce_irl.train(cfg, mdp, trajs).metrics["weight_norm"][0]) < 1000
+    assert float(mce_training.train(cfg, mdp, trajs).metrics["weight_norm"][0]) < 1000
 
     discounted = mce_irl.demo_occupancy(mdp, trajs, discount=0.9)
     assert math.isclose(float(discounted.sum()), (1 - 0.9 ** (mdp.horizon + 1)) / 0.1, rel_tol=1e-6)
@@ -372,7 +373,7 @@ def test_demonstration_errors(random_demo: tuple[TabularMDP, list]) -> None:
         mce_irl.demo_occupancy(mdp, transitions, discount=0.9)
     with pytest.raises(ValueError, match="no dones"):
         mce_irl.demo_occupancy(mdp, flatten_trajectories(trajs))
-    short = trajs[0].replace(obs=trajs[0].obs[:5], acts=trajs[0].acts[:4])
+    short = trajs[0].replace(obs=trajs[0].obs[:5], acts=trajs[0].acts[:4], rews=trajs[0].rews[:4])
     with pytest.raises(ValueError, match="exactly the MDP's horizon"):
         mce_irl.demo_occupancy(mdp, [short])
     with pytest.raises(ValueError, match=r"shape \(5,\)"):
@@ -454,7 +455,7 @@ def test_vmap_over_16_seeds_equals_loop() -> None:
     for i, single in zip((0, 7, 15), singles, strict=True):
         tree.map(lambda a, b: torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-8), tree.index(states, i), single)
     # Seed 7's result does not depend on how many seeds share the run.
-    alone = mce_irl.train(cfg.model_copy(update={"max_iter": 3}), mdp, demo, seeds=[7])
+    alone = mce_training.train(cfg.model_copy(update={"max_iter": 3}), mdp, demo, seeds=[7])
     tree.map(
         lambda a, b: torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-8),
         tree.index(alone.state, 0).params,
@@ -490,7 +491,7 @@ def test_train_sparse_equals_dense() -> None:
     mdp = cliff_world(horizon=10, use_xy_obs=True, dtype=torch.float64)
     _, demo = mce_irl.mce_occupancy_measures(mdp)
     cfg = mce_irl.Config(max_iter=30, linf_eps=0.05, dtype="float64", log_interval=None)
-    auto, dense = (mce_irl.train(cfg, mdp, demo, seeds=[0, 3], sparse=s) for s in (None, False))
+    auto, dense = (mce_training.train(cfg, mdp, demo, seeds=[0, 3], sparse=s) for s in (None, False))
     assert auto.n_iter == dense.n_iter
     torch.testing.assert_close(auto.iterations, dense.iterations)
     torch.testing.assert_close(auto.occupancy, dense.occupancy, rtol=1e-7, atol=1e-9)
@@ -540,7 +541,7 @@ def test_learns_cliff_world_exactly() -> None:
     mdp = cliff_world(width=7, height=4, horizon=40, use_xy_obs=True, dtype=torch.float64)
     _, _, pi = mce_irl.mce_partition_fh(mdp)
     _, demo = mce_irl.mce_occupancy_measures(mdp, pi=pi)
-    result = mce_irl.train(mce_irl.Config(max_iter=1000, log_interval=None), mdp, demo, seeds=[1])
+    result = mce_training.train(mce_irl.Config(max_iter=1000, log_interval=None), mdp, demo, seeds=[1])
     assert bool(result.converged[0])
     assert float((result.occupancy[0] - demo).abs().max()) <= 1e-3
     learned = mce_irl.expected_return(mdp, mce_irl.policy(tree.index(result.state, 0), mdp).pi)

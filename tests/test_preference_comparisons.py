@@ -15,6 +15,7 @@ from imitation_fn import envs, rewards, stats
 from imitation_fn.algorithms import preference_comparisons as pc
 from imitation_fn.core import checks, optim, random, tree
 from imitation_fn.core import compile as compile_lib
+from imitation_fn.core.errors import InputError
 from imitation_fn.data import preferences
 from imitation_fn.data.preferences import Fragments
 from imitation_fn.data.types import TrajectoryWithRew
@@ -551,7 +552,7 @@ def test_driver_with_a_human_gatherer_and_artifacts(tmp_path: Path) -> None:
     loaded = rewards.load(paths[0] / "reward")
     assert loaded.norm_state is not None and (paths[0] / "policy").exists()
     assert int(preferences.load(paths[1] / "preferences.safetensors").size) == 12
-    with pytest.raises(FileExistsError):
+    with pytest.raises(InputError, match="--resume"):
         tpc.train(SMALL, SHORT, seeds=[0, 1], gatherer=gatherer, log_dir=tmp_path / "run", progress=False)
     # Resuming a finished run does no new round and keeps the states.
     again = tpc.train(

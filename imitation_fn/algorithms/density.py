@@ -13,15 +13,14 @@ time steps or one per time step (``is_stationary=False``). A policy is then trai
     state, rollout = density.collect(state, env)            # rews relabelled with each step's time index
     state, metrics = density.update(state, rollout)
 
-``train_policy`` runs that loop for many seeds at once (one ``vmap``); ``test_policy`` reports
+``imitation_fn.training.density.train_policy`` runs that loop for many seeds at once (one ``vmap``);
+``test_policy`` reports
 ``rollout_stats`` under the true or the imitation reward, as ``imitation`` does.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
-import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -31,18 +30,14 @@ import torch
 from pydantic import PositiveFloat, field_validator
 from torch import Tensor
 
-from imitation_fn import envs
 from imitation_fn.core import random, struct
 from imitation_fn.core.config import Config as BaseConfig
 from imitation_fn.data import rollout as rollout_lib
 from imitation_fn.data.types import Trajectory, TrajectoryWithRew, Transitions
 from imitation_fn.data.utils import check_spaces
 from imitation_fn.envs.base import Env, PolicyFn
-from imitation_fn.envs.gym import GymEnv
 from imitation_fn.policies import actor_critic
 from imitation_fn.rl import ppo
-from imitation_fn.training.driver import TrainResult, check_seeds, open_run, save_checkpoint, seed_keys
-from imitation_fn.training.logger import ProgressBar
 
 Metrics = dict[str, Tensor]
 Kernel = Literal["gaussian", "tophat", "epanechnikov", "exponential", "linear", "cosine"]
@@ -509,115 +504,11 @@ def test_policy(
     return rollout_lib.rollout_stats(trajs)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Host-side driver: fit, then PPO on the density reward for many seeds at once
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class DensityResult(TrainResult):
-    """``TrainResult`` (``steps``: env steps per seed; ``eval_returns``: true returns) plus imitation returns."""
-
-    imitation_returns: Tensor  # (n_seeds, n_eval_episodes) returns under the density reward
-
-
-@functools.cache
-def _batched_step(env: Env, compile: bool) -> Callable[[State], tuple[State, ppo.Rollout, Metrics]]:
-    vcollect = torch.func.vmap(lambda s: collect(s, env))
-    vupdate = batched_update(compile)
-
-    def step(states: State) -> tuple[State, ppo.Rollout, Metrics]:
-        states, rollouts = vcollect(states)
-        states, metrics = vupdate(states, rollouts)
-        return states, rollouts, metrics
-
-    return step
-
-
-def train_policy(
-    cfg: Config,
-    rl_cfg: ppo.Config,
-    env_id: str,
-    demonstrations: Sequence[Trajectory] | Transitions,
-    *,
-    seeds: Sequence[int] = (0,),
-    total_timesteps: int,
-    n_eval_episodes: int = 10,
-    eval_every: int | None = None,
-    log_dir: str | None = None,
-    compile: bool = False,
-    progress: bool = True,
-) -> DensityResult:
-    """Fit the density reward, then train PPO on it for every seed (one vmapped run) for ``total_timesteps``.
-
-    Evaluation (deterministic policy, one episode per env of a ``n_eval_episodes`` env) reports the true
-    and the imitation return. Unless ``cfg.allow_variable_horizon``, training episodes must all have the
-    demonstrations' length. ``log_dir`` gets the config, JSONL metrics and the final states.
-    """
-    seeds = check_seeds(seeds, "density.train_policy")
-    env, eval_env = envs.make(env_id, n_envs=rl_cfg.n_envs), envs.make(env_id, n_envs=n_eval_episodes)
-    if isinstance(env, GymEnv):
-        raise NotImplementedError(f"density.train_policy: {env_id} has no torch version; vmapped seeds need one")
-    model = fit(cfg, demo_points(cfg, demonstrations, env.observation_space, env.action_space))
-    horizons = {len(t) for t in demonstrations} if not isinstance(demonstrations, Transitions) else set()
-    init_keys, _, eval_keys = seed_keys(seeds)
-    states = torch.func.vmap(lambda k: init(rl_cfg, k, env, model, total_timesteps))(init_keys)
-    step = _batched_step(env, compile)
-    out, states, _, writer = open_run(log_dir, False, states, cfg, seeds, "density.train_policy")
-
-    def evaluate_seeds(states: State, t: int) -> EvalStats:
-        keys = torch.func.vmap(random.fold_in)(eval_keys, torch.full((len(seeds),), t))
-        with torch.no_grad():
-            return torch.func.vmap(lambda s, k: evaluate(s, eval_env, k))(states, keys)
-
-    done, stats = 0, None
-    with ProgressBar(total_timesteps, f"density on {env_id} × {len(seeds)} seeds", enabled=progress) as bar:
-        while done < total_timesteps:
-            before = done
-            start_t = states.ep_t
-            states, rollouts, metrics = step(states)
-            steps, _ = torch.func.vmap(episode_steps)(start_t, rollouts.dones)
-            _check_rollout(cfg, rollouts, steps, horizons)
-            done = int(states.rl.timesteps.min())
-            writer.write(done, "train", metrics)
-            if done >= total_timesteps or (eval_every and done // eval_every > before // eval_every):
-                stats = evaluate_seeds(states, done)
-                writer.write(done, "eval", {"return_mean": stats.true_returns.mean(-1), "returns": stats.true_returns})
-                bar.advance(done, {"return": stats.true_returns, "imitation": stats.imitation_returns})
-            else:
-                bar.advance(done)
-    if stats is None:
-        stats = evaluate_seeds(states, done)
-    if out is not None:
-        save_checkpoint(out, states, seeds, done, "density", env_id)
-    return DensityResult(
-        states=states,
-        seeds=seeds,
-        steps=done,
-        eval_returns=stats.true_returns,
-        imitation_returns=stats.imitation_returns,
-    )
-
-
-def _check_rollout(cfg: Config, rollouts: ppo.Rollout, steps: Tensor, horizons: set[int]) -> None:
-    """Host-side value checks of a collected batch: finite rewards, fixed horizon (unless allowed)."""
-    if not bool(torch.isfinite(rollouts.rews).all()):
-        raise ValueError(
-            f"density: the {cfg.kernel} kernel gave a -inf reward: a visited point lies outside the support of "
-            "every demonstration's kernel. Use the gaussian or exponential kernel or a larger bandwidth."
-        )
-    if cfg.allow_variable_horizon:
-        return
-    lengths = set((steps + 1)[rollouts.dones].tolist())
-    check_fixed_horizon(sorted(lengths | horizons), False, "training episodes and demonstrations")
-
-
 __all__ = [
     "KERNELS",
     "Config",
     "Demos",
     "DensityModel",
-    "DensityResult",
     "DensityType",
     "EvalStats",
     "Kernel",
@@ -639,6 +530,5 @@ __all__ = [
     "policy",
     "reward_fn",
     "test_policy",
-    "train_policy",
     "update",
 ]

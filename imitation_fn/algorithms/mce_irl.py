@@ -22,7 +22,7 @@ state's occupancy is the one that met it.
     state, metrics = mce_irl.update(state, mdp, D)        # one pure step: vmap it over seeds
     sp = mce_irl.sparse_transitions(mdp)                  # host-side, once: the non-zeros of the dynamics
     state, metrics = mce_irl.update(state, mdp, D, sp)    # the same step, planning through gathers
-    result = mce_irl.train(cfg, mdp, D, seeds=range(16))  # host loop until every seed has converged
+    result = training.mce_irl.train(cfg, mdp, D, seeds=range(16))  # host loop until every seed has converged
 
 The solvers are plain tensor functions: differentiable, and vmappable over rewards, policies and MDPs. Given
 ``transitions=sparse_transitions(mdp)`` they plan through the K non-zeros of each row of the dynamics (gathers)
@@ -32,8 +32,6 @@ instead of dense products: the same numbers, O(S·A·K) instead of O(S·A·S) pe
 from __future__ import annotations
 
 import functools
-import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
@@ -51,8 +49,6 @@ from imitation_fn.policies.tabular import TabularPolicy
 Metrics = dict[str, Tensor]
 Discount = float | Tensor
 Demonstrations = Tensor | Transitions | Sequence[Trajectory]
-
-logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------
@@ -548,20 +544,8 @@ def occupancy(state: State, mdp: TabularMDP) -> tuple[Tensor, Tensor]:
 
 
 # --------------------------------------------------------------------------------------------
-# Host-side training loop
+# Batched (and compiled) update for many seeds
 # --------------------------------------------------------------------------------------------
-
-
-class TrainResult(struct.PyTreeNode):
-    """What :func:`train` returns. Every tensor has a leading seed axis."""
-
-    state: State
-    occupancy: Tensor  # (n_seeds, S): D of each seed's final reward (imitation's MCEIRL.train return)
-    iterations: Tensor  # (n_seeds,) int64: optimiser steps taken
-    converged: Tensor  # (n_seeds,) bool: a stopping criterion held before max_iter
-    metrics: Metrics  # each (n_seeds,): of the last iteration
-    n_iter: int = struct.field(static=True)  # iterations the loop ran (vmapped update calls)
-    seconds: float = struct.field(static=True)  # wall time of the loop (compilation included)
 
 
 BatchedUpdate = Callable[..., tuple[State, Metrics]]  # (state, mdp, demo_om, transitions=None)
@@ -584,68 +568,10 @@ def batched_update(compile: bool = False) -> BatchedUpdate:
     return torch.compile(fn, fullgraph=True, dynamic=False, options=options)
 
 
-def train(
-    cfg: Config,
-    mdp: TabularMDP,
-    demonstrations: Demonstrations,
-    *,
-    seeds: Iterable[int] = (0,),
-    compile: bool = False,
-    sparse: bool | None = None,
-    log_fn: Callable[[int, Metrics], None] | None = None,
-) -> TrainResult:
-    """Train one reward net per seed, vmapped, until every seed has converged or ``cfg.max_iter`` iterations.
-
-    ``demonstrations``: anything :func:`demo_occupancy` takes. ``sparse``: plan through
-    :func:`sparse_transitions` (computed here, host-side) instead of the dense matrix; the default None does
-    so when every ``(s, a)`` row has at most ``S / 4`` successors (CliffWorld: 2 of 28; random MDPs with a small
-    ``branch_factor``), where it pays: compiled, a CliffWorld iteration costs ~20% less for 1 seed and ~40% less
-    for 16; eager, about the same at CliffWorld's size and 4× less at S = 128 (random MDPs, K = 2).
-    Every ``cfg.log_interval`` iterations the metrics (each ``(n_seeds,)``) go to ``log_fn(iteration,
-    metrics)``, or to this module's ``logging`` logger.
-    """
-    seeds = list(seeds)
-    if not seeds:
-        raise ValueError("train: seeds must not be empty")
-    mdp.validate()
-    demo_om = demo_occupancy(mdp, demonstrations, cfg.discount)
-    transitions = sparse_transitions(mdp) if sparse is not False else None
-    if sparse is None and transitions is not None and 4 * transitions.probs.shape[-1] > mdp.n_states:
-        transitions = None
-    keys = torch.stack([random.key(s) for s in seeds])
-    state = torch.func.vmap(lambda k: init(cfg, k, mdp))(keys)
-    step_fn = batched_update(compile)
-    metrics: Metrics = {}
-    n_iter = 0
-    t0 = time.perf_counter()
-    for it in range(cfg.max_iter):
-        n_iter = it + 1
-        state, metrics = step_fn(state, mdp, demo_om, transitions)
-        if cfg.log_interval is not None and it % cfg.log_interval == 0:
-            if log_fn is not None:
-                log_fn(it, metrics)
-            else:
-                logger.info(
-                    "iteration %d: linf_delta %s, grad_norm %s, weight_norm %s",
-                    it,
-                    *(_fmt(metrics[k]) for k in ("linf_delta", "grad_norm", "weight_norm")),
-                )
-        if bool(state.converged.all()):
-            break
-    seconds = time.perf_counter() - t0
-    d = torch.func.vmap(lambda s: occupancy(s, mdp)[1])(state)
-    return TrainResult(state, d, state.step, state.converged, metrics, n_iter, seconds)
-
-
-def _fmt(x: Tensor) -> str:
-    return "[" + ", ".join(f"{v:.3g}" for v in x.tolist()) + "]"
-
-
 __all__ = [
     "Config",
     "SparseTransitions",
     "State",
-    "TrainResult",
     "batched_update",
     "demo_occupancy",
     "expected_return",
@@ -656,6 +582,5 @@ __all__ = [
     "policy",
     "reward",
     "sparse_transitions",
-    "train",
     "update",
 ]

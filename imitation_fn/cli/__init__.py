@@ -28,8 +28,10 @@ import sys
 from collections.abc import Sequence
 
 import torch
+from rich.markup import escape
 
-from imitation_fn.cli.common import CLIError, add_config_flags, config_from_args, console
+from imitation_fn.cli.common import CLIError, HelpFormatter, add_config_flags, config_from_args, console
+from imitation_fn.core.errors import InputError
 
 # One module per command group, each with ``register(subparsers)``; ``--help`` lists them in this order.
 COMMANDS = (
@@ -48,9 +50,7 @@ COMMANDS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="imitation-fn", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(prog="imitation-fn", description=__doc__, formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(f"imitation_fn.cli.{name}").register(sub)
@@ -58,14 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; bad input anywhere (an ``InputError``) prints one message and returns 2."""
     args = build_parser().parse_args(argv)
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     try:
         args.func(args)
-    except CLIError as e:
-        console.print(f"[red]error:[/] {e}", soft_wrap=True)
+    except InputError as e:
+        console.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
         return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: a run with --out continues from its last checkpoint with --resume")
+        return 130
     return 0
 
 

@@ -10,10 +10,14 @@ from typing import Any
 from imitation_fn.algorithms import airl, gail
 from imitation_fn.cli.common import (
     CLIError,
+    add_command,
     add_config_flags,
+    add_run_flags,
     config_from_args,
     console,
+    positive_int,
     read_config_file,
+    require_torch_env,
     results_table,
 )
 from imitation_fn.data import rollout_stats, serialize
@@ -42,9 +46,10 @@ def build_config(name: str, args: argparse.Namespace) -> Any:
 def cmd_adversarial(args: argparse.Namespace) -> None:
     name = args.command
     algo = ALGORITHMS[name]
+    require_torch_env(args.env, name)
     cfg = build_config(name, args)
     found = driver.preset(name, args.env) if not args.no_preset else None
-    total = args.total_timesteps or (found.total_timesteps if found else None)
+    total = args.total_timesteps if args.total_timesteps is not None else (found.total_timesteps if found else None)
     if total is None:
         raise CLIError(f"no preset for {name} on {args.env}: give --total-timesteps")
     try:
@@ -74,11 +79,12 @@ def cmd_adversarial(args: argparse.Namespace) -> None:
             eval_every=args.eval_every,
             n_eval_episodes=args.n_eval_episodes,
             log_dir=args.out,
+            checkpoint_every=args.checkpoint_every,
             resume=args.resume,
             compile=args.compile,
             progress=not args.no_progress,
         )
-    except (ValueError, FileExistsError, NotImplementedError) as e:
+    except ValueError as e:  # the library's checks of settings and data
         raise CLIError(str(e)) from e
     elapsed = time.perf_counter() - t0
     console.print(results_table(f"{name} on {args.env}", seeds, result.eval_returns))
@@ -89,26 +95,23 @@ def cmd_adversarial(args: argparse.Namespace) -> None:
 
 def register(sub: Any) -> None:
     for name, algo in ALGORITHMS.items():
-        p = sub.add_parser(
+        p = add_command(
+            sub,
             name,
             help=f"{name.upper()}: adversarial imitation from demonstrations, PPO generator, vmapped over seeds",
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
         p.add_argument("--env", default="seals/CartPole-v0", help="environment id (a torch one: seeds are vmapped)")
         p.add_argument("--demos", required=True, help="dataset directory (ours or imitation's) or .npz file")
-        p.add_argument("--n-demos", type=int, default=None, help="use the first N expert episodes (default: all)")
-        p.add_argument("--total-timesteps", type=int, default=None, help="generator env steps (default: preset's)")
+        p.add_argument(
+            "--n-demos", type=positive_int, default=None, help="use the first N expert episodes (default: all)"
+        )
+        p.add_argument(
+            "--total-timesteps", type=positive_int, default=None, help="generator env steps (default: the preset's)"
+        )
         p.add_argument("--out", default=None, help="run directory: metrics, config, checkpoint, policies/, rewards/")
         p.add_argument("--config", default=None, help="JSON or YAML file of config fields (over the preset)")
         p.add_argument("--no-preset", action="store_true", help="start from the defaults, not the env's preset")
-        p.add_argument("--seeds", type=int, default=1, help="number of seeds trained in one vmapped run")
-        p.add_argument("--seed", type=int, default=0, help="first seed")
-        p.add_argument("--eval-every", type=int, default=None, help="evaluate every N env steps (default: at the end)")
-        p.add_argument("--n-eval-episodes", type=int, default=10, help="evaluation episodes per seed")
-        p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-        p.add_argument("--compile", action="store_true", help="torch.compile the PPO minibatch step")
-        p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-        p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+        add_run_flags(p, eval_unit="env steps", compile_help="torch.compile the PPO minibatch step")
         p.add_argument("--gen", help=argparse.SUPPRESS)  # the nested PPO config comes from PPO's own flags below
         add_config_flags(p, algo.Config)
         add_config_flags(p, ppo.Config)

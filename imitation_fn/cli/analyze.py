@@ -9,7 +9,7 @@ from typing import Any
 from rich.markup import escape
 
 from imitation_fn import analysis
-from imitation_fn.cli.common import CLIError, console
+from imitation_fn.cli.common import CLIError, add_command, console, positive_int
 
 
 def cmd_analyze(args: argparse.Namespace) -> None:
@@ -39,16 +39,16 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "analyze",
         help="summarise run directories and sweeps: mean, std, IQM ± 95% CI, normalised return, significance",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("run_dirs", nargs="+", help="run directories, sweep directories, or folders holding them")
     p.add_argument("--out", default=None, help="write table.md, table.csv, table.tex and curves.png here")
     p.add_argument("--baseline", default=None, help="algorithm label (or unique prefix) the others are compared to")
     p.add_argument("--env", default=analysis.UNKNOWN_ENV, help="environment of runs whose checkpoint names none")
-    p.add_argument("--n-resamples", type=int, default=2000, help="bootstrap resamples for the IQM interval")
+    p.add_argument("--n-resamples", type=positive_int, default=2000, help="bootstrap resamples for the IQM interval")
     p.add_argument("--no-normalize", action="store_true", help="skip normalised returns (no random-policy rollouts)")
     p.add_argument("--no-plot", action="store_true", help="do not write curves.png")
     p.set_defaults(func=cmd_analyze)

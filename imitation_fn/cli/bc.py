@@ -10,11 +10,13 @@ from typing import Any
 from imitation_fn.algorithms import bc
 from imitation_fn.cli.common import (
     CLIError,
+    add_command,
     add_config_flags,
     add_run_flags,
     config_from_args,
     console,
     make_env,
+    positive_int,
     results_table,
 )
 from imitation_fn.cli.data import expert_demos
@@ -42,12 +44,13 @@ def _run_bc(cfg: bc.Config, env_id: str, trajs: list[Any], args: argparse.Namesp
             n_epochs=args.n_epochs,
             eval_every=args.eval_every,
             log_dir=args.out,
+            checkpoint_every=args.checkpoint_every,
             resume=args.resume,
             compile=args.compile,
             progress=not args.no_progress,
             env_id=env_id,
         )
-    except (ValueError, FileExistsError, AssertionError) as e:
+    except (ValueError, AssertionError) as e:  # the library's checks of data and settings
         raise CLIError(str(e)) from e
     elapsed = time.perf_counter() - t0
     console.print(results_table(f"BC on {env_id}", seeds, result.eval_returns))
@@ -61,7 +64,7 @@ def cmd_bc(args: argparse.Namespace) -> None:
     try:
         trajs = serialize.load(args.demos)
     except (FileNotFoundError, ValueError) as e:
-        raise CLIError(str(e)) from e
+        raise CLIError(f"--demos {args.demos}: {e}") from e
     _run_bc(cfg, args.env, trajs, args)
 
 
@@ -79,21 +82,19 @@ def cmd_quickstart(args: argparse.Namespace) -> None:
 
 
 def register(sub: Any) -> None:
-    q = sub.add_parser("quickstart", help="scripted expert → 50 demos → BC over 8 seeds → evaluation table")
-    q.add_argument("--out", default="quickstart", help="output directory (default: quickstart)")
-    q.add_argument("--n-demos", type=int, default=50, help="expert episodes (default: 50)")
+    q = add_command(sub, "quickstart", help="scripted expert → 50 demos → BC over 8 seeds → evaluation table")
+    q.add_argument("--out", default="quickstart", help="output directory")
+    q.add_argument("--n-demos", type=positive_int, default=50, help="expert episodes")
+    q.add_argument("--n-epochs", type=positive_int, default=10, help="passes over the demonstrations")
     add_run_flags(q, seeds=8)
     q.set_defaults(func=cmd_quickstart)
 
-    b = sub.add_parser(
-        "bc",
-        help="behavioural cloning from a demonstrations dataset",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    b.add_argument("--env", default="CartPole-v1", help="environment id")
+    b = add_command(sub, "bc", help="behavioural cloning from a demonstrations dataset")
+    b.add_argument("--env", default="CartPole-v1", help="environment id (any gymnasium id evaluates on the host)")
     b.add_argument("--demos", required=True, help="dataset directory (ours or imitation's) or .npz file")
     b.add_argument("--out", default=None, help="run directory: metrics.jsonl, config.json, checkpoint")
     b.add_argument("--config", default=None, help="JSON or YAML file of config fields")
+    b.add_argument("--n-epochs", type=positive_int, default=10, help="passes over the demonstrations")
     add_run_flags(b, seeds=1)
     add_config_flags(b, bc.Config)
     b.set_defaults(func=cmd_bc)

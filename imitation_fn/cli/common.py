@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,60 @@ from rich.table import Table
 
 from imitation_fn import envs
 from imitation_fn.core.config import Config
+from imitation_fn.core.errors import InputError
 from imitation_fn.policies import load_policy
+from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS
 
 console = Console()
 C = typing.TypeVar("C", bound=Config)
 
 
-class CLIError(Exception):
-    """A user error: printed without a traceback, exit status 2."""
+class CLIError(InputError):
+    """A user error found by a command: printed without a traceback, exit status 2."""
+
+
+# --- Parsers -------------------------------------------------------------------------------------
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows every option's default once: argparse's own, unless the help text already states one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "(default" in text or not action.option_strings or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def escape_help(text: str) -> str:
+    """argparse %-formats help strings: a literal ``%`` must be doubled."""
+    return text.replace("%", "%%")
+
+
+def add_command(sub: Any, name: str, help: str, **kwargs: Any) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` shows each default once and whose text may contain ``%``."""
+    return sub.add_parser(name, help=escape_help(help), formatter_class=HelpFormatter, **kwargs)
+
+
+def _at_least(minimum: float, cast: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            kind = "an integer" if cast is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a finite number >= {minimum:g}, got {text}")
+        return value
+
+    parse.__name__ = cast.__name__  # argparse names the type in its messages
+    return parse
+
+
+positive_int = _at_least(1, int)
+"""argparse ``type``: an integer >= 1 (budgets, counts: 0 or less is an error, never a default)."""
+nonnegative_int = _at_least(0, int)
+nonnegative_float = _at_least(0, float)
 
 
 # --- Config fields as flags ----------------------------------------------------------------------
@@ -48,7 +95,7 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls: type[Config]) 
     for name, field in config_cls.model_fields.items():
         if flag(name) in parser._option_string_actions:  # shared with a config added before (train-rl)
             continue
-        help_text = f"{field.description or ''} (default: {_show_default(field)})".strip()
+        help_text = escape_help(f"{field.description or ''} (default: {_show_default(field)})".strip())
         choices = _choices(field.annotation)
         if _is_sequence(field.annotation):
             group.add_argument(flag(name), nargs="*", default=None, metavar="N", help=help_text)
@@ -116,6 +163,22 @@ def make_env(env_id: str, n_envs: int) -> envs.Env:
         raise CLIError(str(e.args[0] if e.args else e)) from e
 
 
+def require_torch_env(env_id: str, command: str) -> None:
+    """Refuse, before any work, an env that ``command`` cannot train on yet: one without a torch version."""
+    if env_id in envs.registered_ids():
+        return
+    make_env(env_id, n_envs=1)  # an unknown id: its own error
+    raise CLIError(
+        f"--env {env_id}: {command} vmaps its seeds through a torch environment, and {env_id} is a gymnasium "
+        f"environment without one. Torch environments: {', '.join(_control_envs())}. (bc, dagger, eval and "
+        "rollouts take any gymnasium environment.)"
+    )
+
+
+def _control_envs() -> list[str]:
+    return [e for e in envs.registered_ids() if not any(t in e for t in ("Cliff", "Random"))]  # not tabular
+
+
 def results_table(title: str, seeds: Sequence[int], returns: torch.Tensor) -> Table:
     table = Table(title=title)
     for col in ("seed", "mean return", "std", "min", "max"):
@@ -140,15 +203,37 @@ def load_policy_arg(path: str) -> Any:
         raise CLIError(f"--policy {path}: {e}") from e
 
 
-def add_run_flags(p: argparse.ArgumentParser, seeds: int) -> None:
-    p.add_argument(
-        "--seeds", type=int, default=seeds, help=f"number of seeds trained in one vmapped run (default: {seeds})"
+def add_run_flags(
+    p: argparse.ArgumentParser,
+    *,
+    seeds: int = 1,
+    eval_unit: str = "steps",
+    eval_every: int | None = None,
+    compile_help: str = "torch.compile the vmapped update (slow to start)",
+) -> None:
+    """The flags every training command shares: seeds, evaluation, checkpoints and resume, speed."""
+    g = p.add_argument_group("run")
+    g.add_argument("--seeds", type=positive_int, default=seeds, help="number of seeds trained in one vmapped run")
+    g.add_argument("--seed", type=nonnegative_int, default=0, help="first seed; seeds are seed, seed+1, ...")
+    g.add_argument(
+        "--eval-every",
+        type=positive_int,
+        default=eval_every,
+        metavar="N",
+        help=f"evaluate every N {eval_unit}, and at the end" + ("" if eval_every else " (default: only at the end)"),
     )
-    p.add_argument("--seed", type=int, default=0, help="first seed; seeds are seed, seed+1, ... (default: 0)")
-    p.add_argument("--n-epochs", type=int, default=10, help="passes over the demonstrations (default: 10)")
-    p.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps (default: at the end)")
-    p.add_argument("--n-eval-episodes", type=int, default=10, help="evaluation episodes per seed (default: 10)")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--compile", action="store_true", help="torch.compile the vmapped update (slow to start)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default: 1, best for small nets)")
+    g.add_argument("--n-eval-episodes", type=positive_int, default=10, help="evaluation episodes per seed")
+    g.add_argument(
+        "--checkpoint-every",
+        type=nonnegative_float,
+        default=CHECKPOINT_EVERY_SECONDS,
+        metavar="SECONDS",
+        help="with --out: write a checkpoint at least every SECONDS of training, at every evaluation and at the "
+        "end (0: after every update)",
+    )
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    g.add_argument("--compile", action="store_true", help=compile_help)
+    g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    g.add_argument(
+        "--threads", type=positive_int, default=1, help="torch intra-op threads (1 is fastest for small networks)"
+    )

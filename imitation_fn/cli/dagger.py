@@ -14,7 +14,18 @@ from typing import Any
 import gymnasium as gym
 
 from imitation_fn.algorithms import dagger
-from imitation_fn.cli.common import CLIError, add_config_flags, config_from_args, console, make_env, results_table
+from imitation_fn.cli.common import (
+    CLIError,
+    add_command,
+    add_config_flags,
+    add_run_flags,
+    config_from_args,
+    console,
+    make_env,
+    nonnegative_int,
+    positive_int,
+    results_table,
+)
 from imitation_fn.data import serialize
 from imitation_fn.data.utils import check_spaces
 from imitation_fn.envs.base import PolicyFn
@@ -83,7 +94,7 @@ def cmd_dagger(args: argparse.Namespace) -> None:
             compile=args.compile,
             progress=not args.no_progress,
         )
-    except (ValueError, FileExistsError) as e:
+    except ValueError as e:  # the library's checks of settings and data
         raise CLIError(str(e)) from e
     elapsed = time.perf_counter() - t0
     console.print(results_table(f"DAgger on {args.env}", seeds, result.eval_returns))
@@ -94,30 +105,23 @@ def cmd_dagger(args: argparse.Namespace) -> None:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "dagger",
-        help="DAgger: imitate an expert policy interactively (vmapped over seeds)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--env", default="CartPole-v1", help="environment id")
+    p = add_command(sub, "dagger", help="DAgger: imitate an expert policy interactively (vmapped over seeds)")
+    p.add_argument("--env", default="CartPole-v1", help="environment id (any gymnasium id steps on the host)")
     p.add_argument(
         "--expert", required=True, help="expert policy: a saved policy directory/file, an SB3 .zip, or 'scripted'"
     )
     p.add_argument("--expert-demos", default=None, help="optional initial expert demonstrations (dataset or .npz)")
-    p.add_argument("--total-timesteps", type=int, default=10_000, help="environment steps per seed")
-    p.add_argument("--rollout-round-min-episodes", type=int, default=3, help="episodes that must end in each round")
-    p.add_argument("--rollout-round-min-timesteps", type=int, default=500, help="environment steps per round")
-    p.add_argument("--n-batches", type=int, default=None, help="BC steps per round (default: --n-epochs epochs)")
+    p.add_argument("--total-timesteps", type=positive_int, default=10_000, help="environment steps per seed")
+    p.add_argument(
+        "--rollout-round-min-episodes", type=nonnegative_int, default=3, help="episodes that must end in each round"
+    )
+    p.add_argument("--rollout-round-min-timesteps", type=positive_int, default=500, help="environment steps per round")
+    p.add_argument(
+        "--n-batches", type=positive_int, default=None, help="BC steps per round (default: --n-epochs epochs)"
+    )
     p.add_argument("--target-return", type=float, default=None, help="stop a seed once its evaluation reaches this")
     p.add_argument("--out", default=None, help="scratch directory: datasets per round, checkpoint, policies")
     p.add_argument("--config", default=None, help="JSON or YAML file of config fields")
-    p.add_argument("--seeds", type=int, default=1, help="number of seeds trained in one vmapped run")
-    p.add_argument("--seed", type=int, default=0, help="first seed; seeds are seed, seed+1, ...")
-    p.add_argument("--eval-every", type=int, default=1, help="evaluate every N rounds (and at the end)")
-    p.add_argument("--n-eval-episodes", type=int, default=10, help="evaluation episodes per seed")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--compile", action="store_true", help="torch.compile the vmapped steps (slow to start)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is best for small nets)")
+    add_run_flags(p, eval_unit="rounds", eval_every=1, compile_help="torch.compile the vmapped steps (slow to start)")
     add_config_flags(p, dagger.Config)
     p.set_defaults(func=cmd_dagger)

@@ -5,11 +5,20 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from imitation_fn.cli.common import CLIError, console, load_policy_arg, make_env
+from imitation_fn.cli.common import (
+    CLIError,
+    add_command,
+    console,
+    load_policy_arg,
+    make_env,
+    nonnegative_int,
+    positive_int,
+)
 from imitation_fn.core import random
 from imitation_fn.data import generate_trajectories, rollout_stats, serialize
 from imitation_fn.data.convert import convert
 from imitation_fn.envs.experts import expert_for
+from imitation_fn.policies import check_spaces
 
 
 def expert_demos(env_id: str, n_episodes: int, seed: int) -> list[Any]:
@@ -25,7 +34,7 @@ def expert_demos(env_id: str, n_episodes: int, seed: int) -> list[Any]:
 
 def cmd_demos(args: argparse.Namespace) -> None:
     trajs = expert_demos(args.env, args.n_episodes, args.seed)
-    serialize.save(args.out, trajs)
+    save_dataset(args.out, trajs)
     stats = rollout_stats(trajs)
     console.print(
         f"saved {len(trajs)} episodes to {args.out}: return mean {stats['return_mean']:.1f}, "
@@ -43,11 +52,23 @@ def cmd_convert(args: argparse.Namespace) -> None:
     console.print(f"{n_trajs} trajectories: {args.src} → {dst} ({kind})")
 
 
+def save_dataset(out: str, trajs: list[Any]) -> None:
+    try:
+        serialize.save(out, trajs)
+    except FileExistsError as e:
+        raise CLIError(f"--out {out}: {e}") from e
+
+
 def cmd_rollouts(args: argparse.Namespace) -> None:
-    policy = load_policy_arg(args.policy).policy_fn(deterministic=not args.stochastic)
+    loaded = load_policy_arg(args.policy)
     env = make_env(args.env, n_envs=min(args.episodes, 64))
+    try:
+        check_spaces(loaded, env.observation_space, env.action_space, args.env)
+    except ValueError as e:
+        raise CLIError(f"--policy {args.policy}: {e}") from e
+    policy = loaded.policy_fn(deterministic=not args.stochastic)
     trajs = generate_trajectories(env, policy, random.key(args.seed), min_episodes=args.episodes)[: args.episodes]
-    serialize.save(args.out, trajs)
+    save_dataset(args.out, trajs)
     stats = rollout_stats(trajs)
     console.print(
         f"saved {len(trajs)} episodes to {args.out}: return {stats['return_mean']:.1f} ± "
@@ -56,14 +77,14 @@ def cmd_rollouts(args: argparse.Namespace) -> None:
 
 
 def register(sub: Any) -> None:
-    d = sub.add_parser("demos", help="roll out a scripted expert and save the episodes as a dataset")
-    d.add_argument("--env", default="CartPole-v1", help="environment id (default: CartPole-v1)")
-    d.add_argument("--n-episodes", type=int, default=50, help="episodes (default: 50)")
-    d.add_argument("--seed", type=int, default=0, help="rollout seed (default: 0)")
+    d = add_command(sub, "demos", help="roll out a scripted expert and save the episodes as a dataset")
+    d.add_argument("--env", default="CartPole-v1", help="environment id")
+    d.add_argument("--n-episodes", type=positive_int, default=50, help="episodes")
+    d.add_argument("--seed", type=nonnegative_int, default=0, help="rollout seed")
     d.add_argument("--out", required=True, help="dataset directory to write")
     d.set_defaults(func=cmd_demos)
 
-    c = sub.add_parser("convert", help="convert trajectories between a datasets directory and imitation's .npz")
+    c = add_command(sub, "convert", help="convert trajectories between a datasets directory and imitation's .npz")
     c.add_argument("src", help="datasets directory (ours or imitation's) or imitation .npz file")
     c.add_argument(
         "dst", help="output: a path ending in .npz gets imitation's npz layout, any other a datasets directory"
@@ -71,11 +92,11 @@ def register(sub: Any) -> None:
     c.add_argument("--overwrite", action="store_true", help="replace dst if it already exists")
     c.set_defaults(func=cmd_convert)
 
-    o = sub.add_parser("rollouts", help="roll out a saved policy (ours or an SB3 .zip) and save a dataset")
+    o = add_command(sub, "rollouts", help="roll out a saved policy (ours or an SB3 .zip) and save a dataset")
     o.add_argument("--policy", required=True, help="policy directory, policy.safetensors/.json, or SB3 .zip")
     o.add_argument("--env", required=True, help="environment id")
-    o.add_argument("--episodes", type=int, default=50, help="episodes (default: 50)")
+    o.add_argument("--episodes", type=positive_int, default=50, help="episodes")
     o.add_argument("--out", required=True, help="dataset directory to write")
-    o.add_argument("--seed", type=int, default=0, help="rollout seed (default: 0)")
+    o.add_argument("--seed", type=nonnegative_int, default=0, help="rollout seed")
     o.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the mode")
     o.set_defaults(func=cmd_rollouts)

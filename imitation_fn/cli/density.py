@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from imitation_fn import envs
 from imitation_fn.algorithms import density
-from imitation_fn.cli.common import CLIError, add_config_flags, config_from_args, console, flag, read_config_file
+from imitation_fn.cli.common import (
+    CLIError,
+    add_command,
+    add_config_flags,
+    add_run_flags,
+    config_from_args,
+    console,
+    flag,
+    positive_int,
+    read_config_file,
+    require_torch_env,
+)
 from imitation_fn.cli.data import expert_demos
 from imitation_fn.data import serialize
 from imitation_fn.rl import ppo, presets
-from imitation_fn.training.rl import save_policies
+from imitation_fn.training import density as density_training
 
 # Fixed-horizon variants train well with their original's PPO preset (same dynamics).
 PRESET_ALIASES = {"seals/CartPole-v0": "CartPole-v1", "seals/MountainCar-v0": "MountainCar-v0"}
@@ -26,7 +35,7 @@ def _ppo_preset(env_id: str) -> presets.Preset | None:
     return presets.get("ppo", env_id) or presets.get("ppo", PRESET_ALIASES.get(env_id, env_id))
 
 
-def _table(title: str, result: density.DensityResult) -> Table:
+def _table(title: str, result: density_training.DensityResult) -> Table:
     table = Table(title=title)
     for col in ("seed", "true return", "std", "imitation return", "std"):
         table.add_column(col, justify="right")
@@ -51,6 +60,7 @@ def _table(title: str, result: density.DensityResult) -> Table:
 
 
 def cmd_density(args: argparse.Namespace) -> None:
+    require_torch_env(args.env, "density")
     cfg = config_from_args(density.Config, args)
     args.config = None  # --config holds density fields; PPO's come from --ppo-config
     preset = None if args.no_preset else _ppo_preset(args.env)
@@ -58,7 +68,7 @@ def cmd_density(args: argparse.Namespace) -> None:
     if args.ppo_config:
         base.update(read_config_file(args.ppo_config))
     rl_cfg = config_from_args(ppo.Config, args, base=base)
-    total = args.total_timesteps or (preset.total_timesteps if preset else None)
+    total = args.total_timesteps if args.total_timesteps is not None else (preset.total_timesteps if preset else None)
     if total is None:
         raise CLIError(f"no PPO preset for {args.env}: give {flag('total_timesteps')}")
     if args.demos:
@@ -76,7 +86,7 @@ def cmd_density(args: argparse.Namespace) -> None:
     )
     t0 = time.perf_counter()
     try:
-        result = density.train_policy(
+        result = density_training.train_policy(
             cfg,
             rl_cfg,
             args.env,
@@ -86,43 +96,38 @@ def cmd_density(args: argparse.Namespace) -> None:
             n_eval_episodes=args.n_eval_episodes,
             eval_every=args.eval_every,
             log_dir=args.out,
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
             compile=args.compile,
             progress=not args.no_progress,
         )
-    except (ValueError, KeyError, FileExistsError, NotImplementedError) as e:
+    except (ValueError, KeyError) as e:  # the library's checks of settings and data
         raise CLIError(str(e.args[0] if e.args else e)) from e
     elapsed = time.perf_counter() - t0
     console.print(_table(f"density reward + PPO on {args.env}", result))
     console.print(f"{result.steps} env steps × {len(seeds)} seeds in {elapsed:.1f} s")
     if args.out:
-        out = Path(args.out)
-        rl_cfg.save(out / "ppo_config.json")
-        env = envs.make(args.env, n_envs=1)
-        paths = save_policies(ppo, dataclasses.replace(result, states=result.states.rl), env, out / "policies")
+        paths = [Path(args.out) / "policies" / f"seed_{s}" for s in seeds]  # written with every checkpoint
         console.print(f"policies: {', '.join(map(str, paths))}")
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "density",
-        help="density-based reward modelling: KDE reward from demonstrations + PPO, vmapped over seeds",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = add_command(
+        sub, "density", help="density-based reward modelling: KDE reward from demonstrations + PPO, vmapped over seeds"
     )
     p.add_argument("--env", default="seals/CartPole-v0", help="environment id (a torch one; fixed horizon advised)")
     p.add_argument("--demos", default=None, help="dataset directory or .npz (default: the env's scripted expert)")
-    p.add_argument("--n-demos", type=int, default=10, help="scripted-expert episodes when --demos is not given")
-    p.add_argument("--total-timesteps", type=int, default=None, help="env steps per seed (default: the preset's)")
+    p.add_argument(
+        "--n-demos", type=positive_int, default=10, help="scripted-expert episodes when --demos is not given"
+    )
+    p.add_argument(
+        "--total-timesteps", type=positive_int, default=None, help="env steps per seed (default: the preset's)"
+    )
     p.add_argument("--out", default=None, help="run directory: config, metrics, checkpoint, policies/")
     p.add_argument("--config", default=None, help="JSON or YAML file of density config fields")
     p.add_argument("--ppo-config", default=None, help="JSON or YAML file of PPO config fields (over the preset)")
     p.add_argument("--no-preset", action="store_true", help="start PPO from its defaults, not the env's preset")
-    p.add_argument("--seeds", type=int, default=1, help="number of seeds trained in one vmapped run")
-    p.add_argument("--seed", type=int, default=0, help="first seed; seeds are seed, seed+1, ...")
-    p.add_argument("--eval-every", type=int, default=None, help="evaluate every N env steps (default: at the end)")
-    p.add_argument("--n-eval-episodes", type=int, default=10, help="evaluation episodes per seed")
-    p.add_argument("--compile", action="store_true", help="torch.compile PPO's vmapped minibatch step")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    add_run_flags(p, eval_unit="env steps", compile_help="torch.compile PPO's vmapped minibatch step")
     add_config_flags(p, density.Config)
     add_config_flags(p, ppo.Config)
     p.set_defaults(func=cmd_density)

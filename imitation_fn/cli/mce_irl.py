@@ -20,12 +20,28 @@ import torch
 from rich.table import Table
 
 from imitation_fn.algorithms import mce_irl
-from imitation_fn.cli.common import CLIError, add_config_flags, config_from_args, console
+from imitation_fn.cli.common import (
+    CLIError,
+    add_command,
+    add_config_flags,
+    config_from_args,
+    console,
+    nonnegative_float,
+    nonnegative_int,
+    positive_int,
+)
 from imitation_fn.core import random, serialization, tree
 from imitation_fn.envs.tabular import TabularEnv, TabularMDP, cliff_world, random_mdp
 from imitation_fn.policies import tabular
+from imitation_fn.training import mce_irl as mce_training
+from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS
 
 ENVS = ("CliffWorld", "RandomMDP")
+MDP_SPEC = "mdp.json"
+MDP_FLAGS = (
+    "env", "horizon", "width", "height", "use_xy_obs", "n_states", "n_actions", "branch_factor", "obs_dim",
+    "one_hot_obs", "generator_seed",
+)  # fmt: skip
 
 
 def make_mdp(args: argparse.Namespace) -> TabularMDP:
@@ -104,10 +120,22 @@ def plot_cliff_world(
     plt.close(fig)
 
 
+def save_mdp_spec(path: Path, args: argparse.Namespace) -> None:
+    """The flags that build the run's MDP, so ``eval --run`` can build it again."""
+    serialization.write_text_atomic(path, json.dumps({k: getattr(args, k) for k in MDP_FLAGS}, indent=2))
+
+
+def load_mdp(path: Path) -> TabularMDP:
+    """The MDP of a run directory's ``mdp.json``."""
+    try:
+        spec = json.loads(path.read_text())
+        return make_mdp(argparse.Namespace(**{k: spec[k] for k in MDP_FLAGS}))
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise CLIError(f"{path} does not describe an MDP ({e})") from e
+
+
 def cmd_mce_irl(args: argparse.Namespace) -> None:
     cfg = config_from_args(mce_irl.Config, args)
-    if args.seeds < 1:
-        raise CLIError(f"--seeds must be >= 1, got {args.seeds}")
     mdp = make_mdp(args)
     _, _, expert_pi = mce_irl.mce_partition_fh(mdp, discount=cfg.discount)
     _, expert_occ = mce_irl.mce_occupancy_measures(mdp, pi=expert_pi, discount=cfg.discount)
@@ -133,7 +161,18 @@ def cmd_mce_irl(args: argparse.Namespace) -> None:
 
     t0 = time.perf_counter()
     try:
-        result = mce_irl.train(cfg, mdp, demos, seeds=seeds, compile=args.compile, log_fn=log)
+        result = mce_training.train(
+            cfg,
+            mdp,
+            demos,
+            seeds=seeds,
+            compile=args.compile,
+            log_fn=log,
+            log_dir=args.out,
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
+            env_id=args.env,
+        )
     except (ValueError, TypeError) as e:
         raise CLIError(str(e)) from e
     elapsed = time.perf_counter() - t0
@@ -167,8 +206,7 @@ def cmd_mce_irl(args: argparse.Namespace) -> None:
 
     if args.out:
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        cfg.save(out / "config.json")
+        save_mdp_spec(out / MDP_SPEC, args)
         serialization.save(out / "reward_params.safetensors", result.state.params, {"seeds": seeds})
         summary = {
             "env": args.env,
@@ -187,7 +225,7 @@ def cmd_mce_irl(args: argparse.Namespace) -> None:
                 for i, seed in enumerate(seeds)
             ],
         }
-        (out / "results.json").write_text(json.dumps(summary, indent=2))
+        serialization.write_text_atomic(out / "results.json", json.dumps(summary, indent=2))
         if args.env == "CliffWorld" and not args.no_plot:
             first = tree.index(result.state, 0)
             rewards = mce_irl.reward(first)(mdp.observation_matrix)
@@ -198,33 +236,46 @@ def cmd_mce_irl(args: argparse.Namespace) -> None:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "mce-irl",
         help="maximum causal entropy IRL on a tabular MDP (CliffWorld, RandomMDP)",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--env", choices=ENVS, default="CliffWorld", help="tabular MDP (default: CliffWorld)")
-    p.add_argument("--horizon", type=int, default=None, help="episode length (default: 9 CliffWorld, 20 RandomMDP)")
+    p.add_argument("--env", choices=ENVS, default="CliffWorld", help="tabular MDP")
+    p.add_argument(
+        "--horizon", type=positive_int, default=None, help="episode length (default: 9 CliffWorld, 20 RandomMDP)"
+    )
     cliff = p.add_argument_group("CliffWorld")
-    cliff.add_argument("--width", type=int, default=7, help="grid width (default: 7)")
-    cliff.add_argument("--height", type=int, default=4, help="grid height (default: 4)")
+    cliff.add_argument("--width", type=positive_int, default=7, help="grid width")
+    cliff.add_argument("--height", type=positive_int, default=4, help="grid height")
     cliff.add_argument("--use-xy-obs", action="store_true", help="observe (x, y) instead of the one-hot state")
     rnd = p.add_argument_group("RandomMDP")
-    rnd.add_argument("--n-states", type=int, default=16, help="number of states (default: 16)")
-    rnd.add_argument("--n-actions", type=int, default=3, help="number of actions (default: 3)")
-    rnd.add_argument("--branch-factor", type=int, default=2, help="successors per (state, action) (default: 2)")
-    rnd.add_argument("--obs-dim", type=int, default=5, help="random observation size (default: 5)")
+    rnd.add_argument("--n-states", type=positive_int, default=16, help="number of states")
+    rnd.add_argument("--n-actions", type=positive_int, default=3, help="number of actions")
+    rnd.add_argument("--branch-factor", type=positive_int, default=2, help="successors per (state, action)")
+    rnd.add_argument("--obs-dim", type=positive_int, default=5, help="random observation size")
     rnd.add_argument("--one-hot-obs", action="store_true", help="observe the one-hot state, not random features")
-    rnd.add_argument("--generator-seed", type=int, default=42, help="seed of the MDP's construction (default: 42)")
-    p.add_argument("--n-demos", type=int, default=0, help="sampled expert episodes (default: 0 = exact occupancy)")
-    p.add_argument("--seeds", type=int, default=1, help="reward-net seeds trained in one vmapped run (default: 1)")
-    p.add_argument("--seed", type=int, default=0, help="first seed; seeds are seed, seed+1, ... (default: 0)")
-    p.add_argument("--n-eval-episodes", type=int, default=100, help="sampled episodes per seed (default: 100)")
-    p.add_argument("--out", default=None, help="output directory: config, reward parameters, results, plot")
+    rnd.add_argument("--generator-seed", type=nonnegative_int, default=42, help="seed of the MDP's construction")
+    p.add_argument(
+        "--n-demos", type=nonnegative_int, default=0, help="sampled expert episodes (0: the exact occupancy measure)"
+    )
+    p.add_argument("--out", default=None, help="run directory: config, checkpoint, metrics, results, plot")
     p.add_argument("--no-plot", action="store_true", help="skip the CliffWorld plot")
     p.add_argument("--config", default=None, help="JSON or YAML file of config fields")
-    p.add_argument("--compile", action="store_true", help="torch.compile the vmapped update (~1-3 min to start)")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default: 1)")
+    run = p.add_argument_group("run")
+    run.add_argument("--seeds", type=positive_int, default=1, help="reward-net seeds trained in one vmapped run")
+    run.add_argument("--seed", type=nonnegative_int, default=0, help="first seed; seeds are seed, seed+1, ...")
+    run.add_argument("--n-eval-episodes", type=positive_int, default=100, help="sampled episodes per seed")
+    run.add_argument(
+        "--checkpoint-every",
+        type=nonnegative_float,
+        default=CHECKPOINT_EVERY_SECONDS,
+        metavar="SECONDS",
+        help="with --out: write a checkpoint at least every SECONDS of training and at the end",
+    )
+    run.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    run.add_argument("--compile", action="store_true", help="torch.compile the vmapped update (~1-3 min to start)")
+    run.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads")
     add_config_flags(p, mce_irl.Config)
     p.set_defaults(func=cmd_mce_irl)

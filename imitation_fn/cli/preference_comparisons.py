@@ -13,15 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from imitation_fn.algorithms import preference_comparisons as pc
 from imitation_fn.cli.common import (
     CLIError,
+    add_command,
     add_config_flags,
+    add_run_flags,
     config_from_args,
     console,
     read_config_file,
+    require_torch_env,
     results_table,
 )
 from imitation_fn.data import serialize
@@ -83,6 +87,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def cmd_preference_comparisons(args: argparse.Namespace) -> None:
+    if not args.trajectories:  # the agent's rollouts are vmapped over seeds
+        require_torch_env(args.env, "preference-comparisons")
     base = dict(PRESETS.get(args.env, {})) if not args.no_preset else {}
     if args.config:
         base.update(read_config_file(args.config))
@@ -102,7 +108,7 @@ def cmd_preference_comparisons(args: argparse.Namespace) -> None:
         try:
             loaded = serialize.load(args.trajectories)
         except (FileNotFoundError, ValueError) as e:
-            raise CLIError(str(e)) from e
+            raise CLIError(f"--trajectories {args.trajectories}: {e}") from e
         if not all(isinstance(t, TrajectoryWithRew) for t in loaded):
             raise CLIError(f"--trajectories {args.trajectories}: synthetic preferences need rewards (a 'rews' column)")
         trajectories = [t for t in loaded if isinstance(t, TrajectoryWithRew)]
@@ -123,11 +129,12 @@ def cmd_preference_comparisons(args: argparse.Namespace) -> None:
             n_eval_episodes=args.n_eval_episodes,
             eval_every=args.eval_every,
             log_dir=args.out,
+            checkpoint_every=args.checkpoint_every,
             resume=args.resume,
             progress=not args.no_progress,
             compile=args.compile,
         )
-    except (ValueError, FileExistsError, NotImplementedError) as e:
+    except ValueError as e:  # the library's checks of settings and data
         raise CLIError(str(e)) from e
     elapsed = time.perf_counter() - t0
     if result.eval_returns is not None:
@@ -137,33 +144,26 @@ def cmd_preference_comparisons(args: argparse.Namespace) -> None:
         f"reward model accuracy (last epoch): {', '.join(f'{a:.3f}' for a in acc.tolist())}; {elapsed:.1f} s in all"
     )
     if args.out:
-        paths = tpc.save_artifacts(result, args.env, args.out)
+        paths = [Path(args.out) / f"seed_{s}" for s in seeds]  # written with every checkpoint
         console.print(f"reward nets, policies and preference datasets: {', '.join(map(str, paths))}")
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "preference-comparisons",
         help="learn a reward from synthetic preference comparisons (Christiano et al. 2017), vmapped over seeds",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--env", default="Pendulum-v1", help=f"environment id (presets: {', '.join(PRESETS)})")
     p.add_argument("--trajectories", default=None, help="fragments from this dataset instead of the agent's rollouts")
     p.add_argument("--out", default=None, help="run directory: config, metrics, checkpoint, per-seed artifacts")
     p.add_argument("--config", default=None, help="JSON or YAML file of config fields (over the preset)")
     p.add_argument("--no-preset", action="store_true", help="start from the defaults, not the env's preset")
-    p.add_argument("--seeds", type=int, default=1, help="number of seeds trained in one vmapped run")
-    p.add_argument("--seed", type=int, default=0, help="first seed")
-    p.add_argument("--eval-every", type=int, default=None, help="evaluate every N rounds (default: at the end)")
-    p.add_argument("--n-eval-episodes", type=int, default=10, help="evaluation episodes per seed")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    p.add_argument(
-        "--compile",
-        action="store_true",
-        help="torch.compile the SAC agent's steps and the trajectory sampling (seconds to compile with torch's "
-        "on-disk cache warm, minutes cold; pays off for runs of more than a few thousand agent steps)",
+    add_run_flags(
+        p,
+        eval_unit="rounds",
+        compile_help="torch.compile the SAC agent's steps and the trajectory sampling (seconds to compile with "
+        "torch's on-disk cache warm, minutes cold; pays off for runs of more than a few thousand agent steps)",
     )
     add_config_flags(p, pc.Config)
     p.set_defaults(func=cmd_preference_comparisons)

@@ -10,25 +10,31 @@ from typing import Any
 from imitation_fn import rewards
 from imitation_fn.cli.common import (
     CLIError,
+    add_command,
     add_config_flags,
+    add_run_flags,
     config_from_args,
     console,
     flag,
     make_env,
+    nonnegative_int,
+    positive_int,
     read_config_file,
+    require_torch_env,
     results_table,
 )
 from imitation_fn.core import random
 from imitation_fn.data import generate_trajectories, rollout_stats, serialize
 from imitation_fn.policies import load_policy
 from imitation_fn.rl import ppo, presets, sac
-from imitation_fn.training.rl import save_policies, train_rl
+from imitation_fn.training.rl import train_rl
 
 RL_ALGORITHMS: dict[str, types.ModuleType] = {"ppo": ppo, "sac": sac}
 
 
 def cmd_train_rl(args: argparse.Namespace) -> None:
     algo = RL_ALGORITHMS[args.algo]
+    require_torch_env(args.env, "train-rl")
     others = {f for name, mod in RL_ALGORITHMS.items() if name != args.algo for f in mod.Config.model_fields}
     foreign = [f for f in others - set(algo.Config.model_fields) if getattr(args, f, None) is not None]
     if foreign:
@@ -39,7 +45,7 @@ def cmd_train_rl(args: argparse.Namespace) -> None:
         base.update(read_config_file(args.config))
     args.config = None
     cfg = config_from_args(algo.Config, args, base=base)
-    total = args.total_steps or (preset.total_timesteps if preset else None)
+    total = args.total_steps if args.total_steps is not None else (preset.total_timesteps if preset else None)
     if total is None:
         raise CLIError(f"no preset for {args.algo} on {args.env}: give --total-steps")
     seeds = list(range(args.seed, args.seed + args.seeds))
@@ -63,17 +69,17 @@ def cmd_train_rl(args: argparse.Namespace) -> None:
             eval_every=args.eval_every,
             n_eval_episodes=args.n_eval_episodes,
             log_dir=args.out,
+            checkpoint_every=args.checkpoint_every,
             resume=args.resume,
             compile=args.compile,
             progress=not args.no_progress,
             reward_fn=reward_fn,
         )
-    except (ValueError, FileExistsError, NotImplementedError) as e:
+    except ValueError as e:  # the library's checks of settings and data
         raise CLIError(str(e)) from e
     console.print(results_table(f"{args.algo} on {args.env}", seeds, result.eval_returns))
     if args.out:
-        env = make_env(args.env, n_envs=1)
-        paths = save_policies(algo, result, env, Path(args.out) / "policies")
+        paths = [Path(args.out) / "policies" / f"seed_{s}" for s in seeds]  # written with every checkpoint
         console.print(f"policies: {', '.join(map(str, paths))}")
         if args.save_demos:
             best = int(result.eval_returns.mean(-1).argmax())
@@ -90,14 +96,10 @@ def cmd_train_rl(args: argparse.Namespace) -> None:
 
 
 def register(sub: Any) -> None:
-    r = sub.add_parser(
-        "train-rl",
-        help="train PPO or SAC experts, vmapped over seeds",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    r = add_command(sub, "train-rl", help="train PPO or SAC experts, vmapped over seeds")
     r.add_argument("--algo", choices=sorted(RL_ALGORITHMS), default="ppo", help="RL algorithm")
     r.add_argument("--env", default="CartPole-v1", help="environment id (a torch one: seeds are vmapped)")
-    r.add_argument("--total-steps", type=int, default=None, help="env steps per seed (default: the preset's)")
+    r.add_argument("--total-steps", type=positive_int, default=None, help="env steps per seed (default: the preset's)")
     r.add_argument("--out", default=None, help="run directory: metrics, config, checkpoint, policies/, demos/")
     r.add_argument("--config", default=None, help="JSON or YAML file of config fields (over the preset)")
     r.add_argument("--no-preset", action="store_true", help="start from the algorithm's defaults, not the preset")
@@ -116,23 +118,17 @@ def register(sub: Any) -> None:
     )
     r.add_argument(
         "--save-demos",
-        type=int,
+        type=nonnegative_int,
         default=0,
         metavar="N",
         help="also save N episodes of the best seed's policy as a dataset in OUT/demos",
     )
-    r.add_argument("--seeds", type=int, default=1, help="number of seeds trained in one vmapped run")
-    r.add_argument("--seed", type=int, default=0, help="first seed")
-    r.add_argument("--eval-every", type=int, default=None, help="evaluate every N env steps (default: at the end)")
-    r.add_argument("--n-eval-episodes", type=int, default=10, help="evaluation episodes per seed")
-    r.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    r.add_argument(
-        "--compile",
-        action="store_true",
-        help="compile the per-step collection and the update pieces (~1 min to start; pays off past ~50k steps)",
+    add_run_flags(
+        r,
+        eval_unit="env steps",
+        compile_help="compile the per-step collection and the update pieces (~1 min to start; pays off past ~50k "
+        "steps)",
     )
-    r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    r.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     for mod in RL_ALGORITHMS.values():
         add_config_flags(r, mod.Config)
     r.set_defaults(func=cmd_train_rl)

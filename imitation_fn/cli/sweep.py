@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from imitation_fn import sweep
-from imitation_fn.cli.common import CLIError, console
+from imitation_fn.cli.common import CLIError, add_command, console, positive_int
 
 EXAMPLE = """example sweep file (YAML or JSON):
 
@@ -91,16 +91,16 @@ def _table(spec: sweep.SweepSpec, result: sweep.SweepResult) -> Any:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "sweep",
         help="grid/random search over Config fields × seeds (vmapped chunks, optionally Ray tasks)",
         epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", help="sweep file (.yaml/.yml/.json)")
     p.add_argument("--out", default=None, help="output directory (default: the file's name without suffix)")
     p.add_argument("--ray", action="store_true", help="run each chunk as a Ray task (falls back to local without Ray)")
     p.add_argument("--resume", action="store_true", help="continue a sweep in --out: rerun only unfinished chunks")
-    p.add_argument("--chunk-size", type=int, default=None, help="runs per vmapped chunk (overrides the file)")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default: 1)")
+    p.add_argument("--chunk-size", type=positive_int, default=None, help="runs per vmapped chunk (overrides the file)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads")
     p.set_defaults(func=cmd_sweep)

@@ -74,4 +74,27 @@ def to(tree: T, device: torch.device | str) -> T:
     return map(lambda x: x.to(device), tree)
 
 
-__all__ = ["allclose", "cast", "flatten", "index", "leaves", "map", "size", "stack", "to", "unflatten", "unstack"]
+def contiguous(tree: T) -> T:
+    """Every leaf in row-major layout (a copy only where it is not).
+
+    The same values in another layout (a broadcast, a transposed view) can take another kernel path and
+    round differently; drivers keep states contiguous between steps so that a state loaded from a
+    checkpoint continues exactly as the one that was saved.
+    """
+    return map(lambda x: x if x.is_contiguous() else x.contiguous(), tree)
+
+
+__all__ = [
+    "allclose",
+    "cast",
+    "contiguous",
+    "flatten",
+    "index",
+    "leaves",
+    "map",
+    "size",
+    "stack",
+    "to",
+    "unflatten",
+    "unstack",
+]

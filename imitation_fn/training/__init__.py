@@ -1,19 +1,20 @@
-"""The host-side driver that composes an algorithm's pure ``init`` / ``update`` into a run."""
+"""The host-side drivers that compose an algorithm's pure ``init`` / ``update`` into a run."""
 
 from imitation_fn.training.driver import (
     SavedRun,
     TrainResult,
     evaluate_seeds,
     init_states,
-    load_checkpoint,
     load_run,
     make_update,
-    save_checkpoint,
     seed_keys,
     train,
 )
+from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, Run, load_checkpoint, open_run
 
 __all__ = [
+    "CHECKPOINT_EVERY_SECONDS",
+    "Run",
     "SavedRun",
     "TrainResult",
     "evaluate_seeds",
@@ -21,7 +22,7 @@ __all__ = [
     "load_checkpoint",
     "load_run",
     "make_update",
-    "save_checkpoint",
+    "open_run",
     "seed_keys",
     "train",
 ]

@@ -32,9 +32,10 @@ from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.policies.io import save_policy
 from imitation_fn.rl import ppo
-from imitation_fn.training.driver import TrainResult, check_seeds, evaluate_at, open_run, save_checkpoint, seed_keys
+from imitation_fn.training.driver import TrainResult, check_seeds, evaluate_at, seed_keys
 from imitation_fn.training.logger import ProgressBar
 from imitation_fn.training.rl import policy_for_saving
+from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, open_run
 
 Round = Callable[[Any, Transitions], tuple[Any, dict[str, Tensor]]]
 
@@ -194,7 +195,7 @@ def train_adversarial(
     eval_every: int | None = None,
     n_eval_episodes: int = 10,
     log_dir: str | Path | None = None,
-    checkpoint_every: int | None = None,
+    checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
     resume: bool = False,
     compile: bool = False,
     progress: bool = True,
@@ -203,9 +204,10 @@ def train_adversarial(
     """Train ``algo`` (:mod:`gail` or :mod:`airl`) on ``env_id`` from expert ``demos`` for every seed.
 
     Runs ``total_timesteps // cfg.round_timesteps`` rounds (``imitation``'s ``train``). ``eval_every``
-    and ``checkpoint_every`` count generator env steps; evaluation (``n_eval_episodes`` deterministic
-    episodes per seed) always runs at the end. ``callback(round, states, eval_returns or None)`` runs
-    after every round. ``TrainResult.steps`` is the env steps each seed took.
+    counts generator env steps; evaluation (``n_eval_episodes`` deterministic episodes per seed) always
+    runs at the end, after the policies and reward nets are saved. ``log_dir``, ``checkpoint_every``
+    (seconds) and ``resume``: see :mod:`imitation_fn.training.run`. ``callback(round, states,
+    eval_returns or None)`` runs after every round. ``TrainResult.steps`` is the env steps each seed took.
     """
     seeds = check_seeds(seeds, "train_adversarial")
     per_round = cfg.round_timesteps
@@ -231,40 +233,51 @@ def train_adversarial(
     _, _, eval_keys = seed_keys(seeds)
     states = init_states(algo, cfg, env, seeds)
     step = batched_round(algo, env, compile)
-    out, states, _, writer = open_run(log_dir, resume, states, cfg, seeds, "train_adversarial")
     name = algo_name(algo)
+    total = n_rounds * per_round
+    run, states, _ = open_run(
+        log_dir,
+        resume,
+        states,
+        cfg,
+        seeds,
+        algorithm=name,
+        env_id=env_id,
+        budget=total,
+        checkpoint_every=checkpoint_every,
+    )
+    run.export = lambda out, states: save_outputs(algo, states, seeds, env, out)
 
-    def evaluate(states: Any, t: int) -> Tensor:
-        return evaluate_at(algo, eval_env, states, eval_keys, t)
+    def evaluate(states: Any, t: int, metrics: dict[str, Tensor] | None = None) -> Tensor:
+        returns = evaluate_at(algo, eval_env, states, eval_keys, t)
+        run.write_eval(t, {"return_mean": returns.mean(-1), "returns": returns})
+        shown = {"return": returns} if metrics is None else {"return": returns, "disc_acc": metrics["disc_acc"]}
+        bar.advance(t, shown)
+        return returns
 
     eval_returns: Tensor | None = None
     start = int(states.rounds.min())
-    with ProgressBar(n_rounds * per_round, f"{name} on {env_id} × {len(seeds)} seeds", enabled=progress) as bar:
+    with ProgressBar(total, f"{name} on {env_id} × {len(seeds)} seeds", enabled=progress) as bar:
         bar.advance(start * per_round)
+        if run.pending_eval:
+            eval_returns = evaluate(states, start * per_round)
         for r in range(start, n_rounds):
-            states, metrics = step(states, data)
+            states, metrics = step(tree.contiguous(states), data)  # see tree.contiguous: exact resumes
             before, done = r * per_round, (r + 1) * per_round
-            writer.write(done, "train", metrics)
-            finished = r + 1 == n_rounds
+            run.writer.write(done, "train", metrics)
+            evaluating = r + 1 == n_rounds or bool(eval_every and done // eval_every > before // eval_every)
+            if evaluating or run.checkpoint_due():
+                run.save(states, done, evaluating=evaluating)  # first: a failing evaluation loses nothing
             returns = None
-            if finished or (eval_every and done // eval_every > before // eval_every):
-                returns = eval_returns = evaluate(states, done)
-                writer.write(done, "eval", {"return_mean": returns.mean(-1), "returns": returns})
-                bar.advance(done, {"return": returns, "disc_acc": metrics["disc_acc"]})
+            if evaluating:
+                returns = eval_returns = evaluate(states, done, metrics)
             else:
                 bar.advance(done)
-            if out is not None and (
-                finished or (checkpoint_every and done // checkpoint_every > before // checkpoint_every)
-            ):
-                save_checkpoint(out, states, seeds, done, name, env_id)
             if callback is not None:
                 callback(r + 1, states, returns)
-    if eval_returns is None:  # resumed a finished run
-        eval_returns = evaluate(states, n_rounds * per_round)
-    result = TrainResult(states=states, seeds=seeds, steps=n_rounds * per_round, eval_returns=eval_returns)
-    if out is not None:
-        save_outputs(algo, result, env, out)
-    return result
+    if eval_returns is None:  # resumed a finished run whose evaluation was logged
+        eval_returns = evaluate_at(algo, eval_env, states, eval_keys, total)
+    return TrainResult(states=states, seeds=seeds, steps=total, eval_returns=eval_returns)
 
 
 def save_reward(algo: ModuleType, state: Any, path: str | Path) -> None:
@@ -284,10 +297,10 @@ def save_reward(algo: ModuleType, state: Any, path: str | Path) -> None:
         rewards.save(path, state.net, params, metadata=meta)
 
 
-def save_outputs(algo: ModuleType, result: TrainResult, env: Env, out: str | Path) -> list[Path]:
+def save_outputs(algo: ModuleType, states: Any, seeds: Sequence[int], env: Env, out: str | Path) -> list[Path]:
     """Each seed's policy as ``out/policies/seed_<s>`` and reward net as ``out/rewards/seed_<s>``."""
     paths = []
-    for seed, state in zip(result.seeds, tree.unstack(result.states), strict=True):
+    for seed, state in zip(seeds, tree.unstack(states), strict=True):
         kind, params, config, obs_norm = policy_for_saving(ppo, state.gen)
         path = Path(out) / "policies" / f"seed_{seed}"
         save_policy(path, kind, params, (env.observation_space, env.action_space), config, obs_norm)  # type: ignore[arg-type]

@@ -43,8 +43,9 @@ from imitation_fn.envs.base import Env, PolicyFn
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.evaluation_gym import evaluate_gym_policy
 from imitation_fn.policies.io import save_policy
-from imitation_fn.training.driver import CHECKPOINT, check_seeds, open_run, seed_keys
+from imitation_fn.training.driver import check_seeds, seed_keys
 from imitation_fn.training.logger import ProgressBar
+from imitation_fn.training.run import CHECKPOINT, Run, open_run
 
 HISTORY = "history.json"
 # A GymEnv's TimeStep is a handle to live simulators: it is kept beside the stacked states, whose
@@ -259,13 +260,15 @@ def train_dagger(
     if resume and out is not None and (out / CHECKPOINT).exists():
         capacity = int(serialization.load_metadata(out / CHECKPOINT).get("capacity", capacity))
     states = _init_states(cfg, init_keys, seed_envs, host, capacity, demos, beta_schedule)
-    out, states, _, writer = open_run(out, resume, states, cfg, seeds, "train_dagger")
+    run, states, saved_rounds = open_run(
+        out, resume, states, cfg, seeds, algorithm="dagger", env_id=env_id, checkpoint_every=0
+    )
     # vmap broadcasts seed-independent leaves with stride 0 and reset aliases obs and final_obs; compiled
     # steps guard on both and would recompile when they change, so every leaf starts as its own contiguous copy.
     states = tree.map(lambda x: x.clone(memory_format=torch.contiguous_format), states)
     history: list[dict[str, Any]] = []
-    if out is not None and resume and (out / HISTORY).exists():
-        history = json.loads((out / HISTORY).read_text())
+    if out is not None and resume and (out / HISTORY).exists():  # the records of the checkpoint's rounds
+        history = [h for h in json.loads((out / HISTORY).read_text()) if h["round"] < saved_rounds]
     if demos is not None and out is not None and not (out / "demos" / "expert").exists():
         serialize.save(out / "demos" / "expert", list(expert_trajs or []))
 
@@ -319,9 +322,22 @@ def train_dagger(
             done = done | reached
         return done
 
+    def evaluate_and_log(states: dagger.State, rnd: int) -> Tensor:
+        """Evaluate after round ``rnd`` (0-based): metrics row, and the round's record in the history."""
+        t0 = time.perf_counter()
+        returns = evaluate(states, rnd + 1)
+        history[-1].update(return_mean=returns.mean(-1).tolist(), eval_s=time.perf_counter() - t0)
+        run.write_eval(rnd + 1, {"return_mean": returns.mean(-1), "returns": returns})
+        if run.out is not None:
+            serialization.write_text_atomic(run.out / HISTORY, json.dumps(history))
+        bar.advance(int(states.timesteps.min()), {"return": returns})
+        return returns
+
     eval_returns: Tensor | None = None
     with ProgressBar(total_timesteps, f"dagger on {env_id} × {n_seeds} seeds", enabled=progress) as bar:
         bar.advance(int(states.timesteps.min()))
+        if run.pending_eval:  # the last round was saved, its evaluation not logged
+            eval_returns = evaluate_and_log(states, int(states.round.max()) - 1)
         while True:
             active = ~finished(states)
             if not bool(active.any()) or (max_rounds is not None and int(states.round.max()) >= max_rounds):
@@ -373,19 +389,16 @@ def train_dagger(
                 "collect_s": t_collected - t_start,  # wall times, for benchmarks
                 "update_s": t_updated - t_collected,
             }
-            if (eval_every and (rnd + 1) % eval_every == 0) or last_round:
-                eval_returns = evaluate(states, rnd + 1)
-                record["return_mean"] = eval_returns.mean(-1).tolist()
-                record["eval_s"] = time.perf_counter() - t_updated
-                writer.write(rnd + 1, "eval", {"return_mean": eval_returns.mean(-1), "returns": eval_returns})
-                bar.advance(int(states.timesteps.min()), {"return": eval_returns})
+            evaluating = bool(eval_every and (rnd + 1) % eval_every == 0) or last_round
+            if metrics:
+                run.writer.write(rnd + 1, "train", metrics)
+            history.append(record)
+            if run.out is not None:  # first: a failing evaluation loses nothing
+                _save_round(run, states, rnd, pieces, history, seed_envs[0], evaluating)
+            if evaluating:
+                eval_returns = evaluate_and_log(states, rnd)
             else:
                 bar.advance(int(states.timesteps.min()))
-            if metrics:
-                writer.write(rnd + 1, "train", metrics)
-            history.append(record)
-            if out is not None:
-                _save_round(out, states, seeds, rnd, pieces, history, seed_envs[0], env_id)
     if eval_returns is None:
         eval_returns = evaluate(states, int(states.round.max()))
     return DAggerResult(
@@ -417,16 +430,17 @@ def _init_states(
 
 
 def _save_round(
-    out: Path,
+    run: Run,
     states: dagger.State,
-    seeds: Sequence[int],
     rnd: int,
     pieces: Sequence[Sequence[dagger.Rollout]],
     history: list[dict[str, Any]],
     env: Env,
-    env_id: str,
+    evaluating: bool,
 ) -> None:
     """The round's datasets, the learners, then the checkpoint (last: a crash before it replays the round)."""
+    assert run.out is not None
+    out, seeds = run.out, run.seeds
     for seed, rollouts in zip(seeds, pieces, strict=True):
         if rollouts:
             serialize.save(out / "demos" / f"round-{rnd:03d}" / f"seed_{seed}", round_fragments(rollouts))
@@ -439,9 +453,7 @@ def _save_round(
             {"activation": state.bc.activation},
         )
     serialization.write_text_atomic(out / HISTORY, json.dumps(history))
-    meta = {"step": rnd + 1, "seeds": list(seeds), "algorithm": "dagger", "env": env_id}
-    meta["capacity"] = states.data.capacity
-    serialization.save(out / CHECKPOINT, states, meta)
+    run.save(states, rnd + 1, evaluating=evaluating, capacity=states.data.capacity)
 
 
 def load_dagger_run(scratch_dir: str | Path, env_id: str) -> tuple[dagger.Config, dagger.State, list[int]]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -25,14 +24,15 @@ from torch import Tensor
 
 from imitation_fn.core import checks, random, serialization, tree
 from imitation_fn.core.config import Config
+from imitation_fn.core.errors import InputError
 from imitation_fn.data.types import Transitions
 from imitation_fn.envs.base import Env
+from imitation_fn.envs.gym import GymEnv
 from imitation_fn.evaluation import evaluate_policy
-from imitation_fn.training.logger import MetricsWriter, ProgressBar
-
-CHECKPOINT = "checkpoint.safetensors"
-CONFIG = "config.json"
-METRICS = "metrics.jsonl"
+from imitation_fn.evaluation_gym import evaluate_gym_policy
+from imitation_fn.policies.io import save_policy
+from imitation_fn.training.logger import ProgressBar
+from imitation_fn.training.run import CHECKPOINT, CHECKPOINT_EVERY_SECONDS, CONFIG, check_config_file, open_run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +88,7 @@ def train(
     eval_every: int | None = None,
     log_every: int = 100,
     log_dir: str | Path | None = None,
-    checkpoint_every: int | None = None,
+    checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
     resume: bool = False,
     compile: bool = False,
     progress: bool = True,
@@ -98,14 +98,18 @@ def train(
 
     Exactly one of ``n_epochs`` and ``n_batches`` (``imitation``'s BC.train convention). ``env``
     gives the spaces and runs evaluation: ``env.n_envs`` episodes per seed every ``eval_every``
-    steps and at the end. With ``log_dir``: metrics to ``metrics.jsonl``, the config to
-    ``config.json`` and a checkpoint every ``checkpoint_every`` steps and at the end; ``resume``
-    continues from that checkpoint and gives the same result as an uninterrupted run. ``env_id``, when
-    given, is recorded in the checkpoint (``analyze`` reads it).
+    steps and at the end (a gymnasium env is evaluated seed by seed on the host). With ``log_dir``
+    (see :mod:`imitation_fn.training.run`): metrics, the config, and a checkpoint every
+    ``checkpoint_every`` seconds, at every evaluation (before it) and at the end; ``resume``
+    continues from that checkpoint and gives the same result as an uninterrupted run. ``env_id``,
+    when given, is recorded in the checkpoint (``eval --run`` and ``analyze`` read it).
     """
     seeds = check_seeds(seeds, "train")
     if (n_epochs is None) == (n_batches is None):
         raise ValueError("train: give exactly one of n_epochs and n_batches")
+    for name, value in (("n_epochs", n_epochs), ("n_batches", n_batches), ("eval_every", eval_every)):
+        if value is not None and value < 1:
+            raise InputError(f"train: {name} must be >= 1, got {value}")
     batch_size = int(cfg.batch_size)  # type: ignore[attr-defined]
     _validate(data, env, batch_size)
     batches_per_epoch = len(data) // batch_size  # the last partial batch is dropped, as imitation's loader does
@@ -114,41 +118,59 @@ def train(
     init_keys, data_keys, eval_keys = seed_keys(seeds)
     states = init_states(algo, cfg, init_keys, env.observation_space, env.action_space)
     update = make_update(algo, compile)
-
-    def evaluate(states: Any, step: int) -> Tensor:
-        return evaluate_at(algo, env, states, eval_keys, step)
-
-    out, states, start, writer = open_run(log_dir, resume, states, cfg, seeds, "train")
+    name = getattr(algo, "__name__", "algo").rsplit(".", 1)[-1]
+    run, states, start = open_run(
+        log_dir,
+        resume,
+        states,
+        cfg,
+        seeds,
+        algorithm=name,
+        env_id=env_id,
+        budget=total,
+        checkpoint_every=checkpoint_every,
+    )
+    if name in POLICY_EXPORTS:
+        run.export = lambda out, states: export_policies(out / "policies", states, seeds, env, POLICY_EXPORTS[name])
 
     def permutations(epoch: int) -> Tensor:
         return torch.func.vmap(lambda k: random.permutation(random.fold_in(k, epoch), len(data)))(data_keys)
 
+    def is_eval_point(step: int) -> bool:
+        return bool(eval_every and step % eval_every == 0) or step == total
+
+    def evaluate(states: Any, step: int) -> Tensor:
+        returns = evaluate_at(algo, env, states, eval_keys, step)
+        run.write_eval(step, {"return_mean": returns.mean(-1), "returns": returns})
+        bar.advance(step, {"return": returns})
+        return returns
+
     eval_returns: Tensor | None = None
     epoch_cached, perms = -1, torch.empty(0)
-    name = getattr(algo, "__name__", "algo").rsplit(".", 1)[-1]
     with ProgressBar(total, f"{name} × {len(seeds)} seeds", enabled=progress) as bar:
         bar.advance(start)
+        if run.pending_eval:
+            eval_returns = evaluate(states, start)  # its checkpoint was saved, its evaluation not logged
         for step in range(start, total):
             epoch, j = divmod(step, batches_per_epoch)
             if epoch != epoch_cached:
                 epoch_cached, perms = epoch, permutations(epoch)
             idx = perms[:, j * batch_size : (j + 1) * batch_size]  # (n_seeds, batch_size)
             batch = tree.index(data, idx)  # (n_seeds, batch_size, ...)
-            states, metrics = update(states, batch)
+            states, metrics = update(tree.contiguous(states), batch)  # see tree.contiguous: exact resumes
             done = step + 1
             if done % log_every == 0 or done == total:
-                writer.write(done, "train", metrics)
+                run.writer.write(done, "train", metrics)
                 bar.advance(done, {"loss": metrics["loss"]} if "loss" in metrics else None)
-            if (eval_every and done % eval_every == 0) or done == total:
+            evaluating = is_eval_point(done)
+            if evaluating or run.checkpoint_due():
+                run.save(states, done, evaluating=evaluating)  # first: a failing evaluation loses nothing
+            if evaluating:
                 eval_returns = evaluate(states, done)
-                writer.write(done, "eval", {"return_mean": eval_returns.mean(-1), "returns": eval_returns})
-                bar.advance(done, {"return": eval_returns})
             else:
                 bar.advance(done)
-            if out is not None and ((checkpoint_every and done % checkpoint_every == 0) or done == total):
-                save_checkpoint(out, states, seeds, done, name, env_id)
-    if eval_returns is None:  # resumed a run that had already finished: evaluate, nothing new to log
-        eval_returns = evaluate(states, total)
+    if eval_returns is None:  # resumed a run that had already finished and logged its evaluation
+        eval_returns = evaluate_at(algo, env, states, eval_keys, total)
     return TrainResult(states=states, seeds=seeds, steps=total, eval_returns=eval_returns)
 
 
@@ -158,26 +180,6 @@ def check_seeds(seeds: Sequence[int], who: str) -> list[int]:
     if len(set(seeds)) != len(seeds) or not seeds:
         raise ValueError(f"{who}: seeds must be a non-empty list of distinct integers, got {seeds}")
     return seeds
-
-
-def open_run(
-    log_dir: str | Path | None, resume: bool, states: Any, cfg: Config, seeds: Sequence[int], who: str
-) -> tuple[Path | None, Any, int, MetricsWriter]:
-    """Prepare a run directory: refuse to overwrite a run, or load its checkpoint when resuming.
-
-    Returns ``(out, states, step, writer)``: the directory (None without ``log_dir``), the states to
-    continue from, the step their checkpoint reached (0 for a new run) and the metrics writer.
-    """
-    out = Path(log_dir) if log_dir is not None else None
-    step = 0
-    if out is not None:
-        if resume and (out / CHECKPOINT).exists():
-            states, step = load_checkpoint(out, states, cfg, seeds)
-        elif (out / CHECKPOINT).exists():
-            raise FileExistsError(f"{who}: {out} already holds a run; pass resume=True or choose another log_dir")
-        out.mkdir(parents=True, exist_ok=True)
-        serialization.write_text_atomic(out / CONFIG, cfg.to_json())
-    return out, states, step, MetricsWriter(out / METRICS if out is not None else None, seeds)
 
 
 def evaluate_at(algo: ModuleType, env: Env, states: Any, eval_keys: Tensor, step: int) -> Tensor:
@@ -195,8 +197,40 @@ def init_states(
 
 
 def evaluate_seeds(algo: ModuleType, env: Env, states: Any, keys: Tensor) -> Tensor:
-    """Returns ``(n_seeds, env.n_envs)`` of each seed's ``algo.policy`` on ``env``, one vmapped evaluation."""
+    """Returns ``(n_seeds, env.n_envs)`` of each seed's ``algo.policy`` on ``env``.
+
+    One vmapped evaluation on a torch env; a gymnasium env (``GymEnv``) steps on the host, seed by seed.
+    """
+    if isinstance(env, GymEnv):
+        return torch.stack(
+            [
+                evaluate_gym_policy(env, algo.policy(state), key, env.n_envs).returns
+                for state, key in zip(tree.unstack(states), keys, strict=True)
+            ]
+        )
     return torch.func.vmap(lambda s, k: evaluate_policy(env, algo.policy(s), k).returns)(states, keys)
+
+
+PolicyExport = tuple[str, Any, dict[str, Any], Any]
+"""``(kind, params, config, obs_norm)`` of one seed's acting policy: :func:`policies.save_policy`'s arguments."""
+
+# The policy files an offline algorithm's runs export beside their checkpoint (``OUT/policies/seed_<s>``).
+POLICY_EXPORTS: dict[str, Callable[[Any], PolicyExport]] = {
+    "bc": lambda state: ("mlp", state.params, {"activation": state.activation}, None),
+}
+
+
+def export_policies(
+    out: Path, states: Any, seeds: Sequence[int], env: Env, policy_of: Callable[[Any], PolicyExport]
+) -> list[Path]:
+    """Each seed's acting policy as ``out/seed_<s>/`` (``policies.load_policy`` reads it); returns the paths."""
+    paths = []
+    for seed, state in zip(seeds, tree.unstack(states), strict=True):
+        kind, params, config, obs_norm = policy_of(state)
+        path = Path(out) / f"seed_{seed}"
+        save_policy(path, kind, params, (env.observation_space, env.action_space), config, obs_norm)  # type: ignore[arg-type]
+        paths.append(path)
+    return paths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,39 +246,33 @@ class SavedRun:
 def load_run(
     algo: ModuleType, run_dir: str | Path, observation_space: gym.Space[Any], action_space: gym.Space[Any]
 ) -> SavedRun:
-    """Load a run written by :func:`train`: needs only the code's ``init`` and the saved ``config.json``."""
+    """Load a run written by :func:`train`: needs only the code's ``init`` and the saved ``config.json``.
+
+    Refuses (``InputError``) a directory without a run, a run of another algorithm, a ``config.json``
+    edited after the checkpoint, and spaces other than the run's (naming the env it was trained on).
+    """
     out = Path(run_dir)
     if not (out / CHECKPOINT).is_file() or not (out / CONFIG).is_file():
-        raise FileNotFoundError(f"{out} is not a run directory (expected {CHECKPOINT} and {CONFIG})")
+        raise InputError(f"{out} is not a run directory (expected {CHECKPOINT} and {CONFIG})")
     meta = serialization.load_metadata(out / CHECKPOINT)
     name = algo.__name__.rsplit(".", 1)[-1]
     if meta.get("algorithm") != name:
-        raise ValueError(f"{out} holds a {meta.get('algorithm')!r} run, not {name!r}")
+        raise InputError(f"{out} holds a {meta.get('algorithm')!r} run, not {name!r}")
+    check_config_file(out)
     cfg = algo.Config.load(out / CONFIG)
     seeds = [int(s) for s in meta["seeds"]]
     template = init_states(algo, cfg, seed_keys(seeds)[0], observation_space, action_space)
-    return SavedRun(cfg=cfg, states=serialization.load(out / CHECKPOINT, template), seeds=seeds, step=int(meta["step"]))
-
-
-def save_checkpoint(
-    out: Path, states: Any, seeds: Sequence[int], step: int, algo_name: str, env_id: str | None = None
-) -> None:
-    """States (stacked over seeds) as safetensors; step, seeds, algorithm and environment in its metadata."""
-    meta: dict[str, Any] = {"step": step, "seeds": list(seeds), "algorithm": algo_name}
-    if env_id is not None:
-        meta["env"] = env_id
-    serialization.save(out / CHECKPOINT, states, meta)
-
-
-def load_checkpoint(out: Path, template: Any, cfg: Config, seeds: Sequence[int]) -> tuple[Any, int]:
-    """States and step from ``out``; refuses a checkpoint written for other seeds or another config."""
-    meta = serialization.load_metadata(out / CHECKPOINT)
-    if list(meta.get("seeds", [])) != list(seeds):
-        raise ValueError(f"resume: checkpoint in {out} is for seeds {meta.get('seeds')}, not {list(seeds)}")
-    saved_cfg = json.loads((out / CONFIG).read_text()) if (out / CONFIG).exists() else None
-    if saved_cfg is not None and saved_cfg != json.loads(cfg.to_json()):
-        raise ValueError(f"resume: {out / CONFIG} differs from the config given; refusing to mix runs")
-    return serialization.load(out / CHECKPOINT, template), int(meta["step"])
+    try:
+        states = serialization.load(out / CHECKPOINT, template)
+    except InputError:
+        raise
+    except ValueError as e:  # the checkpoint's shapes are another env's
+        trained_on = f"trained on {meta['env']}" if "env" in meta else "trained on another environment"
+        raise InputError(
+            f"{out} was {trained_on}: its networks do not fit observation space {observation_space} and action "
+            f"space {action_space}"
+        ) from e
+    return SavedRun(cfg=cfg, states=states, seeds=seeds, step=int(meta["step"]))
 
 
 __all__ = [
@@ -253,12 +281,10 @@ __all__ = [
     "check_seeds",
     "evaluate_at",
     "evaluate_seeds",
+    "export_policies",
     "init_states",
-    "load_checkpoint",
     "load_run",
     "make_update",
-    "open_run",
-    "save_checkpoint",
     "seed_keys",
     "train",
 ]

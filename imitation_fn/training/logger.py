@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import Tensor
 
+from imitation_fn.core.errors import InputError
+
 
 class MetricsWriter:
     """Appends one JSON line per (step, seed): ``{"step", "seed", "kind", **metrics}``.
@@ -39,8 +41,30 @@ class MetricsWriter:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a metrics JSONL file."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The rows of a metrics JSONL file.
+
+    A half-written last line (a run killed while writing it) is skipped; a broken line anywhere else
+    means the file is not a metrics file, and is refused naming it.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path} cannot be read as a metrics file: {e}") from e
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            if i == len(lines) - 1:
+                break
+            raise InputError(f"{path}, line {i + 1}: not a JSON metrics row ({e})") from e
+        if not isinstance(row, dict) or "step" not in row:
+            raise InputError(f"{path}, line {i + 1}: not a metrics row (a JSON object with a 'step')")
+        rows.append(row)
+    return rows
 
 
 class ProgressBar:

@@ -35,9 +35,10 @@ from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.evaluation import evaluate_policy
 from imitation_fn.policies.io import save_policy
-from imitation_fn.training.driver import CHECKPOINT, check_seeds, open_run, save_checkpoint, seed_keys
+from imitation_fn.training.driver import check_seeds, seed_keys
 from imitation_fn.training.logger import ProgressBar
 from imitation_fn.training.rl import policy_for_saving
+from imitation_fn.training.run import CHECKPOINT, CHECKPOINT_EVERY_SECONDS, open_run
 
 ALGORITHM = "preference_comparisons"
 
@@ -113,6 +114,7 @@ def train(
     n_eval_episodes: int = 10,
     eval_every: int | None = None,
     log_dir: str | Path | None = None,
+    checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
     resume: bool = False,
     progress: bool = True,
     callback: Callable[[int, Any, dict[str, Tensor]], None] | None = None,
@@ -121,10 +123,11 @@ def train(
     """Run every round of preference comparisons for every seed (see the module docstring).
 
     ``eval_every`` counts rounds (evaluation always runs at the end when there is an agent). With
-    ``log_dir``: ``config.json``, ``metrics.jsonl`` and a checkpoint after every round; ``resume``
-    continues from it. ``callback(round, states, metrics)`` runs after each round. ``compile``: SAC agents
-    train through ``torch.compile`` (see :func:`pc.agent_trainer`; compiling takes seconds with torch's
-    on-disk caches warm, a few minutes cold).
+    ``log_dir``: ``config.json``, ``metrics.jsonl`` and a checkpoint every ``checkpoint_every`` seconds
+    (at a round's end), at every evaluation and at the end; ``resume`` continues from it (see
+    :mod:`imitation_fn.training.run`). ``callback(round, states, metrics)`` runs after each round.
+    ``compile``: SAC agents train through ``torch.compile`` (see :func:`pc.agent_trainer`; compiling takes
+    seconds with torch's on-disk caches warm, a few minutes cold).
     """
     seeds = check_seeds(seeds, "preference_comparisons.train")
     agent_env: Env | None = None
@@ -149,7 +152,18 @@ def train(
 
     init_keys, _, eval_keys = seed_keys(seeds)
     states = torch.func.vmap(lambda k: pc.init(cfg, k, agent_env, spaces=spaces))(init_keys)
-    out, states, start, writer = open_run(log_dir, resume, states, cfg, seeds, ALGORITHM)
+    run, states, start = open_run(
+        log_dir,
+        resume,
+        states,
+        cfg,
+        seeds,
+        algorithm=ALGORITHM,
+        env_id=env_id,
+        budget=len(rounds),
+        checkpoint_every=checkpoint_every,
+    )
+    run.export = lambda out, states: export_artifacts(out, states, seeds, env_id)
     eval_env = _env(env_id, n_eval_episodes) if agent_env is not None else None
 
     # The agent trains after each round's reward update, on a stack of states (SAC's pieces compiled if asked).
@@ -207,11 +221,20 @@ def train(
 
         return whole_round
 
+    def evaluate_and_log(states: Any, done: int) -> Tensor:
+        assert eval_env is not None
+        keys = torch.func.vmap(random.fold_in)(eval_keys, torch.full((len(seeds),), done))
+        returns = evaluate(states, eval_env, keys)
+        run.write_eval(done, {"return_mean": returns.mean(-1), "returns": returns})
+        return returns
+
     metrics: dict[str, Tensor] = {}
     eval_returns: Tensor | None = None
     seconds = 0.0
     with ProgressBar(len(rounds), f"preference comparisons on {env_id} × {len(seeds)} seeds", enabled=progress) as bar:
         bar.advance(start)
+        if run.pending_eval and eval_env is not None:
+            eval_returns = evaluate_and_log(states, start)
         for rnd in rounds[start:]:
             if rnd.num_pairs > 0:
                 lengths = (
@@ -219,24 +242,22 @@ def train(
                 )
                 pc.check_fragment_supply(lengths, cfg.fragment_length, rnd.num_pairs, cfg.warning_threshold)
             t0 = time.perf_counter()
-            states, metrics = iteration(rnd)(states)
+            states, metrics = iteration(rnd)(tree.contiguous(states))  # see tree.contiguous: exact resumes
             seconds += time.perf_counter() - t0
             _check_horizon(metrics, cfg.allow_variable_horizon)
             done = rnd.index + 1
-            writer.write(done, "train", metrics)
+            run.writer.write(done, "train", metrics)
             last = done == len(rounds)
             show = {k: metrics[k] for k in ("reward/accuracy",) if k in metrics}
-            if eval_env is not None and (last or (eval_every and done % eval_every == 0)):
-                keys = torch.func.vmap(random.fold_in)(eval_keys, torch.full((len(seeds),), done))
-                eval_returns = evaluate(states, eval_env, keys)
-                writer.write(done, "eval", {"return_mean": eval_returns.mean(-1), "returns": eval_returns})
-                show["return"] = eval_returns
+            evaluating = eval_env is not None and (last or bool(eval_every and done % eval_every == 0))
+            if evaluating or last or run.checkpoint_due():
+                run.save(states, done, evaluating=evaluating)  # first: a failing evaluation loses nothing
+            if evaluating:
+                eval_returns = show["return"] = evaluate_and_log(states, done)
             bar.advance(done, show)
-            if out is not None:
-                save_checkpoint(out, states, seeds, done, ALGORITHM, env_id)
             if callback is not None:
                 callback(done, states, metrics)
-    if eval_env is not None and eval_returns is None:
+    if eval_env is not None and eval_returns is None:  # resumed a finished run whose evaluation was logged
         keys = torch.func.vmap(random.fold_in)(eval_keys, torch.full((len(seeds),), len(rounds)))
         eval_returns = evaluate(states, eval_env, keys)
     return PCResult(states, seeds, rounds, eval_returns, metrics, seconds)
@@ -244,9 +265,14 @@ def train(
 
 def save_artifacts(result: PCResult, env_id: str, out: str | Path) -> list[Path]:
     """Per seed: ``out/seed_<s>/{reward/, policy/, preferences.safetensors}``; returns the seed directories."""
+    return export_artifacts(Path(out), result.states, result.seeds, env_id)
+
+
+def export_artifacts(out: Path, states: Any, seeds: Sequence[int], env_id: str) -> list[Path]:
+    """:func:`save_artifacts` of stacked ``states`` (a run writes them at every checkpoint)."""
     paths = []
     probe = _env(env_id, 1)
-    for seed, state in zip(result.seeds, tree.unstack(result.states), strict=True):
+    for seed, state in zip(seeds, tree.unstack(states), strict=True):
         d = Path(out) / f"seed_{seed}"
         rewards.save(
             d / "reward",

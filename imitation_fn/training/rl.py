@@ -26,17 +26,10 @@ from imitation_fn.core import tree
 from imitation_fn.core.config import Config
 from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
-from imitation_fn.policies.io import save_policy
 from imitation_fn.rewards import RewardFn
-from imitation_fn.training.driver import (
-    TrainResult,
-    check_seeds,
-    evaluate_at,
-    open_run,
-    save_checkpoint,
-    seed_keys,
-)
+from imitation_fn.training.driver import TrainResult, check_seeds, evaluate_at, export_policies, seed_keys
 from imitation_fn.training.logger import ProgressBar
+from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, open_run
 
 Step = Callable[[Any], tuple[Any, dict[str, Tensor]]]
 
@@ -83,7 +76,7 @@ def train_rl(
     eval_every: int | None = None,
     n_eval_episodes: int = 10,
     log_dir: str | Path | None = None,
-    checkpoint_every: int | None = None,
+    checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
     resume: bool = False,
     compile: bool = False,
     progress: bool = True,
@@ -91,8 +84,9 @@ def train_rl(
 ) -> TrainResult:
     """Train ``algo`` on ``env_id`` for every seed until each has collected ``total_timesteps`` env steps.
 
-    ``eval_every`` and ``checkpoint_every`` count environment steps; evaluation always runs at the end
-    (``n_eval_episodes`` episodes per seed, deterministic policy). ``TrainResult.steps`` is the number
+    ``eval_every`` counts environment steps; evaluation always runs at the end (``n_eval_episodes``
+    episodes per seed, deterministic policy). ``log_dir``, ``checkpoint_every`` (seconds) and ``resume``:
+    see :mod:`imitation_fn.training.run`. ``TrainResult.steps`` is the number
     of environment steps each seed took. ``reward_fn`` replaces the environment's reward in training
     (a learned reward, e.g. ``rewards.load_reward``); evaluation still reports the environment's return.
     """
@@ -108,12 +102,27 @@ def train_rl(
     init_keys, _, eval_keys = seed_keys(seeds)
     states = torch.func.vmap(make_init(algo, cfg, env, total_timesteps))(init_keys)
     step = batched_train_step(algo, env, compile, reward_fn)
+    name = algo.__name__.rsplit(".", 1)[-1]
+    run, states, _ = open_run(
+        log_dir,
+        resume,
+        states,
+        cfg,
+        seeds,
+        algorithm=name,
+        env_id=env_id,
+        budget=total_timesteps,
+        checkpoint_every=checkpoint_every,
+    )
+    run.export = lambda out, states: export_policies(
+        out / "policies", states, seeds, eval_env, functools.partial(policy_for_saving, algo)
+    )
 
     def evaluate(states: Any, t: int) -> Tensor:
-        return evaluate_at(algo, eval_env, states, eval_keys, t)
-
-    out, states, _, writer = open_run(log_dir, resume, states, cfg, seeds, "train_rl")
-    name = algo.__name__.rsplit(".", 1)[-1]
+        returns = evaluate_at(algo, eval_env, states, eval_keys, t)
+        run.write_eval(t, {"return_mean": returns.mean(-1), "returns": returns})
+        bar.advance(t, {"return": returns})
+        return returns
 
     def timesteps(states: Any) -> int:
         return int(states.timesteps.min())  # equal across seeds: every seed steps the same env sizes
@@ -122,24 +131,22 @@ def train_rl(
     done = timesteps(states)
     with ProgressBar(total_timesteps, f"{name} on {env_id} × {len(seeds)} seeds", enabled=progress) as bar:
         bar.advance(done)
+        if run.pending_eval:
+            eval_returns = evaluate(states, done)
         while done < total_timesteps:
             before = done
-            states, metrics = step(states)
+            states, metrics = step(tree.contiguous(states))  # see tree.contiguous: exact resumes
             done = timesteps(states)
-            writer.write(done, "train", metrics)
-            finished = done >= total_timesteps
-            if finished or (eval_every and done // eval_every > before // eval_every):
+            run.writer.write(done, "train", metrics)
+            evaluating = done >= total_timesteps or bool(eval_every and done // eval_every > before // eval_every)
+            if evaluating or run.checkpoint_due():
+                run.save(states, done, evaluating=evaluating)  # first: a failing evaluation loses nothing
+            if evaluating:
                 eval_returns = evaluate(states, done)
-                writer.write(done, "eval", {"return_mean": eval_returns.mean(-1), "returns": eval_returns})
-                bar.advance(done, {"return": eval_returns})
             else:
                 bar.advance(done)
-            if out is not None and (
-                finished or (checkpoint_every and done // checkpoint_every > before // checkpoint_every)
-            ):
-                save_checkpoint(out, states, seeds, done, name)
-    if eval_returns is None:
-        eval_returns = evaluate(states, done)
+    if eval_returns is None:  # resumed a finished run whose evaluation was logged
+        eval_returns = evaluate_at(algo, eval_env, states, eval_keys, done)
     return TrainResult(states=states, seeds=seeds, steps=done, eval_returns=eval_returns)
 
 
@@ -160,13 +167,7 @@ def policy_for_saving(algo: ModuleType, state: Any) -> tuple[str, Any, dict[str,
 
 def save_policies(algo: ModuleType, result: TrainResult, env: Env, out: str | Path) -> list[Path]:
     """Save every seed's policy as ``out/seed_<s>/`` (safetensors + JSON); returns the directories."""
-    paths = []
-    for seed, state in zip(result.seeds, tree.unstack(result.states), strict=True):
-        kind, params, config, obs_norm = policy_for_saving(algo, state)
-        path = Path(out) / f"seed_{seed}"
-        save_policy(path, kind, params, (env.observation_space, env.action_space), config, obs_norm)  # type: ignore[arg-type]
-        paths.append(path)
-    return paths
+    return export_policies(Path(out), result.states, result.seeds, env, functools.partial(policy_for_saving, algo))
 
 
 __all__ = ["batched_train_step", "make_init", "policy_for_saving", "save_policies", "train_rl"]
