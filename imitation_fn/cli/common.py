@@ -196,11 +196,14 @@ def results_table(title: str, seeds: Sequence[int], returns: torch.Tensor) -> Ta
     return table
 
 
-def load_policy_arg(path: str) -> Any:
+def load_policy_arg(path: str, flag: str = "--policy") -> Any:
+    """A saved policy (directory, file or SB3 zip); errors name the flag (the loader's name the file)."""
     try:
         return load_policy(path)
-    except (FileNotFoundError, ValueError, KeyError) as e:
-        raise CLIError(f"--policy {path}: {e}") from e
+    except FileNotFoundError as e:
+        raise CLIError(f"{flag} {path}: {e}") from e
+    except InputError as e:
+        raise CLIError(f"{flag}: {e}") from e
 
 
 def add_run_flags(

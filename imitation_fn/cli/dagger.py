@@ -11,8 +11,6 @@ import argparse
 import time
 from typing import Any
 
-import gymnasium as gym
-
 from imitation_fn.algorithms import dagger
 from imitation_fn.cli.common import (
     CLIError,
@@ -26,18 +24,13 @@ from imitation_fn.cli.common import (
     positive_int,
     results_table,
 )
+from imitation_fn.core.errors import InputError
 from imitation_fn.data import serialize
-from imitation_fn.data.utils import check_spaces
+from imitation_fn.data.utils import check_spaces as check_demo_spaces
 from imitation_fn.envs.base import PolicyFn
 from imitation_fn.envs.experts import expert_for
-from imitation_fn.policies import load_policy
+from imitation_fn.policies import check_spaces, load_policy
 from imitation_fn.training.dagger import train_dagger
-
-
-def _spaces_match(a: gym.Space[Any], b: gym.Space[Any]) -> bool:
-    if isinstance(a, gym.spaces.Discrete) and isinstance(b, gym.spaces.Discrete):
-        return int(a.n) == int(b.n) and int(a.start) == int(b.start)
-    return type(a) is type(b) and tuple(a.shape or ()) == tuple(b.shape or ())
 
 
 def load_expert(spec: str, env_id: str) -> PolicyFn:
@@ -50,14 +43,11 @@ def load_expert(spec: str, env_id: str) -> PolicyFn:
             raise CLIError(f"--expert scripted: {e.args[0]}") from e
     try:
         policy = load_policy(spec)
-    except (FileNotFoundError, ValueError, KeyError, TypeError) as e:
+        check_spaces(policy, env.observation_space, env.action_space, env_id)
+    except FileNotFoundError as e:
         raise CLIError(f"--expert {spec}: {e}") from e
-    for what, theirs, ours in (
-        ("observation", policy.observation_space, env.observation_space),
-        ("action", policy.action_space, env.action_space),
-    ):
-        if not _spaces_match(theirs, ours):
-            raise CLIError(f"--expert {spec}: its {what} space {theirs} does not match {env_id}'s {ours}")
+    except InputError as e:  # the message names the file
+        raise CLIError(f"--expert: {e}") from e
     return policy.policy_fn()
 
 
@@ -69,7 +59,7 @@ def cmd_dagger(args: argparse.Namespace) -> None:
         try:
             expert_trajs = serialize.load(args.expert_demos)
             env = make_env(args.env, n_envs=1)
-            check_spaces(expert_trajs, env.observation_space, env.action_space)
+            check_demo_spaces(expert_trajs, env.observation_space, env.action_space)
         except (FileNotFoundError, ValueError) as e:
             raise CLIError(f"--expert-demos {args.expert_demos}: {e}") from e
     seeds = list(range(args.seed, args.seed + args.seeds))

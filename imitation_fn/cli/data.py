@@ -65,7 +65,7 @@ def cmd_rollouts(args: argparse.Namespace) -> None:
     try:
         check_spaces(loaded, env.observation_space, env.action_space, args.env)
     except ValueError as e:
-        raise CLIError(f"--policy {args.policy}: {e}") from e
+        raise CLIError(f"--policy: {e}") from e
     policy = loaded.policy_fn(deterministic=not args.stochastic)
     trajs = generate_trajectories(env, policy, random.key(args.seed), min_episodes=args.episodes)[: args.episodes]
     save_dataset(args.out, trajs)

@@ -118,7 +118,7 @@ def _eval_policy(args: argparse.Namespace) -> None:
     try:
         check_spaces(loaded, env.observation_space, env.action_space, env_id)
     except ValueError as e:
-        raise CLIError(f"--policy {args.policy}: {e}") from e
+        raise CLIError(f"--policy: {e}") from e
     key = random.key(args.seed)
     returns = _returns(loaded, env, key, args.n_episodes, args.stochastic)
     console.print(results_table(f"{args.policy} on {env_id}", [args.seed], returns[None]))

@@ -52,7 +52,8 @@ def cmd_train_rl(args: argparse.Namespace) -> None:
     reward_fn = None
     if args.reward is not None:
         try:
-            reward_fn = rewards.load_reward(args.reward_kind, args.reward, make_env(args.env, n_envs=1))
+            kwargs = {"alpha": args.reward_alpha} if args.reward_alpha is not None else {}
+            reward_fn = rewards.load_reward(args.reward_kind, args.reward, make_env(args.env, n_envs=1), **kwargs)
         except (FileNotFoundError, ValueError, TypeError) as e:
             raise CLIError(f"--reward {args.reward}: {e}") from e
         console.print(f"training on the {args.reward_kind} reward at {args.reward} (evaluation: the env's reward)")
@@ -115,6 +116,13 @@ def register(sub: Any) -> None:
         choices=[*rewards.KINDS, *rewards.io.IMITATION_KINDS],
         help="which reward of the saved net: normalized (needs saved statistics), unnormalized, shaped, "
         "unshaped (AIRL's test-time reward), std_added, zero; imitation's RewardNet_* names work too",
+    )
+    r.add_argument(
+        "--reward-alpha",
+        type=float,
+        default=None,
+        help="with --reward-kind std_added: the reward is mean + alpha * std over the ensemble (default: 0, "
+        "imitation's AddSTDRewardWrapper)",
     )
     r.add_argument(
         "--save-demos",

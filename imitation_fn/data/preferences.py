@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import safetensors.torch
 import torch
 from torch import Tensor
 
 from imitation_fn.core import serialization, struct, tree
+from imitation_fn.core.errors import InputError
 
 
 class Fragments(struct.PyTreeNode):
@@ -124,20 +124,17 @@ def load(path: str | Path) -> PreferenceDataset:
     """Read a dataset written by :func:`save`; shapes and dtypes come from the file."""
     meta = serialization.load_metadata(path)
     if meta.get("kind") != "preference_dataset":
-        raise ValueError(f"{path} does not hold a preference dataset (metadata {json.dumps(meta)})")
-    flat = safetensors.torch.load_file(str(path))
-
-    def get(name: str) -> Tensor:
-        return flat[f".fragments.{name}"]
-
-    template = PreferenceDataset(
-        fragments=Fragments(
-            obs=get("obs"), acts=get("acts"), next_obs=get("next_obs"), dones=get("dones"), rews=get("rews")
-        ),
-        preferences=flat[".preferences"],
-        count=flat[".count"],
-        capacity=int(meta["capacity"]),
-    )
+        raise InputError(f"{path} does not hold a preference dataset (metadata {json.dumps(meta)})")
+    flat = serialization.load_flat(path)
+    try:
+        template = PreferenceDataset(
+            fragments=Fragments(**{name: flat[f".fragments.{name}"] for name in Fragments.__dataclass_fields__}),
+            preferences=flat[".preferences"],
+            count=flat[".count"],
+            capacity=int(meta["capacity"]),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{path} is not a complete preference dataset (missing or bad entry {e})") from e
     return serialization.from_flat_dict(flat, template, what=str(path))
 
 

@@ -262,10 +262,9 @@ def load_run(
     cfg = algo.Config.load(out / CONFIG)
     seeds = [int(s) for s in meta["seeds"]]
     template = init_states(algo, cfg, seed_keys(seeds)[0], observation_space, action_space)
+    flat = serialization.load_flat(out / CHECKPOINT)  # a damaged file: its own error
     try:
-        states = serialization.load(out / CHECKPOINT, template)
-    except InputError:
-        raise
+        states = serialization.from_flat_dict(flat, template, what=str(out / CHECKPOINT))
     except ValueError as e:  # the checkpoint's shapes are another env's
         trained_on = f"trained on {meta['env']}" if "env" in meta else "trained on another environment"
         raise InputError(
