@@ -1,4 +1,4 @@
-"""Resumed ≡ uninterrupted, bit for bit, for every training command.
+"""Resumed ≡ uninterrupted, bit for bit, for every training command; ``eval --run`` reads every command's run.
 
 Each command runs once with a checkpoint after every update (``--checkpoint-every 0``); a copy of the
 run directory is taken at every checkpoint, as a kill right after it would leave it. Resuming from a
@@ -94,3 +94,15 @@ def test_resumed_run_equals_the_uninterrupted_one(
     for name, tensor in expected.items():
         assert torch.equal(resumed[name], tensor), f"{command}: {name} differs after resuming"
     assert _rows(killed) == _rows(full)
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_eval_reads_the_run_of_every_command(command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert main([*_argv(COMMANDS[command]), "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--run", str(run), "--n-episodes", "2"]) == 0
+    table = capsys.readouterr().out
+    step = serialization.load_metadata(run / CHECKPOINT)["step"]
+    assert "mean return" in table and f"after {step} steps" in " ".join(table.split())
+    assert [line.split()[1] for line in table.splitlines() if line.split()[1:2] in (["0"], ["1"])] == ["0", "1"]
