@@ -26,12 +26,15 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from rich.markup import escape
 
 from imitation_fn.cli.common import CLIError, HelpFormatter, add_config_flags, config_from_args, console
+from imitation_fn.core import serialization
 from imitation_fn.core.errors import InputError
+from imitation_fn.training.run import CHECKPOINT
 
 # One module per command group, each with ``register(subparsers)``; ``--help`` lists them in this order.
 COMMANDS = (
@@ -63,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     try:
+        _announce_resume(args)
         args.func(args)
     except InputError as e:
         console.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
@@ -71,6 +75,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print("[yellow]interrupted[/]: a run with --out continues from its last checkpoint with --resume")
         return 130
     return 0
+
+
+def _announce_resume(args: argparse.Namespace) -> None:
+    """``--resume`` says where it continues from (``open_run`` refuses what cannot be resumed)."""
+    out = getattr(args, "out", None)
+    if not getattr(args, "resume", False) or out is None or not (Path(out) / CHECKPOINT).is_file():
+        return
+    meta = serialization.load_metadata(Path(out) / CHECKPOINT)
+    console.print(
+        f"resuming the {meta.get('algorithm', '')} run in {out} from its checkpoint at step {meta.get('step')}"
+    )
 
 
 if __name__ == "__main__":
