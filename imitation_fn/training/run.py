@@ -164,6 +164,7 @@ def load_checkpoint(
             f"--resume: the checkpoint in {out} is for seeds {meta.get('seeds')}, not {list(seeds)}; "
             "give the same --seed and --seeds"
         )
+    check_config_file(out)
     saved = (out / CONFIG).read_text() if (out / CONFIG).exists() else None
     if saved is not None:
         try:
@@ -182,7 +183,7 @@ def check_config_file(out: Path) -> None:
     """Refuse a run whose ``config.json`` was edited after its checkpoint was written."""
     meta = serialization.load_metadata(out / CHECKPOINT)
     expected = meta.get("config_sha256")
-    if expected is None:  # written before checkpoints recorded it
+    if expected is None or not (out / CONFIG).exists():  # written before checkpoints recorded it
         return
     try:
         saved = json.loads((out / CONFIG).read_text())
