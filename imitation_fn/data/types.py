@@ -9,23 +9,45 @@ from __future__ import annotations
 from torch import Tensor
 
 from imitation_fn.core import struct
+from imitation_fn.core.errors import InputError
 
 
 class Trajectory(struct.PyTreeNode):
-    """One episode. ``obs`` has one more row than ``acts`` (it includes the last observation)."""
+    """One episode. ``obs`` has one more row than ``acts`` (it includes the last observation).
+
+    The constructor (and so ``.replace``) refuses fields of inconsistent lengths with
+    :class:`InputError`, checking axis 0 as time. Pytree transforms (``vmap``, ``tree.map``,
+    ``tree.stack``) rebuild trajectories without it, so batched or stacked ones pass through them
+    unchecked; ``.replace`` is for single episodes.
+    """
 
     obs: Tensor  # (T + 1, *obs_shape)
     acts: Tensor  # (T, *act_shape)
     terminal: bool = struct.field(static=True)  # ended in a terminal state (not truncated)
 
+    def __post_init__(self) -> None:
+        self._check_lengths()
+
     def __len__(self) -> int:
         return int(self.acts.shape[0])
+
+    def _check_lengths(self) -> None:
+        """Raise :class:`InputError` unless every field's time axis (axis 0) agrees with ``acts``."""
+        n = _rows(self, "acts")
+        if n is not None:
+            _expect_rows(self, "obs", n + 1, "len(acts) + 1")
 
 
 class TrajectoryWithRew(Trajectory):
     """An episode with its environment rewards."""
 
     rews: Tensor  # (T,) float32
+
+    def _check_lengths(self) -> None:
+        super()._check_lengths()
+        n = _rows(self, "acts")
+        if n is not None:
+            _expect_rows(self, "rews", n, "len(acts)")
 
 
 class Transitions(struct.PyTreeNode):
@@ -38,6 +60,27 @@ class Transitions(struct.PyTreeNode):
 
     def __len__(self) -> int:
         return int(self.obs.shape[0])
+
+
+def _rows(traj: Trajectory, name: str) -> int | None:
+    """Length of field ``name``'s time axis; ``None`` where it cannot be checked.
+
+    Placeholders that are not tensors (``()``, ``None``) and symbolic sizes under ``torch.compile``
+    are let through: the check is for data, and must not add guards to a traced graph.
+    """
+    x = getattr(traj, name)
+    if not isinstance(x, Tensor):
+        return None
+    if x.ndim == 0:
+        raise InputError(f"{type(traj).__name__}: {name} is a scalar, expected a time axis of one row per step")
+    n = x.shape[0]
+    return n if isinstance(n, int) else None
+
+
+def _expect_rows(traj: Trajectory, name: str, expected: int, formula: str) -> None:
+    n = _rows(traj, name)
+    if n is not None and n != expected:
+        raise InputError(f"{type(traj).__name__}: {name} has {n} rows, expected {formula} = {expected}")
 
 
 __all__ = ["Trajectory", "TrajectoryWithRew", "Transitions"]
