@@ -19,9 +19,13 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import torch
+from datasets.exceptions import DatasetsError
 
+from imitation_fn.core.errors import InputError
 from imitation_fn.data import serialize
+from imitation_fn.data.serialize import ExistingPathError
 from imitation_fn.data.types import Trajectory, TrajectoryWithRew
 
 AnyPath = str | os.PathLike[str]
@@ -36,16 +40,21 @@ def convert(src: AnyPath, dst: AnyPath, *, overwrite: bool = False) -> Path:
     """
     src, dst = Path(src), Path(dst)
     if src.resolve() == dst.resolve():
-        raise ValueError(f"convert: source and destination are the same path {src}")
+        raise InputError(f"convert: source and destination are the same path {src}")
     if dst.exists() and not overwrite:
-        raise FileExistsError(f"convert: {dst} already exists; pass overwrite=True (--overwrite) to replace it")
+        raise ExistingPathError(f"convert: {dst} already exists; pass overwrite=True (--overwrite) to replace it")
     trajs = serialize.load(src)
     if src.is_dir() and _has_infos(src):
         warnings.warn(f"convert: {src} has non-empty per-step infos; they are not carried over to {dst}", stacklevel=2)
-    if dst.suffix == ".npz":
-        save_npz(dst, trajs)
-    else:
-        serialize.save(dst, trajs)
+    try:
+        if dst.suffix == ".npz":
+            save_npz(dst, trajs)
+        else:
+            serialize.save(dst, trajs)
+    except ExistingPathError:
+        raise
+    except OSError as e:  # e.g. a parent that is a file, or no permission
+        raise InputError(f"convert: cannot write {dst}: {e.strerror or e}") from e
     return dst
 
 
@@ -94,12 +103,17 @@ def _numpy(x: torch.Tensor) -> np.ndarray:
 
 
 def _has_infos(path: Path) -> bool:
-    """Whether a datasets directory holds any per-step info other than ``{}``."""
-    dataset = datasets.load_from_disk(str(path))
-    if not isinstance(dataset, datasets.Dataset) or "infos" not in dataset.column_names:
-        return False
+    """Whether a datasets directory, already read by :func:`serialize.load`, has a per-step info other than ``{}``."""
+    try:
+        dataset = datasets.load_from_disk(str(path))
+        if not isinstance(dataset, datasets.Dataset) or "infos" not in dataset.column_names:
+            return False
+        rows = dataset["infos"]
+    except (pa.ArrowException, DatasetsError, OSError, ValueError, TypeError) as e:  # only if it changed since load()
+        raise InputError(f"convert: cannot read the infos of {path} ({e})") from e
     # jsonpickle.encode({}) == "{}", which is what imitation writes for infos=None and what we write.
-    return any(info != "{}" for row in dataset["infos"] for info in row)
+    # load() ignores infos, so a row may hold anything: count whatever is not a list of "{}" as infos.
+    return any(not isinstance(row, list) or any(info != "{}" for info in row) for row in rows)
 
 
 __all__ = ["convert", "save_npz"]

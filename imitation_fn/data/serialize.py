@@ -21,19 +21,34 @@ import json
 import os
 import shutil
 import uuid
+import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import datasets
 import numpy as np
 import pyarrow as pa
 import torch
+from datasets.exceptions import DatasetsError
 
+from imitation_fn.core.errors import InputError
 from imitation_fn.data.types import Trajectory, TrajectoryWithRew
 
 AnyPath = str | os.PathLike[str]
 
 REQUIRED_COLUMNS = ("obs", "acts", "terminal")
+
+
+class MissingPathError(InputError, FileNotFoundError):
+    """A path that does not exist: an :class:`InputError`, and a ``FileNotFoundError`` for callers that catch that."""
+
+
+class ExistingPathError(InputError, FileExistsError):
+    """A path that exists and may not be replaced: an :class:`InputError`, and a ``FileExistsError``."""
+
+
 _EMPTY_INFO = json.dumps({})  # == jsonpickle.encode({})
 
 
@@ -60,26 +75,42 @@ def from_dataset(dataset: datasets.Dataset) -> list[Trajectory | TrajectoryWithR
     """Trajectories from a ``datasets.Dataset`` in ``imitation``'s layout (e.g. one from the Hub).
 
     Gives :class:`TrajectoryWithRew` when the dataset has a ``rews`` column (rewards as float32),
-    else :class:`Trajectory`. Observations and actions keep their stored dtype.
+    else :class:`Trajectory`. Observations and actions keep their stored dtype. A dataset that does
+    not hold valid trajectories raises :class:`InputError`.
     """
+    return _from_dataset(dataset, "dataset")
+
+
+def _from_dataset(dataset: datasets.Dataset, where: str) -> list[Trajectory | TrajectoryWithRew]:
+    """:func:`from_dataset`, naming the dataset ``where`` (its path) in errors."""
     missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]
     if missing:
-        raise ValueError(
-            f"dataset is missing required column(s) {missing}: found {dataset.column_names}, expected "
+        raise InputError(
+            f"{where} is missing required column(s) {missing}: found {dataset.column_names}, expected "
             "imitation's trajectory columns obs, acts, infos, terminal and optionally rews"
         )
+    if len(dataset) == 0:
+        raise InputError(f"{where} holds no trajectories")
     with_rews = "rews" in dataset.column_names
     columns = [*REQUIRED_COLUMNS, "rews"] if with_rews else list(REQUIRED_COLUMNS)
-    trajs: list[Trajectory | TrajectoryWithRew] = []
-    for row in dataset.with_format("numpy", columns=columns):
-        obs, acts = torch.tensor(np.asarray(row["obs"])), torch.tensor(np.asarray(row["acts"]))
-        terminal = bool(row["terminal"])
-        if with_rews:
-            rews = torch.tensor(np.asarray(row["rews"]), dtype=torch.float32)
-            trajs.append(TrajectoryWithRew(obs=obs, acts=acts, terminal=terminal, rews=rews))
-        else:
-            trajs.append(Trajectory(obs=obs, acts=acts, terminal=terminal))
-    _check_no_nan(trajs)
+    try:
+        # A flipped byte can leave an Arrow file that parses but points outside its buffers: validate
+        # every offset (of every column: convert reads the infos) before anything reads through them.
+        dataset.data.table.validate(full=True)
+        rows = list(dataset.with_format("numpy", columns=columns))
+    except (pa.ArrowException, ValueError, TypeError, OSError) as e:
+        raise InputError(f"{where}: cannot read its rows ({_reason(e)})") from e
+    trajs = [
+        _trajectory(
+            f"{where}: trajectory {i}",
+            row["obs"],
+            row["acts"],
+            row["terminal"],
+            row["rews"] if with_rews else None,
+        )
+        for i, row in enumerate(rows)
+    ]
+    _check_same_items(trajs, where)
     return trajs
 
 
@@ -92,7 +123,7 @@ def save(path: AnyPath, trajectories: Sequence[Trajectory]) -> None:
     """
     path = Path(path)
     if path.exists() and not _is_saved_dataset(path):
-        raise FileExistsError(f"{path} exists and is not a saved trajectory dataset; refusing to overwrite it")
+        raise ExistingPathError(f"{path} exists and is not a saved trajectory dataset; refusing to overwrite it")
     dataset = to_dataset(trajectories)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
@@ -114,23 +145,17 @@ def save(path: AnyPath, trajectories: Sequence[Trajectory]) -> None:
 def load(path: AnyPath) -> list[Trajectory | TrajectoryWithRew]:
     """Read trajectories saved by :func:`save`, by ``imitation``'s ``serialize.save``, or its older ``.npz``.
 
-    Gives :class:`TrajectoryWithRew` when rewards were saved, else :class:`Trajectory`.
+    Gives :class:`TrajectoryWithRew` when rewards were saved, else :class:`Trajectory`. Anything
+    that does not hold valid trajectories (missing, incomplete, corrupt, empty, inconsistent
+    lengths, non-numeric or non-finite data) raises :class:`InputError` naming ``path``.
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no trajectories at {path}: the path does not exist")
+        raise MissingPathError(f"no trajectories at {path}: the path does not exist")
     if path.is_dir():
-        _check_complete(path)
-        try:
-            dataset = datasets.load_from_disk(str(path))
-        except (FileNotFoundError, pa.ArrowInvalid) as e:
-            raise ValueError(f"{path} is not a readable Hugging Face datasets directory ({e})") from e
-        if not isinstance(dataset, datasets.Dataset):
-            raise ValueError(
-                f"expected {path} to hold a datasets.Dataset, got a {type(dataset).__name__} "
-                f"with splits {list(dataset)}; load it yourself and pass one split to from_dataset"
-            )
-        return from_dataset(dataset)
+        return _load_directory(path)
+    if not path.is_file():  # opening a named pipe would wait for a writer
+        raise InputError(f"{path} is neither a datasets directory nor an .npz file")
     return _load_npz(path)
 
 
@@ -139,91 +164,257 @@ def load_with_rewards(path: AnyPath) -> list[TrajectoryWithRew]:
     trajs = load(path)
     without = [i for i, traj in enumerate(trajs) if not isinstance(traj, TrajectoryWithRew)]
     if without:
-        raise ValueError(f"expected trajectories with rewards in {path}, but trajectory {without[0]} has none")
+        raise InputError(f"expected trajectories with rewards in {path}, but trajectory {without[0]} has none")
     return trajs  # type: ignore[return-value]
+
+
+def _load_directory(path: Path) -> list[Trajectory | TrajectoryWithRew]:
+    _check_complete(path)
+    try:
+        dataset = datasets.load_from_disk(str(path))
+    # datasets trusts its metadata: a corrupt file surfaces as whatever its parsing code trips on.
+    except (pa.ArrowException, DatasetsError, OSError, ValueError, LookupError, TypeError, AttributeError) as e:
+        raise InputError(f"{path} is not a readable Hugging Face datasets directory ({_reason(e)})") from e
+    if not isinstance(dataset, datasets.Dataset):
+        raise InputError(
+            f"expected {path} to hold a datasets.Dataset, got a {type(dataset).__name__} "
+            f"with splits {list(dataset)}; load it yourself and pass one split to from_dataset"
+        )
+    return _from_dataset(dataset, str(path))
 
 
 def _load_npz(path: Path) -> list[Trajectory | TrajectoryWithRew]:
     """``imitation``'s ``.npz`` (<= 0.3): episodes concatenated, split at ``indices`` (len = n_traj - 1)."""
     try:
-        data = np.load(path, allow_pickle=False)
-    except ValueError as e:  # numpy refuses anything that is not .npy/.npz without unpickling it
-        raise ValueError(
+        with open(path, "rb") as f:
+            magic = f.read(len(_NPY_MAGIC))
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror or _reason(e)}") from e
+    # numpy would try to unpickle anything without the .npz (zip) or .npy magic; allow_pickle=False
+    # makes that an error, refused here first with the reason.
+    if not magic.startswith(_ZIP_MAGIC) and magic != _NPY_MAGIC:
+        raise InputError(
             f"{path} is neither a datasets directory nor an .npz file. imitation's older pickle format is not "
             "supported (unpickling can run arbitrary code): convert it with imitation's convert_trajs script"
-        ) from e
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path} is neither a datasets directory nor an imitation .npz file")
-    with data:
-        missing = [k for k in (*REQUIRED_COLUMNS, "indices") if k not in data.files]
-        if missing:
-            raise ValueError(f"{path} is missing required array(s) {missing}: found {data.files}")
-        try:
-            indices = data["indices"].astype(np.int64)
-            # Each episode has one more obs than acts: shift the split points by the episode index.
-            obs = np.split(data["obs"], indices + np.arange(len(indices)) + 1)
-            acts = np.split(data["acts"], indices)
-            terminal = data["terminal"]
-            rews = np.split(data["rews"], indices) if "rews" in data.files else None
-        except ValueError as e:
-            raise ValueError(f"{path}: cannot read its arrays ({e}); dict observations are not supported") from e
-    if not len(obs) == len(acts) == len(terminal):
-        raise ValueError(
-            f"{path} is inconsistent: {len(obs)} obs and {len(acts)} acts pieces, {len(terminal)} terminal"
         )
-    trajs: list[Trajectory | TrajectoryWithRew] = []
-    for i in range(len(obs)):
-        o, a, term = torch.tensor(obs[i]), torch.tensor(acts[i]), bool(terminal[i])
-        if rews is None:
-            trajs.append(Trajectory(obs=o, acts=a, terminal=term))
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except _NPZ_ERRORS as e:
+        raise InputError(f"{path} is not a readable .npz file ({_reason(e)})") from e
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise InputError(f"{path} is neither a datasets directory nor an imitation .npz file")
+    with archive:
+        missing = [k for k in (*REQUIRED_COLUMNS, "indices") if k not in archive.files]
+        if missing:
+            raise InputError(f"{path} is missing required array(s) {missing}: found {archive.files}")
+        # infos is never read: imitation pickled it, and unpickling can run arbitrary code.
+        names = [*REQUIRED_COLUMNS, "indices", *(["rews"] if "rews" in archive.files else [])]
+        arrays = {name: _read_npz_array(path, archive, name) for name in names}
+    obs, acts, terminal, indices = arrays["obs"], arrays["acts"], arrays["terminal"], arrays["indices"]
+    rews = arrays.get("rews")
+    for name, x in (("obs", obs), ("acts", acts), ("terminal", terminal), ("indices", indices), ("rews", rews)):
+        if x is not None and x.ndim == 0:
+            raise InputError(f"{path}: {name} is a scalar, expected one row per step (or per trajectory)")
+    n_traj, n_steps = len(terminal), len(acts)
+    if n_traj == 0:
+        raise InputError(f"{path} holds no trajectories (its terminal array is empty)")
+    splits = _split_points(path, indices, n_traj, n_steps)
+    if len(obs) != n_steps + n_traj:
+        raise InputError(
+            f"{path} is inconsistent: obs has {len(obs)} rows, expected len(acts) + number of trajectories "
+            f"= {n_steps} + {n_traj} = {n_steps + n_traj} (each trajectory has one more observation than actions)"
+        )
+    if rews is not None and len(rews) != n_steps:
+        raise InputError(f"{path} is inconsistent: rews has {len(rews)} rows, expected len(acts) = {n_steps}")
+    # Each episode has one more obs than acts: shift the split points by the episode index.
+    obs_pieces = np.split(obs, splits + np.arange(n_traj - 1) + 1)
+    acts_pieces, rews_pieces = np.split(acts, splits), None if rews is None else np.split(rews, splits)
+    return [
+        _trajectory(
+            f"{path}: trajectory {i}",
+            obs_pieces[i],
+            acts_pieces[i],
+            terminal[i],
+            None if rews_pieces is None else rews_pieces[i],
+        )
+        for i in range(n_traj)
+    ]
+
+
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first local header, or an empty zip's directory end
+_NPY_MAGIC = b"\x93NUMPY"
+
+# What opening or reading a damaged .npz raises: zipfile's BadZipFile, NotImplementedError (an unknown
+# compression or zip version) and RuntimeError (an encrypted member), zlib.error, numpy's ValueError
+# and EOFError (a bad or short .npy), and MemoryError for a header that declares a huge array.
+_NPZ_ERRORS = (ValueError, OSError, EOFError, RuntimeError, zipfile.BadZipFile, zlib.error, MemoryError)
+
+
+def _read_npz_array(path: Path, archive: np.lib.npyio.NpzFile, name: str) -> np.ndarray:
+    try:
+        return archive[name]
+    except _NPZ_ERRORS as e:  # an object array is refused (ValueError) too: reading it would unpickle
+        raise InputError(f"{path}: cannot read its {name} array ({_reason(e)})") from e
+
+
+def _split_points(path: Path, indices: np.ndarray, n_traj: int, n_steps: int) -> np.ndarray:
+    """``indices`` as int64 split points of ``acts``, or :class:`InputError` naming what is wrong."""
+    if indices.ndim != 1 or len(indices) != n_traj - 1:
+        raise InputError(
+            f"{path} is inconsistent: indices has shape {indices.shape}, expected ({n_traj - 1},) "
+            f"(one split point between each of the {n_traj} trajectories in terminal)"
+        )
+    # imitation writes np.cumsum of the lengths, which is a float array when there is one trajectory.
+    integral = indices.dtype.kind in "iu" or (
+        indices.dtype.kind == "f" and bool(np.all(np.isfinite(indices) & (indices == np.round(indices))))
+    )
+    if not integral:
+        raise InputError(f"{path}: indices has dtype {indices.dtype}, expected integer split points")
+    splits = indices.astype(np.int64)
+    if len(splits) and (splits[0] < 0 or splits[-1] > n_steps or bool(np.any(np.diff(splits) < 0))):
+        raise InputError(
+            f"{path} is inconsistent: indices must be non-decreasing split points in [0, len(acts) = {n_steps}], "
+            f"got {splits.tolist()[:10]}{' ...' if len(splits) > 10 else ''}"
+        )
+    return splits
+
+
+def _trajectory(
+    where: str, obs: object, acts: object, terminal: object, rews: object | None
+) -> Trajectory | TrajectoryWithRew:
+    """One trajectory from stored arrays, or :class:`InputError` prefixed with ``where``."""
+    o, a, term = _tensor(where, "obs", obs), _tensor(where, "acts", acts), _flag(where, terminal)
+    r = None if rews is None else _tensor(where, "rews", rews).to(torch.float32)
+    if r is not None and r.ndim != 1:
+        raise InputError(f"{where}: rews has shape {tuple(r.shape)}, expected (len(acts),)")
+    try:  # the constructors check the lengths
+        if r is None:
+            traj: Trajectory | TrajectoryWithRew = Trajectory(obs=o, acts=a, terminal=term)
         else:
-            r = torch.tensor(rews[i], dtype=torch.float32)
-            trajs.append(TrajectoryWithRew(obs=o, acts=a, terminal=term, rews=r))
-    _check_no_nan(trajs)
-    return trajs
+            traj = TrajectoryWithRew(obs=o, acts=a, terminal=term, rews=r)
+    except InputError as e:
+        raise InputError(f"{where}: {e}") from e
+    _check_finite(where, traj)
+    return traj
+
+
+def _tensor(where: str, name: str, x: object) -> torch.Tensor:
+    """A stored array as a tensor of numbers or booleans with a time axis, or :class:`InputError`."""
+    try:
+        array = np.asarray(x)
+    except ValueError as e:  # ragged nested lists
+        raise InputError(f"{where}: {name} is not a rectangular array ({_reason(e)})") from e
+    if array.dtype.kind not in "biuf":
+        ragged = " (rows of different lengths, or values that are not numbers)" if array.dtype == object else ""
+        raise InputError(f"{where}: {name} has dtype {array.dtype}{ragged}, expected numbers or booleans")
+    if array.ndim == 0:
+        raise InputError(f"{where}: {name} is a scalar, expected one row per step")
+    # torch reads native byte order only; an .npz written on another machine may hold big-endian arrays.
+    return torch.from_numpy(np.array(array, dtype=array.dtype.newbyteorder("=")))
+
+
+def _flag(where: str, x: object) -> bool:
+    """A stored ``terminal`` value: a boolean (or 0/1) scalar."""
+    array = np.asarray(x)
+    if array.ndim != 0 or array.dtype.kind not in "biu" or array.item() not in (0, 1):
+        raise InputError(f"{where}: terminal is {_preview(array)}, expected a boolean")
+    return bool(array)
+
+
+def _check_same_items(trajs: Sequence[Trajectory], where: str) -> None:
+    """Every trajectory's observations and actions share item shape and dtype (they are batched together)."""
+    first = trajs[0]
+    for i, traj in enumerate(trajs[1:], start=1):
+        for name in ("obs", "acts"):
+            want, got = getattr(first, name), getattr(traj, name)
+            if got.shape[1:] != want.shape[1:] or got.dtype != want.dtype:
+                raise InputError(
+                    f"{where}: trajectory {i} {name} has item shape {tuple(got.shape[1:])} dtype {got.dtype}, "
+                    f"trajectory 0 has {tuple(want.shape[1:])} dtype {want.dtype}"
+                )
 
 
 _ARROW_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # Arrow IPC end-of-stream marker: written when a shard is closed
 
 
 def _check_complete(path: Path) -> None:
-    """Refuse a datasets directory that an interrupted save or copy left incomplete.
+    """Refuse a datasets directory that an interrupted save or copy left incomplete, or whose metadata is corrupt.
 
     ``save_to_disk`` writes the data shards first and ``state.json`` / ``dataset_info.json`` last, and
     closes every shard with Arrow's end-of-stream marker. A missing file or marker means the writer
     did not finish; without this check a shard cut between record batches loads with rows missing.
     """
     if (path / "dataset_dict.json").is_file():
+        _read_json_object(path / "dataset_dict.json")
         return  # a DatasetDict: load() explains that it wants one split
     missing = [name for name in ("state.json", "dataset_info.json") if not (path / name).is_file()]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{path} is not a Hugging Face datasets directory (written by save_to_disk): it has no "
             f"{' or '.join(missing)}, so it is something else or a save that did not finish"
         )
-    try:
-        shards = [entry["filename"] for entry in json.loads((path / "state.json").read_text())["_data_files"]]
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{path} is incomplete or corrupt: cannot read its state.json ({e!r})") from e
-    for name in shards:
+    _read_json_object(path / "dataset_info.json")
+    state = _read_json_object(path / "state.json")
+    files = state.get("_data_files")
+    if not isinstance(files, list) or not all(
+        isinstance(entry, dict) and isinstance(entry.get("filename"), str) for entry in files
+    ):
+        raise InputError(f"{path / 'state.json'} is corrupt: _data_files is not a list of {{'filename': ...}}")
+    if not files:  # save_to_disk writes no data file only for a dataset without rows
+        raise InputError(f"{path} holds no trajectories: its state.json lists no data files")
+    for name in (entry["filename"] for entry in files):
+        if not name or Path(name).name != name:  # datasets writes bare file names; anything else points elsewhere
+            raise InputError(f"{path / 'state.json'} is corrupt: data file {name!r} is not a file name")
         shard = path / name
         if not shard.is_file():
-            raise ValueError(f"{path} is incomplete: its data file {name} is missing")
-        with open(shard, "rb") as f:
-            f.seek(max(shard.stat().st_size - len(_ARROW_EOS), 0))
-            if f.read() != _ARROW_EOS:
-                raise ValueError(
-                    f"{path} is incomplete: its data file {name} is truncated (no Arrow end-of-stream marker), "
-                    "so the save or copy that wrote it did not finish"
-                )
+            raise InputError(f"{path} is incomplete: its data file {name} is missing")
+        try:
+            with open(shard, "rb") as f:
+                f.seek(max(shard.stat().st_size - len(_ARROW_EOS), 0))
+                complete = f.read() == _ARROW_EOS
+        except OSError as e:
+            raise InputError(f"cannot read {shard}: {e.strerror or _reason(e)}") from e
+        if not complete:
+            raise InputError(
+                f"{path} is incomplete: its data file {name} is truncated (no Arrow end-of-stream marker), "
+                "so the save or copy that wrote it did not finish"
+            )
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise InputError(f"{path} is corrupt: not readable JSON ({_reason(e)})") from e
+    if not isinstance(data, dict):
+        raise InputError(f"{path} is corrupt: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _check_finite(where: str, traj: Trajectory) -> None:
+    for name in ("obs", "acts", "rews"):
+        x = getattr(traj, name, None)
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            for what, bad in (("NaN", torch.isnan(x)), ("inf", torch.isinf(x))):
+                if bool(bad.any()):
+                    raise InputError(f"{where}: {name} contains {what} ({int(bad.sum())} values)")
 
 
 def _check_no_nan(trajectories: Sequence[Trajectory]) -> None:
     for i, traj in enumerate(trajectories):
-        for name in ("obs", "acts", "rews"):
-            x = getattr(traj, name, None)
-            if isinstance(x, torch.Tensor) and x.is_floating_point() and bool(torch.isnan(x).any()):
-                raise ValueError(f"trajectory {i}: {name} contains NaN ({int(torch.isnan(x).sum())} values)")
+        _check_finite(f"trajectory {i}", traj)
+
+
+def _reason(e: BaseException) -> str:
+    """A library's exception as a short clause for a message: its type and first line, at most 200 characters."""
+    lines = str(e).strip().splitlines()
+    text = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _preview(x: np.ndarray) -> str:
+    text = repr(x.item()) if x.ndim == 0 else np.array2string(x, threshold=5)
+    return f"{text} (dtype {x.dtype})" if len(text) <= 60 else f"an array of shape {x.shape} (dtype {x.dtype})"
 
 
 def _numpy(x: torch.Tensor) -> np.ndarray:
@@ -246,4 +437,12 @@ def _quiet() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
-__all__ = ["from_dataset", "load", "load_with_rewards", "save", "to_dataset"]
+__all__ = [
+    "ExistingPathError",
+    "MissingPathError",
+    "from_dataset",
+    "load",
+    "load_with_rewards",
+    "save",
+    "to_dataset",
+]
