@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +13,15 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from pydantic import Field, ValidationError
 from torch import Tensor
 
+from imitation_fn.algorithms import bc
 from imitation_fn.core import checks, random, struct, tree
+from imitation_fn.core.config import Config, read_mapping
+from imitation_fn.core.errors import InputError
 from imitation_fn.data import rollout, serialize
+from imitation_fn.data.convert import convert
 from imitation_fn.data.types import Trajectory, TrajectoryWithRew
 from imitation_fn.envs.base import Env, TimeStep
 
@@ -420,3 +427,237 @@ def test_generated_trajectories_round_trip(tmp_path: Path) -> None:
     loaded = serialize.load_with_rewards(tmp_path / "gen")
     assert_same_trajs(list(loaded), list(trajs))
     assert rollout.rollout_stats(loaded) == rollout.rollout_stats(trajs)
+
+
+# ------------------------------------------------------------------------------------------------
+# Bad input: every loader returns data or raises InputError naming the file
+# ------------------------------------------------------------------------------------------------
+
+
+def test_trajectory_refuses_inconsistent_lengths() -> None:
+    with pytest.raises(InputError, match=r"^Trajectory: obs has 3 rows, expected len\(acts\) \+ 1 = 4$"):
+        Trajectory(obs=torch.zeros(3, 1), acts=torch.zeros(3), terminal=True)
+    with pytest.raises(InputError, match=r"^TrajectoryWithRew: rews has 2 rows, expected len\(acts\) = 3$"):
+        TrajectoryWithRew(obs=torch.zeros(4, 1), acts=torch.zeros(3), terminal=True, rews=torch.zeros(2))
+    with pytest.raises(InputError, match="acts is a scalar"):
+        Trajectory(obs=torch.zeros(2, 1), acts=torch.tensor(0), terminal=True)
+    good = TrajectoryWithRew(obs=torch.zeros(4, 1), acts=torch.zeros(3), terminal=True, rews=torch.zeros(3))
+    with pytest.raises(InputError, match="obs has 3 rows"):
+        good.replace(obs=good.obs[:3])  # .replace goes through the constructor
+    assert len(Trajectory(obs=torch.zeros(1, 2), acts=torch.zeros(0), terminal=False)) == 0
+
+
+def test_trajectory_check_leaves_pytree_transforms_alone() -> None:
+    # tree.stack / vmap / tree.map rebuild trajectories from batched or placeholder leaves without __init__.
+    trajs = [TrajectoryWithRew(obs=torch.randn(4, 2), acts=torch.zeros(3), terminal=True, rews=torch.randn(3))] * 2
+    stacked = tree.stack(trajs)
+    assert stacked.obs.shape == (2, 4, 2) and tree.unstack(stacked)[1].rews.shape == (3,)
+    sums = torch.vmap(lambda t: t.replace(rews=t.rews * 2).rews.sum())(stacked)  # per-episode inside vmap
+    torch.testing.assert_close(sums, 2 * stacked.rews.sum(-1))
+    assert tree.map(lambda x: x[:1], trajs[0]).obs.shape == (1, 2)
+    assert trajs[0].replace(obs=()).obs == ()  # a placeholder leaf is not data
+
+
+def npz(path: Path, **overrides: Any) -> Path:
+    """imitation's .npz of make_trajs() (3 episodes of 3, 1, 5 steps), with some arrays replaced or removed."""
+    trajs = make_trajs()
+    arrays: dict[str, Any] = dict(
+        obs=np.concatenate([t.obs.numpy() for t in trajs]),
+        acts=np.concatenate([t.acts.numpy() for t in trajs]),
+        terminal=np.array([t.terminal for t in trajs]),
+        indices=np.cumsum([len(t) for t in trajs[:-1]]),
+        rews=np.concatenate([t.rews.numpy() for t in trajs]),  # type: ignore[attr-defined]
+    )
+    arrays.update(overrides)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return path
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (dict(acts=np.zeros(8, np.int64)), r"obs has 12 rows, expected len\(acts\) \+ number of trajectories"),
+        (dict(obs=np.zeros((13, 2, 3), np.float32)), "obs has 13 rows"),
+        (dict(rews=np.zeros(8, np.float32)), r"rews has 8 rows, expected len\(acts\) = 9"),
+        (dict(terminal=np.array([True, False])), r"indices has shape \(2,\), expected \(1,\)"),
+        (dict(indices=np.array([4, 3])), "non-decreasing split points"),
+        (dict(indices=np.array([3, 10])), r"split points in \[0, len\(acts\) = 9\]"),
+        (dict(indices=np.array([3.5, 4.0])), "expected integer split points"),
+        (dict(obs=np.array(["a"] * 12)), "obs has dtype <U1, expected numbers or booleans"),
+        (dict(acts=np.zeros(9, np.complex64)), "acts has dtype complex64"),
+        (dict(obs=np.float32(1.0)), "obs is a scalar"),
+        (dict(rews=np.zeros((9, 2), np.float32)), r"rews has shape \(3, 2\), expected \(len\(acts\),\)"),
+        (dict(terminal=np.array([1.0, 0.0, 1.0])), "terminal is 1.0"),
+        (dict(terminal=np.array([], bool), indices=np.array([], np.int64)), "holds no trajectories"),
+        (dict(acts=None), r"missing required array\(s\) \['acts'\]"),
+        (dict(obs=np.full((12, 2, 3), np.inf, np.float32)), "trajectory 0: obs contains inf"),
+    ],
+)
+def test_npz_loader_refuses_bad_arrays(tmp_path: Path, overrides: dict[str, Any], message: str) -> None:
+    path = npz(tmp_path / "demos.npz", **overrides)
+    with pytest.raises(InputError, match=message) as e:
+        serialize.load(path)
+    assert str(e.value).startswith(str(path))
+
+
+def test_npz_loader_reads_big_endian_and_never_unpickles(tmp_path: Path) -> None:
+    trajs = make_trajs()
+    swapped = np.concatenate([t.obs.numpy() for t in trajs]).astype(">f4")
+    assert_same_trajs(serialize.load(npz(tmp_path / "be.npz", obs=swapped)), trajs)
+
+    class Boom:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (pytest.fail, ("unpickled",))
+
+    obj = np.empty(12, dtype=object)
+    obj[:] = [Boom()] * 12
+    with pytest.raises(InputError, match="cannot read its obs array"):
+        serialize.load(npz(tmp_path / "obj.npz", obs=obj))
+    (tmp_path / "pickle.npz").write_bytes(pickle.dumps(Boom()))
+    with pytest.raises(InputError, match="pickle format is not supported"):
+        serialize.load(tmp_path / "pickle.npz")
+
+
+def test_truncated_npz_is_refused(tmp_path: Path) -> None:
+    path = npz(tmp_path / "demos.npz")
+    data = path.read_bytes()
+    for cut in (10, len(data) // 2, len(data) - 3):
+        path.write_bytes(data[:cut])
+        with pytest.raises(InputError, match=re.escape(str(path))):
+            serialize.load(path)
+
+
+def test_missing_path_is_an_input_error_and_a_file_not_found_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist") as e:
+        serialize.load(tmp_path / "missing")
+    assert isinstance(e.value, FileNotFoundError)
+
+
+@pytest.mark.parametrize("name", ["dataset_info.json", "state.json"])
+@pytest.mark.parametrize("text", ["{", "[]", "\x00\x01"])
+def test_broken_metadata_json_is_named(tmp_path: Path, name: str, text: str) -> None:
+    serialize.save(tmp_path / "demos", make_trajs())
+    (tmp_path / "demos" / name).write_text(text)
+    with pytest.raises(InputError, match=re.escape(str(tmp_path / "demos" / name))):
+        serialize.load(tmp_path / "demos")
+
+
+def test_datasets_errors_become_input_errors(tmp_path: Path) -> None:
+    serialize.save(tmp_path / "demos", make_trajs())
+    info = tmp_path / "demos" / "dataset_info.json"
+    info.write_text(json.dumps({**json.loads(info.read_text()), "features": {"obs": {"_type": "NoSuchFeature"}}}))
+    unreadable = re.escape(f"{tmp_path / 'demos'} is not a readable Hugging Face datasets directory")
+    with pytest.raises(InputError, match=unreadable):
+        serialize.load(tmp_path / "demos")
+
+    state = tmp_path / "demos" / "state.json"
+    state.write_text(json.dumps({**json.loads(state.read_text()), "_data_files": [{"filename": "../elsewhere"}]}))
+    with pytest.raises(InputError, match="is not a file name"):
+        serialize.load(tmp_path / "demos")
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        (dict(obs=[["a", "b"]], acts=[[0]], terminal=[True]), "trajectory 0: obs has dtype object"),
+        (dict(obs=[[[0.0], [1.0, 2.0]]], acts=[[0]], terminal=[True]), "obs has dtype object"),
+        (dict(obs=[[0.0, 1.0]], acts=[[0]], terminal=["yes"]), "trajectory 0: terminal is 'yes'"),
+        (dict(obs=[[0.0, 1.0, 2.0]], acts=[[0]], terminal=[True]), r"obs has 3 rows, expected len\(acts\) \+ 1 = 2"),
+        (dict(obs=[[0.0, 1.0]], acts=[[0]], terminal=[True], rews=[[1.0, 2.0]]), "rews has 2 rows"),
+        (dict(obs=[[0.0, float("nan")]], acts=[[0]], terminal=[True]), "trajectory 0: obs contains NaN"),
+        (dict(obs=[[[0.0], [1.0]], [[0.0, 1.0], [1.0, 2.0]]], acts=[[0], [0]], terminal=[True, False]), "item shape"),
+        (dict(obs=[], acts=[], terminal=[]), "holds no trajectories"),
+    ],
+)
+def test_dataset_loader_refuses_bad_columns(tmp_path: Path, columns: dict[str, list[Any]], message: str) -> None:
+    datasets.Dataset.from_dict(columns).save_to_disk(str(tmp_path / "demos"))
+    with pytest.raises(InputError, match=message) as e:
+        serialize.load(tmp_path / "demos")
+    assert str(e.value).startswith(str(tmp_path / "demos"))
+
+
+def test_convert_errors_are_input_errors(tmp_path: Path) -> None:
+    serialize.save(tmp_path / "demos", make_trajs())
+    with pytest.raises(InputError, match="same path"):
+        convert(tmp_path / "demos", tmp_path / "demos")
+    (tmp_path / "taken.npz").write_bytes(b"")
+    with pytest.raises(InputError, match="already exists") as e:
+        convert(tmp_path / "demos", tmp_path / "taken.npz")
+    assert isinstance(e.value, FileExistsError)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InputError, match=re.escape(f"cannot write {tmp_path / 'file' / 'out.npz'}")):
+        convert(tmp_path / "demos", tmp_path / "file" / "out.npz")
+    with pytest.raises(InputError, match="does not exist"):
+        convert(tmp_path / "missing", tmp_path / "out.npz")
+
+
+class LrConfig(Config):
+    lr: float = Field(1e-3, gt=0)
+    n_epochs: int = 1
+
+
+def test_config_load_names_the_file_and_each_invalid_field(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    with pytest.raises(InputError, match=f"^{re.escape(str(path))} does not exist$"):
+        LrConfig.load(path)
+    path.write_text("{not json")
+    with pytest.raises(InputError, match=f"^{re.escape(str(path))} is not valid JSON"):
+        LrConfig.load(path)
+    path.write_text('{"lr": 0, "n_epochs": "many"}')
+    with pytest.raises(InputError) as e:
+        LrConfig.load(path)
+    assert str(e.value) == (
+        f"{path}: invalid {__name__.rsplit('.', 1)[-1]}.LrConfig: lr: Input should be greater than 0; "
+        "n_epochs: Input should be a valid integer, unable to parse string as an integer"
+    )
+    path.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(InputError, match="is not UTF-8 text"):
+        LrConfig.load(path)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_configs_refuse_non_finite_floats(tmp_path: Path, value: float) -> None:
+    with pytest.raises(ValidationError, match="lr\n  Input should be a finite number"):
+        LrConfig(lr=value)
+    with pytest.raises(ValidationError, match="finite number"):
+        bc.Config(ent_weight=value)
+    (tmp_path / "c.json").write_text(json.dumps({"lr": value}))  # Python writes NaN / Infinity
+    with pytest.raises(InputError, match="lr: Input should be a finite number"):
+        LrConfig.load(tmp_path / "c.json")
+
+
+def test_read_mapping_reads_json_and_yaml(tmp_path: Path) -> None:
+    (tmp_path / "c.json").write_text('{"lr": 0.1, "net_arch": [8, 8]}')
+    (tmp_path / "c.yaml").write_text("lr: 0.1\nnet_arch: [8, 8]  # a comment\n")
+    (tmp_path / "c.yml").write_text("\ufefflr: 0.1\nnet_arch:\n  - 8\n  - 8\n")
+    for name in ("c.json", "c.yaml", "c.yml"):
+        assert read_mapping(tmp_path / name) == {"lr": 0.1, "net_arch": [8, 8]}, name
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("c.yaml", "lr: 0.1\nnet_arch: [8, 8\nn: 1\n", r"is not valid YAML \(line 3 column 2: expected ',' or ']'"),
+        ("c.yaml", "- 1\n- 2\n", "must hold a mapping of field names to values, got a list"),
+        ("c.yaml", "# nothing\n", r"got nothing \(the file is empty\)"),
+        ("c.yaml", "1: 2\n", "field names must be strings, got 1"),
+        ("c.yaml", "a: \x00\n", "is not valid YAML"),
+        ("c.json", '{"lr": 0.1,}', r"is not valid JSON \(line 1 column 12: Expecting property name"),
+        ("c.json", '"lr"', "got a str"),
+        ("c.json", b"\x89PNG\r\n\x1a\n\x00", r"is not UTF-8 text \(byte 0 is b'\\x89'\)"),
+        ("c.json", "[" * 100_000, "nested too deeply"),
+    ],
+)
+def test_read_mapping_refuses_bad_files(tmp_path: Path, name: str, content: str | bytes, message: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(InputError, match=message) as e:
+        read_mapping(path)
+    assert str(e.value).startswith(str(path))
+
+
+def test_read_mapping_refuses_missing_paths_and_directories(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=f"^{re.escape(str(tmp_path / 'x.yaml'))} does not exist$"):
+        read_mapping(tmp_path / "x.yaml")
+    with pytest.raises(InputError, match="is a directory"):
+        read_mapping(tmp_path)
