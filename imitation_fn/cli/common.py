@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import types
 import typing
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from imitation_fn import envs
-from imitation_fn.core.config import Config
+from imitation_fn.core.config import Config, read_mapping
 from imitation_fn.core.errors import InputError
 from imitation_fn.policies import load_policy
 from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS
@@ -114,23 +112,12 @@ def _choices(annotation: Any) -> list[str] | None:
     return None
 
 
-def read_config_file(path: str) -> dict[str, Any]:
-    p = Path(path)
-    if not p.is_file():
-        raise CLIError(f"--config: no such file {p}")
-    text = p.read_text()
-    if p.suffix in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text)
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise CLIError(f"--config: {p} is not valid JSON: {e}") from e
-    if not isinstance(data, dict):
-        raise CLIError(f"--config: {p} must hold a mapping of field names to values")
-    return data
+def read_config_file(path: str, flag: str = "--config") -> dict[str, Any]:
+    """The fields in a JSON or YAML config file; any problem is one error naming the flag and the file."""
+    try:
+        return read_mapping(path)
+    except InputError as e:
+        raise CLIError(f"{flag}: {e}") from e
 
 
 def config_from_args(config_cls: type[C], args: argparse.Namespace, base: dict[str, Any] | None = None) -> C:

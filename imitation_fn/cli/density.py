@@ -66,7 +66,7 @@ def cmd_density(args: argparse.Namespace) -> None:
     preset = None if args.no_preset else _ppo_preset(args.env)
     base = dict(preset.config) if preset else {}
     if args.ppo_config:
-        base.update(read_config_file(args.ppo_config))
+        base.update(read_config_file(args.ppo_config, "--ppo-config"))
     rl_cfg = config_from_args(ppo.Config, args, base=base)
     total = args.total_timesteps if args.total_timesteps is not None else (preset.total_timesteps if preset else None)
     if total is None:
