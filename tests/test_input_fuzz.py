@@ -31,7 +31,7 @@ from imitation_fn.data import serialize
 from imitation_fn.data.convert import save_npz
 from imitation_fn.data.types import Trajectory, TrajectoryWithRew
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 
 
 def loads_or_refuses(load: Callable[[Path], Any], path: Path) -> Any:
