@@ -188,7 +188,10 @@ def test_compiled_sweep_path_equals_vmap_without_compiling(
     )
     expected = vmap(ppo.update)(expected_states, expected_rollouts)
     got = ppo.batched_update(compile=True)(got_states, got_rollouts)
-    checks.assert_trees_allclose(got, expected, rtol=1e-6, atol=1e-7, name="update")
+    checks.assert_trees_allclose(got[0], expected[0], rtol=1e-6, atol=1e-7, name="update")
+    # The losses are means of normalised advantages (mean 0, |A| ~ 1) times ratios: they cancel down to ~1e-3,
+    # so their float32 rounding in another summation order is ~1e-7 absolute, not relative to their size.
+    checks.assert_trees_allclose(got[1], expected[1], rtol=1e-6, atol=1e-6, name="update metrics")
 
 
 def test_reward_fn_replaces_the_environment_reward() -> None:
