@@ -37,7 +37,12 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "(default" in text or not action.option_strings or action.default in (None, False, argparse.SUPPRESS):
+        default = action.default
+        if (
+            "(default" in text
+            or not action.option_strings
+            or any(default is d for d in (None, False, argparse.SUPPRESS))
+        ):
             return text
         return f"{text} (default: %(default)s)"
 
@@ -197,22 +202,29 @@ def add_run_flags(
     p: argparse.ArgumentParser,
     *,
     seeds: int = 1,
-    eval_unit: str = "steps",
+    eval_unit: str | None = "steps",
     eval_every: int | None = None,
+    n_eval_episodes: int = 10,
+    progress: bool = True,
     compile_help: str = "torch.compile the vmapped update (slow to start)",
 ) -> None:
-    """The flags every training command shares: seeds, evaluation, checkpoints and resume, speed."""
+    """The flags every training command shares: seeds, evaluation, checkpoints and resume, speed.
+
+    ``eval_unit=None``: the command evaluates only at the end (no ``--eval-every``).
+    """
     g = p.add_argument_group("run")
     g.add_argument("--seeds", type=positive_int, default=seeds, help="number of seeds trained in one vmapped run")
     g.add_argument("--seed", type=nonnegative_int, default=0, help="first seed; seeds are seed, seed+1, ...")
-    g.add_argument(
-        "--eval-every",
-        type=positive_int,
-        default=eval_every,
-        metavar="N",
-        help=f"evaluate every N {eval_unit}, and at the end" + ("" if eval_every else " (default: only at the end)"),
-    )
-    g.add_argument("--n-eval-episodes", type=positive_int, default=10, help="evaluation episodes per seed")
+    if eval_unit is not None:
+        g.add_argument(
+            "--eval-every",
+            type=positive_int,
+            default=eval_every,
+            metavar="N",
+            help=f"evaluate every N {eval_unit}, and at the end"
+            + ("" if eval_every else " (default: only at the end)"),
+        )
+    g.add_argument("--n-eval-episodes", type=positive_int, default=n_eval_episodes, help="evaluation episodes per seed")
     g.add_argument(
         "--checkpoint-every",
         type=nonnegative_float,
@@ -223,7 +235,8 @@ def add_run_flags(
     )
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     g.add_argument("--compile", action="store_true", help=compile_help)
-    g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    if progress:
+        g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     g.add_argument(
         "--threads", type=positive_int, default=1, help="torch intra-op threads (1 is fastest for small networks)"
     )

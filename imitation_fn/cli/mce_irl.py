@@ -24,9 +24,9 @@ from imitation_fn.cli.common import (
     CLIError,
     add_command,
     add_config_flags,
+    add_run_flags,
     config_from_args,
     console,
-    nonnegative_float,
     nonnegative_int,
     positive_int,
 )
@@ -34,7 +34,6 @@ from imitation_fn.core import random, serialization, tree
 from imitation_fn.envs.tabular import TabularEnv, TabularMDP, cliff_world, random_mdp
 from imitation_fn.policies import tabular
 from imitation_fn.training import mce_irl as mce_training
-from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS
 
 ENVS = ("CliffWorld", "RandomMDP")
 MDP_SPEC = "mdp.json"
@@ -263,19 +262,12 @@ def register(sub: Any) -> None:
     p.add_argument("--out", default=None, help="run directory: config, checkpoint, metrics, results, plot")
     p.add_argument("--no-plot", action="store_true", help="skip the CliffWorld plot")
     p.add_argument("--config", default=None, help="JSON or YAML file of config fields")
-    run = p.add_argument_group("run")
-    run.add_argument("--seeds", type=positive_int, default=1, help="reward-net seeds trained in one vmapped run")
-    run.add_argument("--seed", type=nonnegative_int, default=0, help="first seed; seeds are seed, seed+1, ...")
-    run.add_argument("--n-eval-episodes", type=positive_int, default=100, help="sampled episodes per seed")
-    run.add_argument(
-        "--checkpoint-every",
-        type=nonnegative_float,
-        default=CHECKPOINT_EVERY_SECONDS,
-        metavar="SECONDS",
-        help="with --out: write a checkpoint at least every SECONDS of training and at the end",
+    add_run_flags(
+        p,
+        eval_unit=None,
+        n_eval_episodes=100,
+        progress=False,
+        compile_help="torch.compile the vmapped update (~1-3 min to start)",
     )
-    run.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    run.add_argument("--compile", action="store_true", help="torch.compile the vmapped update (~1-3 min to start)")
-    run.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads")
     add_config_flags(p, mce_irl.Config)
     p.set_defaults(func=cmd_mce_irl)
