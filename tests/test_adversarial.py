@@ -131,6 +131,28 @@ def test_gail_gradient_penalty_adds_a_differentiable_term() -> None:
     assert all(torch.isfinite(g).all() for g in tree.leaves(grads))
 
 
+def test_gail_gradient_penalty_of_a_linear_discriminator_is_lambda_times_norm_w_minus_one_squared() -> None:
+    # logit(x) = w·x + b has ∇_x logit = w at every interpolate x̂, so the penalty is λ·(‖w‖ − 1)² exactly.
+    env = envs.make(ENV_ID, n_envs=GEN.n_envs)
+    cfg = gail.Config(**SMALL, reward_hid_sizes=(), normalize_disc_inputs=False, grad_penalty=10.0)
+    state = gail.init(cfg, random.key(1), env)
+    assert set(state.disc_params["mlp"]) == {"layers.0.weight", "layers.0.bias"}  # one linear layer
+    w = torch.tensor([[2.0, -1.0, 1.0, -1.0, 1.0, 1.0]])  # x = (4 observations, one-hot action of 2): ‖w‖ = 3
+    b = torch.tensor([0.5])
+    params = {"mlp": {"layers.0.weight": w, "layers.0.bias": b}}
+    expert, gen = tree.index(expert_transitions(), slice(0, 16)), tree.index(expert_transitions(), slice(16, 32))
+    gen = gen.replace(obs=gen.obs + 1.0)
+
+    for seed in range(3):  # whatever the interpolation points
+        gp = gail.gradient_penalty(params, state, expert, gen, random.key(seed))
+        torch.testing.assert_close(gp, torch.tensor((3.0 - 1.0) ** 2))
+    x = torch.cat([torch.cat([t.obs, F.one_hot(t.acts, 2).float()], dim=1) for t in (expert, gen)])
+    labels = torch.cat([torch.ones(16), torch.zeros(16)])  # expert = 1
+    bce = F.binary_cross_entropy_with_logits(x @ w[0] + b, labels)
+    total, _ = gail.loss(params, state, expert, gen, random.key(0))
+    torch.testing.assert_close(total, bce + 10.0 * (3.0 - 1.0) ** 2)
+
+
 def test_airl_logits_are_f_minus_log_pi_and_test_reward_is_unshaped() -> None:
     env = envs.make(ENV_ID, n_envs=GEN.n_envs)
     state = airl.init(airl.Config(**SMALL), random.key(2), env)

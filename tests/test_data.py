@@ -16,6 +16,7 @@ import torch
 from pydantic import Field, ValidationError
 from torch import Tensor
 
+from imitation_fn import envs
 from imitation_fn.algorithms import bc
 from imitation_fn.core import checks, random, struct, tree
 from imitation_fn.core.config import Config, read_mapping
@@ -24,6 +25,7 @@ from imitation_fn.data import rollout, serialize
 from imitation_fn.data.convert import convert
 from imitation_fn.data.types import Trajectory, TrajectoryWithRew
 from imitation_fn.envs.base import Env, TimeStep
+from imitation_fn.envs.experts import cartpole_expert
 
 # ------------------------------------------------------------------------------------------------
 # A toy env whose episode boundaries are known in advance
@@ -222,10 +224,8 @@ def test_generate_trajectories_min_timesteps_only_and_determinism() -> None:
 
 
 def test_generate_trajectories_on_cartpole_expert() -> None:
-    envs = pytest.importorskip("imitation_fn.envs")
-    experts = pytest.importorskip("imitation_fn.envs.experts")
     env = envs.make("CartPole-v1", n_envs=2)
-    trajs = rollout.generate_trajectories(env, experts.cartpole_expert, random.key(0), min_episodes=2)
+    trajs = rollout.generate_trajectories(env, cartpole_expert, random.key(0), min_episodes=2)
     assert len(trajs) >= 2
     for traj in trajs:  # the expert always survives to the 500-step time limit
         assert len(traj) == 500 and not traj.terminal and traj.obs.shape == (501, 4)

@@ -117,6 +117,60 @@ def test_value_target_at_episode_end_bootstraps_only_truncation(terminate: bool)
     torch.testing.assert_close(returns[6], (1.0 + 0.9 * v1).expand(2))
 
 
+@pytest.mark.parametrize("clip_range_vf", [None, 0.1], ids=["no_vf_clip", "vf_clip"])
+def test_minibatch_loss_is_sb3s_past_both_clips(clip_range_vf: float | None) -> None:
+    env = envs.make("CartPole-v1", n_envs=1)
+    state = ppo.init(ppo.Config(n_envs=1, n_steps=8, batch_size=8), random.key(0), env)
+    # The network runs in float32 (it casts observations); everything after it runs in float64.
+    f64 = torch.float64
+    vf_clip = math.inf if clip_range_vf is None else clip_range_vf  # the state's "None"
+    hyper = {"clip_range": 0.2, "clip_range_vf": vf_clip, "ent_coef": 0.01, "vf_coef": 0.5}
+    state = state.replace(**{k: torch.tensor(v, dtype=f64) for k, v in hyper.items()})
+    obs = random.normal(random.key(1), (8, 4))
+    acts = torch.tensor([0, 1, 1, 0, 1, 0, 0, 1])
+    values, log_prob, entropy = ac.evaluate_actions(state.params, obs, acts)
+    # A minibatch whose ratios pi/pi_old are 1.5 and 0.5 (outside 1 ± 0.2) with advantages of both signs, so the
+    # ratio clip binds on some rows and not others; advantages with mean 0.6875, so centring them matters; values
+    # that moved 0.5 from the old ones (past ± 0.1) towards returns 0.5 further on, so the value clip raises the loss.
+    ratio = torch.tensor([1.5, 0.5, 1.5, 0.5, 1.1, 0.9, 1.5, 0.5], dtype=f64)
+    adv = torch.tensor([2.0, -1.0, -3.0, 4.0, 1.0, -0.5, 5.0, -2.0], dtype=f64)
+    moved = torch.tensor([0.5, -0.5, 0.5, -0.5, 0.5, 0.5, -0.5, -0.5], dtype=f64)
+    old_log_probs, old_values, returns = log_prob - ratio.log(), values - moved, values + moved
+    mb = ppo.TrainBatch(obs=obs, acts=acts, log_probs=old_log_probs, values=old_values, advantages=adv, returns=returns)
+
+    # SB3 2.x, PPO.train, line by line (torch.std is the unbiased one, n - 1):
+    #   advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    #   ratio = th.exp(log_prob - rollout_data.old_log_prob)
+    #   policy_loss_1 = advantages * ratio
+    #   policy_loss_2 = advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
+    #   policy_loss = -th.min(policy_loss_1, policy_loss_2).mean()
+    #   values_pred = rollout_data.old_values + th.clamp(
+    #       values - rollout_data.old_values, -clip_range_vf, clip_range_vf)
+    #   value_loss = F.mse_loss(rollout_data.returns, values_pred)
+    #   entropy_loss = -th.mean(entropy)
+    #   loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+    a = (mb.advantages - mb.advantages.mean()) / (mb.advantages.std() + 1e-8)
+    r = torch.exp(log_prob - mb.log_probs)
+    policy_loss = -torch.min(a * r, a * torch.clamp(r, 1 - 0.2, 1 + 0.2)).mean()
+    values_pred = values
+    if clip_range_vf is not None:
+        values_pred = mb.values + torch.clamp(values - mb.values, -clip_range_vf, clip_range_vf)
+    value_loss = torch.nn.functional.mse_loss(mb.returns, values_pred)
+    entropy_loss = -torch.mean(entropy)
+    expected = {
+        "policy_gradient_loss": policy_loss,
+        "value_loss": value_loss,
+        "entropy_loss": entropy_loss,
+        "clip_fraction": torch.mean((torch.abs(r - 1) > 0.2).to(f64)),
+        "loss": policy_loss + state.ent_coef * entropy_loss + state.vf_coef * value_loss,
+    }
+
+    total, metrics = ppo.loss(state.params, state, mb)
+    for name, value in expected.items():  # term by term, so that a failure names the first wrong term
+        torch.testing.assert_close(metrics[name], value, rtol=0, atol=1e-12, msg=lambda m, name=name: f"{name}: {m}")
+    torch.testing.assert_close(total, expected["loss"], rtol=0, atol=1e-12)
+
+
 def _stack_init(cfgs: list[ppo.Config], seeds: list[int], env: Env) -> Any:
     return tree.stack([ppo.init(c, random.key(s), env) for c, s in zip(cfgs, seeds, strict=True)])
 
