@@ -22,6 +22,7 @@ from imitation_fn.algorithms import mce_irl
 from imitation_fn.algorithms.mce_irl import Config, Demonstrations, Metrics, State
 from imitation_fn.core import random, struct
 from imitation_fn.envs.tabular import TabularMDP
+from imitation_fn.rl import tabular
 from imitation_fn.training.driver import check_seeds
 from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, open_run
 
@@ -57,7 +58,7 @@ def train(
     """Train one reward net per seed, vmapped, until every seed has converged or ``cfg.max_iter`` iterations.
 
     ``demonstrations``: anything :func:`mce_irl.demo_occupancy` takes. ``sparse``: plan through
-    :func:`mce_irl.sparse_transitions` (computed here, host-side) instead of the dense matrix; the default
+    :func:`tabular.sparse_transitions` (computed here, host-side) instead of the dense matrix; the default
     None does so when every ``(s, a)`` row has at most ``S / 4`` successors, where it pays. Every
     ``cfg.log_interval`` iterations the metrics (each ``(n_seeds,)``) go to ``log_fn(iteration, metrics)``,
     or to this module's ``logging`` logger, and to ``metrics.jsonl`` with ``log_dir``.
@@ -65,7 +66,7 @@ def train(
     seeds = check_seeds(list(seeds), "mce_irl.train")
     mdp.validate()
     demo_om = mce_irl.demo_occupancy(mdp, demonstrations, cfg.discount)
-    transitions = mce_irl.sparse_transitions(mdp) if sparse is not False else None
+    transitions = tabular.sparse_transitions(mdp) if sparse is not False else None
     if sparse is None and transitions is not None and 4 * transitions.probs.shape[-1] > mdp.n_states:
         transitions = None
     keys = torch.stack([random.key(s) for s in seeds])
