@@ -1,7 +1,5 @@
 """Preference comparisons: every piece against a hand computation, purity under vmap, the driver, and learning."""
 
-import math
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -113,155 +111,8 @@ def test_config_rejects_inconsistent_settings() -> None:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# The preference model and the synthetic gatherer
+# Active selection (the building blocks: test_fragments.py, test_gatherers.py, test_preference_model.py)
 # --------------------------------------------------------------------------------------------------------------------
-
-
-def test_preference_model_probability_by_hand() -> None:
-    r1, r2 = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 0.5])
-    # Discounted returns 1 + 0.9 * 2 = 2.8 and 0 + 0.9 * 0.5 = 0.45; noise mixes in a coin flip.
-    expected = 0.2 * 0.5 + 0.8 / (1 + math.exp(0.45 - 2.8))
-    torch.testing.assert_close(pc.probability(r1, r2, noise_prob=0.2, discount_factor=0.9), torch.tensor(expected))
-    torch.testing.assert_close(pc.probability(r1, r2), torch.tensor(1 / (1 + math.exp(0.5 - 3.0))))
-    # The return difference is clipped at the threshold (in log space).
-    big = pc.probability(torch.tensor([100.0]), torch.tensor([0.0]), threshold=5.0)
-    torch.testing.assert_close(big, torch.tensor(1 / (1 + math.exp(-5.0))))
-    # log_probabilities agree with the probabilities, under noise too.
-    logit = pc.preference_logits(r1, r2, 0.9, 50.0)
-    lp1, lp2 = pc.log_probabilities(logit, 0.2)
-    torch.testing.assert_close(lp1.exp(), torch.tensor(expected))
-    torch.testing.assert_close(lp2.exp(), torch.tensor(1 - expected))
-
-
-def test_synthetic_gatherer_probabilities_and_temperature_zero() -> None:
-    rews = torch.tensor([[[1.0, 1.0], [0.0, 1.0]], [[0.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [3.0, 0.0]]])
-    probs, entropy = pc.synthetic_preferences(random.key(0), rews, temperature=2.0, sample=False)
-    expected = torch.tensor([1 / (1 + math.exp((1 - 2) / 2)), 0.5, 1 / (1 + math.exp(3 / 2))])
-    torch.testing.assert_close(probs, expected)
-    h = -(expected * expected.log() + (1 - expected) * (1 - expected).log()).mean()
-    torch.testing.assert_close(entropy, h)
-    zero, _ = pc.synthetic_preferences(random.key(0), rews, temperature=0.0)
-    torch.testing.assert_close(zero, torch.tensor([1.0, 0.5, 0.0]))
-    disc, _ = pc.synthetic_preferences(random.key(0), rews, discount_factor=0.5, sample=False)
-    torch.testing.assert_close(disc, torch.sigmoid(torch.tensor([1.5 - 0.5, 0.0, -3.0])))
-
-
-@pytest.mark.parametrize("temperature", [0.5, 1.0, 4.0])
-def test_synthetic_label_frequencies_follow_the_boltzmann_model(temperature: float) -> None:
-    diffs = torch.tensor([-2.0, -0.5, 0.0, 1.0, 3.0])
-    rews = torch.stack([torch.stack([diffs, torch.zeros(5)], 1)[:, :, None]] * 1)[0]  # (5, 2, 1)
-    n = 4000
-    labels = torch.func.vmap(lambda k: pc.synthetic_preferences(k, rews, temperature)[0])(
-        random.split(random.key(0), n)
-    )
-    model = torch.sigmoid(diffs / temperature)
-    freq = labels.mean(0)
-    assert set(labels.unique().tolist()) <= {0.0, 1.0}
-    # Within 4.5 binomial standard errors of the model at every difference.
-    se = torch.sqrt(model * (1 - model) / n)
-    assert torch.all((freq - model).abs() < 4.5 * se + 1e-3), (freq, model)
-
-
-def test_cross_entropy_loss_and_metrics_by_hand() -> None:
-    cfg = pc.Config(noise_prob=0.1, discount_factor=0.95)
-    net = rewards.BasicRewardNet(OBS, ACT)
-    params = net.init(random.key(0))
-    frags = _fragments(random.key(1))
-    prefs = torch.tensor([1.0, 0.0, 1.0, 0.5, 0.0, 1.0, 1.0, 0.0])
-    loss, m = pc.cross_entropy_loss(params, net, frags, prefs, cfg)
-    r = net.apply(
-        params,
-        frags.obs.reshape(-1, 3),
-        frags.acts.reshape(-1, 1),
-        frags.next_obs.reshape(-1, 3),
-        frags.dones.reshape(-1),
-    ).reshape(8, 2, 5)
-    p = pc.probability(r[:, 0], r[:, 1], 0.1, 0.95)
-    torch.testing.assert_close(loss, torch.nn.functional.binary_cross_entropy(p, prefs), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(m["accuracy"], ((p > 0.5) == (prefs > 0.5)).float().mean())
-    gt = pc.probability(frags.rews[:, 0], frags.rews[:, 1], 0.1, 0.95)
-    torch.testing.assert_close(
-        m["gt_reward_loss"], torch.nn.functional.binary_cross_entropy(gt, prefs), rtol=1e-5, atol=1e-6
-    )
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Fragmenters
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def test_random_fragments_stay_inside_one_episode_and_have_the_right_shapes() -> None:
-    trajs = [
-        _traj([float(i) for i in range(12)], terminal=True),
-        _traj([100.0 + i for i in range(3)]),
-        _traj([200.0 + i for i in range(7)], offset=1000.0),
-    ]
-    pool = pc.pool_from_trajectories(trajs, fragment_length=4)
-    frags = pc.random_fragments(random.key(0), pool, fragment_length=4, num_pairs=300)
-    assert frags.obs.shape == (300, 2, 4, 3) and frags.acts.shape == (300, 2, 4, 1) and frags.rews.shape == (300, 2, 4)
-    flat = frags.rews.reshape(-1, 4)
-    assert torch.all(flat[:, 1:] - flat[:, :-1] == 1)  # consecutive steps of one trajectory
-    assert not torch.any((flat >= 100) & (flat < 200))  # the 3-step trajectory is too short: never used
-    # next_obs is the following observation; dones only at the true terminal step of the terminal trajectory.
-    torch.testing.assert_close(frags.next_obs[..., 0], frags.obs[..., 0] + 1)
-    assert torch.equal(frags.dones.reshape(-1, 4), (flat == 11).reshape(-1, 4))
-    # imitation picks a trajectory with probability ∝ length, then a uniform start: 12 vs 7 steps.
-    share_long = (flat[:, 0] < 100).float().mean()
-    assert abs(float(share_long) - 12 / 19) < 0.06
-    starts = flat[flat[:, 0] < 100][:, 0]
-    assert set(starts.long().tolist()) == set(range(9))  # every start 0..12-4 occurs
-
-
-def test_windows_never_cross_episode_ends_in_agent_streams() -> None:
-    ends = torch.zeros(1, 10, dtype=torch.bool)
-    ends[0, 3] = True  # one stream: an episode of 4 steps, then one of 6
-    pool = pc.Pool(
-        obs=torch.zeros(1, 10, 3),
-        acts=torch.zeros(1, 10, 1),
-        next_obs=torch.zeros(1, 10, 3),
-        rews=torch.arange(10.0)[None],
-        terminal=ends,
-        ends=ends,
-        valid=torch.ones(1, 10, dtype=torch.bool),
-        weight=torch.ones(1),
-    )
-    w = pc.window_weights(pool, 3)
-    # Starts 0, 1 end at step 2, 3 (allowed: an episode may end at the window's last step); 2, 3 cross.
-    assert w[0].tolist() == [1, 1, 0, 0, 1, 1, 1, 1]
-
-
-def test_fragment_supply_warnings_and_errors() -> None:
-    with pytest.raises(ValueError, match="No trajectories are long enough"):
-        pc.check_fragment_supply([3, 4], 5, 1, 10)
-    with pytest.warns(UserWarning, match="Discarded 1 out of 2"):
-        pc.check_fragment_supply([3, 400], 5, 1, 10)
-    with pytest.warns(UserWarning, match="Fewer transitions available"):
-        pc.check_fragment_supply([10], 5, 2, 10)
-    with pytest.warns(UserWarning, match="Samples will contain 20 transitions in total and only 50"):
-        pc.check_fragment_supply([50], 5, 2, 10)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        pc.check_fragment_supply([50], 5, 2, 0)  # warning_threshold 0: silent
-        pc.check_fragment_supply([500], 5, 2, 10)
-
-
-def test_variance_estimates_by_hand() -> None:
-    # 3 members, 2 pairs, L = 2.
-    rews = torch.tensor(
-        [
-            [[[1.0, 1.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]],
-            [[[2.0, 0.0], [0.0, 1.0]], [[0.0, 0.0], [0.0, 0.0]]],
-            [[[0.0, 0.0], [3.0, 0.0]], [[1.0, 0.0], [0.0, 0.0]]],
-        ]
-    )
-    diffs = torch.tensor([[2.0, 1.0, -3.0], [0.0, 0.0, 1.0]])  # R1 - R2 per pair, per member
-    torch.testing.assert_close(pc.variance_estimate(rews, "logit"), diffs.var(1, correction=1))
-    p = torch.sigmoid(diffs)
-    torch.testing.assert_close(pc.variance_estimate(rews, "probability"), p.var(1, correction=0))
-    votes = (p > 0.5).float().mean(1)
-    torch.testing.assert_close(pc.variance_estimate(rews, "label"), votes * (1 - votes))
-    with pytest.raises(ValueError, match="not supported"):
-        pc.variance_estimate(rews, "entropy")
 
 
 def test_active_selection_picks_the_most_disagreeing_pairs() -> None:
@@ -318,24 +169,8 @@ def test_dataset_is_a_bounded_fifo_and_round_trips(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Regularisers and the reward trainer
+# The reward trainer
 # --------------------------------------------------------------------------------------------------------------------
-
-
-def test_lp_penalty_and_interval_scaler_by_hand() -> None:
-    params = {"a": torch.tensor([1.0, -2.0]), "b": torch.tensor([[3.0]])}
-    torch.testing.assert_close(pc.lp_penalty(params, 2), torch.tensor(1.0 + 4.0 + 9.0))
-    torch.testing.assert_close(pc.lp_penalty(params, 1), torch.tensor(6.0))
-    lam, s, iv = torch.tensor(0.5), 0.1, (0.9, 1.1)
-
-    def scale(train: float, val: float) -> float:
-        return float(pc.interval_param_scaler(lam, torch.tensor(train), torch.tensor(val), s, iv))
-
-    assert scale(1.0, 1.5) == pytest.approx(0.55)  # overfitting: more regularisation
-    assert scale(1.0, 0.5) == pytest.approx(0.45)
-    assert scale(1.0, 1.0) == pytest.approx(0.5)
-    assert scale(0.0, 0.0) == pytest.approx(0.5)  # 0/0: unchanged
-    assert scale(0.0, 1.0) == pytest.approx(0.55)  # infinite ratio
 
 
 def _trained(cfg: pc.Config, n: int = 8) -> tuple[pc.State, pc.State, dict[str, torch.Tensor]]:

@@ -13,8 +13,10 @@ labelling included — is ``vmap``-ed over seeds on the torch environments:
         state, metrics = preference_comparisons.iteration(state, env, pool_env(rnd), rnd)
     # with a human gatherer: state, frags = collect(...); prefs = gatherer(frags); update(state, frags, prefs, ...)
 
-The preference model: ``P(σ¹ ≻ σ²) = noise/2 + (1 - noise) / (1 + exp(clip(R² - R¹, ±threshold)))`` with
-``Rⁱ = Σ_t γ^t r(σⁱ_t)``; the synthetic gatherer is the same model on the true rewards at a temperature.
+The building blocks live below this module: the fragmenter in :mod:`imitation_fn.data.fragments`, the
+synthetic gatherer in :mod:`imitation_fn.data.gatherers`, and the preference model, its loss and the reward
+trainer in :mod:`imitation_fn.rewards.preference_model`; the names ``imitation`` users know from this module
+(``random_fragments``, ``synthetic_preferences``, ``cross_entropy_loss``, ...) are re-exported here.
 Shapes: fragments ``(pairs, 2, L, ...)``, ensemble rewards ``(members, pairs, 2, L)``.
 """
 
@@ -23,8 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Literal
 
@@ -44,15 +45,24 @@ from torch import Tensor
 
 from imitation_fn import rewards
 from imitation_fn.core import compile as compile_lib
-from imitation_fn.core import optim, random, struct, tree
+from imitation_fn.core import random, struct
 from imitation_fn.core.config import Config as BaseConfig
 from imitation_fn.data import preferences
+from imitation_fn.data.fragments import (
+    Pool,
+    check_fragment_supply,
+    pool_from_trajectories,
+    random_fragments,
+    select_most_uncertain,
+)
+from imitation_fn.data.gatherers import synthetic_preferences
 from imitation_fn.data.preferences import Fragments, PreferenceDataset
-from imitation_fn.data.types import TrajectoryWithRew
 from imitation_fn.envs.base import Env, PolicyFn, TimeStep
 from imitation_fn.nn.normalize import RunningMeanStd
 from imitation_fn.policies import sac as sac_policy
 from imitation_fn.policies import simple
+from imitation_fn.rewards import preference_model
+from imitation_fn.rewards.preference_model import cross_entropy_loss, fragment_rewards, lp_penalty, variance_estimate
 from imitation_fn.rl import ppo, sac
 
 Metrics = dict[str, Tensor]
@@ -288,235 +298,6 @@ def plan(cfg: Config, horizon: int | None = None) -> list[Round]:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The preference model (Bradley–Terry) and the synthetic gatherer
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def discounted_return(rews: Tensor, discount_factor: float | Tensor) -> Tensor:
-    """``Σ_t γ^t r_t`` over the last axis (the fragment's steps)."""
-    if isinstance(discount_factor, float) and discount_factor == 1.0:
-        return rews.sum(-1)
-    t = torch.arange(rews.shape[-1], device=rews.device, dtype=rews.dtype)
-    return (torch.as_tensor(discount_factor, dtype=rews.dtype, device=rews.device) ** t * rews).sum(-1)
-
-
-def preference_logits(rews1: Tensor, rews2: Tensor, discount_factor: float, threshold: float) -> Tensor:
-    """``clip(R¹ - R²)``: the Bradley–Terry logit that fragment 1 is preferred; rewards ``(..., L)``."""
-    diff = discounted_return(rews2, discount_factor) - discounted_return(rews1, discount_factor)
-    return -diff.clamp(-threshold, threshold)
-
-
-def log_probabilities(logit: Tensor, noise_prob: float) -> tuple[Tensor, Tensor]:
-    """``(log P(1 ≻ 2), log P(2 ≻ 1))`` under label noise, computed stably from the logit."""
-    lp1, lp2 = torch.nn.functional.logsigmoid(logit), torch.nn.functional.logsigmoid(-logit)
-    if noise_prob == 0.0:
-        return lp1, lp2
-    half = torch.full_like(logit, math.log(noise_prob / 2))
-    keep = math.log1p(-noise_prob) if noise_prob < 1.0 else -math.inf
-    return torch.logaddexp(half, keep + lp1), torch.logaddexp(half, keep + lp2)
-
-
-def probability(
-    rews1: Tensor, rews2: Tensor, noise_prob: float = 0.0, discount_factor: float = 1.0, threshold: float = 50.0
-) -> Tensor:
-    """``imitation``'s ``PreferenceModel.probability``: P(fragment 1 ≻ fragment 2) from rewards ``(..., L)``."""
-    p = torch.sigmoid(preference_logits(rews1, rews2, discount_factor, threshold))
-    return noise_prob * 0.5 + (1.0 - noise_prob) * p
-
-
-def synthetic_preferences(
-    key: random.Key,
-    rews: Tensor,
-    temperature: float = 1.0,
-    discount_factor: float = 1.0,
-    sample: bool = True,
-    threshold: float = 50.0,
-) -> tuple[Tensor, Tensor]:
-    """``SyntheticGatherer``: labels ``(pairs,)`` from true rewards ``rews: (pairs, 2, L)``, and the mean entropy.
-
-    ``P = 1 / (1 + exp(clip((R² - R¹) / temperature, ±threshold)))``; labels are Bernoulli(P) draws when
-    ``sample``, else P. Temperature 0 gives ``(sign(R¹ - R²) + 1) / 2`` (0.5 for ties).
-    """
-    r1 = discounted_return(rews[:, 0], discount_factor)
-    r2 = discounted_return(rews[:, 1], discount_factor)
-    if temperature == 0.0:
-        return (torch.sign(r1 - r2) + 1) / 2, torch.zeros(())
-    p = 1.0 / (1.0 + torch.exp(((r2 - r1) / temperature).clamp(-threshold, threshold)))
-    entropy = -(torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p)).mean()
-    if sample:
-        return random.bernoulli(key, p).to(torch.float32), entropy
-    return p.to(torch.float32), entropy
-
-
-def binary_cross_entropy(lp1: Tensor, lp2: Tensor, prefs: Tensor) -> Tensor:
-    """``torch.nn.functional.binary_cross_entropy`` from log-probabilities (logs clamped at -100, as torch does)."""
-    return -(prefs * lp1.clamp(min=-100) + (1 - prefs) * lp2.clamp(min=-100)).mean(-1)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Trajectory pools and fragmenters
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-class Pool(struct.PyTreeNode):
-    """Trajectories to cut fragments from, padded to ``T`` steps: leaves ``(N, T, ...)``.
-
-    Row ``n`` is one trajectory (a dataset) or one sub-environment's stream (agent samples; episodes
-    end where ``ends``). A window may not cross an episode end nor reach padding (``valid``).
-    ``weight`` gives each row's windows their probability factor (``imitation`` picks a trajectory
-    with probability ∝ its length, then a uniform start: ``len / (len - L + 1)`` per window).
-    """
-
-    obs: Tensor  # (N, T, *obs_shape)
-    acts: Tensor  # (N, T, *act_shape)
-    next_obs: Tensor  # (N, T, *obs_shape)
-    rews: Tensor  # (N, T) float32: true rewards
-    terminal: Tensor  # (N, T) bool: the episode terminated at this step (the reward net's ``done``)
-    ends: Tensor  # (N, T) bool: the episode ended here (terminated or truncated)
-    valid: Tensor  # (N, T) bool: not padding
-    weight: Tensor  # (N,) float32
-
-
-def pool_from_trajectories(trajectories: Sequence[TrajectoryWithRew], fragment_length: int) -> Pool:
-    """A fixed dataset as a :class:`Pool` (host-side): one row per trajectory, zero-padded."""
-    if not trajectories:
-        raise ValueError("pool_from_trajectories: got no trajectories")
-    t_max = max(len(t) for t in trajectories)
-
-    def pad(x: Tensor) -> Tensor:
-        return torch.cat([x, x.new_zeros((t_max - x.shape[0], *x.shape[1:]))])
-
-    lengths = torch.tensor([len(t) for t in trajectories])
-    steps = torch.arange(t_max)
-    last = steps[None] == (lengths[:, None] - 1)
-    terminal = torch.tensor([t.terminal for t in trajectories])[:, None] & last
-    weight = torch.where(
-        lengths >= fragment_length, lengths / (lengths - fragment_length + 1).clamp(min=1), torch.zeros(())
-    ).to(torch.float32)
-    return Pool(
-        obs=torch.stack([pad(t.obs[:-1]) for t in trajectories]),
-        acts=torch.stack([pad(t.acts) for t in trajectories]),
-        next_obs=torch.stack([pad(t.obs[1:]) for t in trajectories]),
-        rews=torch.stack([pad(t.rews.to(torch.float32)) for t in trajectories]),
-        terminal=terminal,
-        ends=last,
-        valid=steps[None] < lengths[:, None],
-        weight=weight,
-    )
-
-
-def check_fragment_supply(lengths: Sequence[int], fragment_length: int, num_pairs: int, warning_threshold: int) -> None:
-    """``RandomFragmenter``'s host-side checks: raise if no trajectory is long enough, warn if transitions are few."""
-    usable = [n for n in lengths if n >= fragment_length]
-    if not usable:
-        raise ValueError(f"No trajectories are long enough for the desired fragment length of {fragment_length}.")
-    if len(usable) < len(lengths):
-        warnings.warn(
-            f"Discarded {len(lengths) - len(usable)} out of {len(lengths)} trajectories because they are shorter "
-            f"than the desired length of {fragment_length}.",
-            stacklevel=2,
-        )
-    needed, available = 2 * num_pairs * fragment_length, sum(usable)
-    if available < needed:
-        warnings.warn(
-            "Fewer transitions available than needed for desired number of fragment pairs. "
-            "Some transitions will appear multiple times.",
-            stacklevel=2,
-        )
-    elif warning_threshold and available < warning_threshold * needed:
-        warnings.warn(
-            f"Samples will contain {needed} transitions in total and only {available} are available. "
-            "Because we sample with replacement, a significant number of transitions are likely to appear "
-            "multiple times.",
-            stacklevel=2,
-        )
-
-
-def window_weights(pool: Pool, fragment_length: int) -> Tensor:
-    """``(N, T - L + 1)``: the probability weight of each window start (0 where the window is not allowed)."""
-    length = fragment_length
-    n, t = pool.rews.shape
-    if t < length:
-        raise ValueError(f"trajectories have {t} steps, fewer than fragment_length={length}")
-    zero = torch.zeros(n, 1, device=pool.rews.device)
-    # A window [s, s + L) is allowed iff all its steps are valid and no episode ends before its last step.
-    bad_step = torch.cat([zero, torch.cumsum((~pool.valid).to(torch.float32), 1)], 1)
-    bad_end = torch.cat([zero, torch.cumsum(pool.ends.to(torch.float32), 1)], 1)
-    starts = torch.arange(t - length + 1, device=pool.rews.device)
-    invalid = bad_step[:, starts + length] - bad_step[:, starts]
-    crossing = bad_end[:, starts + length - 1] - bad_end[:, starts]
-    ok = (invalid == 0) & (crossing == 0)
-    return torch.where(ok, pool.weight[:, None], torch.zeros((), device=ok.device))
-
-
-def random_fragments(key: random.Key, pool: Pool, fragment_length: int, num_pairs: int) -> Fragments:
-    """``RandomFragmenter``: ``2 * num_pairs`` windows drawn with replacement, paired in order. Pure.
-
-    Inverse-CDF sampling over all allowed windows (``searchsorted``): fixed shapes under vmap. A pool
-    without any allowed window gives meaningless fragments; :func:`check_fragment_supply` catches it first.
-    """
-    w = window_weights(pool, fragment_length)
-    n_starts = w.shape[1]
-    cdf = torch.cumsum(w.reshape(-1).to(torch.float64), 0)
-    u = random.uniform(key, (2 * num_pairs,), torch.float64) * cdf[-1]
-    flat = torch.searchsorted(cdf, u, right=True).clamp(max=cdf.shape[0] - 1)
-    row, start = flat // n_starts, flat % n_starts
-    t = start[:, None] + torch.arange(fragment_length, device=start.device)  # (2P, L)
-    r = row[:, None].expand_as(t)
-
-    def cut(x: Tensor) -> Tensor:
-        y = x[r, t]  # (2P, L, ...)
-        return y.reshape(num_pairs, 2, *y.shape[1:])
-
-    return Fragments(
-        obs=cut(pool.obs),
-        acts=cut(pool.acts),
-        next_obs=cut(pool.next_obs),
-        dones=cut(pool.terminal),
-        rews=cut(pool.rews),
-    )
-
-
-def fragment_rewards(net: Any, params: Any, fragments: Fragments) -> Tensor:
-    """Predicted rewards ``(pairs, 2, L)``, or ``(members, pairs, 2, L)`` for a :class:`rewards.RewardEnsemble`."""
-    shape = fragments.rews.shape
-    flat = [x.reshape(-1, *x.shape[3:]) for x in (fragments.obs, fragments.acts, fragments.next_obs, fragments.dones)]
-    if isinstance(net, rewards.RewardEnsemble):
-        return net.apply_all(params, *flat).reshape(-1, *shape)
-    return net.apply(params, *flat).reshape(shape)
-
-
-def variance_estimate(
-    member_rews: Tensor,
-    uncertainty_on: str = "logit",
-    noise_prob: float = 0.0,
-    discount_factor: float = 1.0,
-    threshold: float = 50.0,
-) -> Tensor:
-    """``ActiveSelectionFragmenter.variance_estimate`` of every pair: ``(members, pairs, 2, L) -> (pairs,)``.
-
-    ``logit``: unbiased variance over members of the (undiscounted) return difference; ``probability``:
-    population variance of the preference probability; ``label``: ``p̂(1 - p̂)`` of the members' votes.
-    """
-    if uncertainty_on == "logit":
-        returns = member_rews.sum(-1)
-        return (returns[:, :, 0] - returns[:, :, 1]).var(0, correction=1)
-    probs = probability(member_rews[:, :, 0], member_rews[:, :, 1], noise_prob, discount_factor, threshold)
-    if uncertainty_on == "probability":
-        return probs.var(0, correction=0)
-    if uncertainty_on == "label":
-        p_hat = (probs > 0.5).to(torch.float32).mean(0)
-        return p_hat * (1 - p_hat)
-    raise ValueError(f"uncertainty_on={uncertainty_on!r} not supported; use 'logit', 'probability' or 'label'")
-
-
-def select_most_uncertain(fragments: Fragments, variances: Tensor, num_pairs: int) -> Fragments:
-    """The ``num_pairs`` pairs with the highest variance, highest first (ties: the earlier pair)."""
-    order = torch.argsort(variances, descending=True, stable=True)[:num_pairs]
-    return tree.map(lambda x: x[order], fragments)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 # State
 # ---------------------------------------------------------------------------------------------------------------------
 
@@ -525,7 +306,7 @@ class State(struct.PyTreeNode):
     """Everything that changes, as tensors (batched over seeds under vmap), plus the static config and net."""
 
     reward_params: Any  # the net's params (leaves (members, ...) for an ensemble)
-    reward_opt: Any  # AdamW state; holds lr and weight decay as 0-d tensors (sweepable)
+    reward_opt: Any  # AdamW state (preference_model.init_optimizer): lr and weight decay as 0-d tensors
     reward_norm: RunningMeanStd  # output statistics of the agent's (normalised) reward
     reg_lambda: Tensor  # () float32: regularisation strength (moved by the interval scaler)
     dataset: PreferenceDataset
@@ -535,12 +316,6 @@ class State(struct.PyTreeNode):
     sample_steps: Tensor  # () int64: env steps spent sampling trajectories for fragments
     cfg: Config = struct.field(static=True)
     net: Any = struct.field(static=True)  # rewards.BasicRewardNet or rewards.RewardEnsemble
-
-
-@functools.cache
-def _optimizer() -> optim.GradientTransformation:
-    # inject_hyperparams keeps lr and weight decay in the state (set at init), so update uses placeholders.
-    return optim.inject_hyperparams(optim.adamw)(learning_rate=0.0, weight_decay=0.0)
 
 
 def make_net(cfg: Config, observation_space: gym.Space[Any], action_space: gym.Space[Any]) -> Any:
@@ -592,9 +367,7 @@ def init(
         agent = algo.init(cfg.agent_cfg(), k_agent, env, **kwargs)
     return State(
         reward_params=params,
-        reward_opt=optim.inject_hyperparams(optim.adamw)(learning_rate=cfg.lr, weight_decay=cfg.weight_decay).init(
-            params
-        ),
+        reward_opt=preference_model.init_optimizer(params, cfg.lr, cfg.weight_decay),
         reward_norm=rewards.normalize.init(),
         reg_lambda=torch.tensor(float(cfg.regularizer_lambda)),
         dataset=preferences.init(capacity, _example_fragments(obs_space, act_space, cfg.fragment_length)),
@@ -608,159 +381,24 @@ def init(
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The reward: loss, regularisers, training
+# The reward: training and the functions the agent and users get
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def cross_entropy_loss(
-    params: Any, net: Any, fragments: Fragments, prefs: Tensor, cfg: Config, boot: Tensor | None = None
-) -> tuple[Tensor, Metrics]:
-    """``CrossEntropyRewardLoss``: BCE of the model's P(1 ≻ 2) against ``prefs``; metrics accuracy, gt_reward_loss.
-
-    For an ensemble the loss is the sum over members, member ``m`` seeing the bootstrap ``boot[m]``
-    (``(members, pairs)`` indices into the batch; ``EnsembleTrainer``), and the metrics are member means.
-    """
-    pred = fragment_rewards(net, params, fragments)  # (pairs, 2, L) or (M, pairs, 2, L)
-    if boot is not None:
-        pred = torch.gather(pred, 1, boot.reshape(*boot.shape, 1, 1).expand(*boot.shape, *pred.shape[2:]))
-        targets = prefs[boot]  # (M, pairs)
-        true = fragments.rews[boot]  # (M, pairs, 2, L)
-    else:
-        targets, true = prefs, fragments.rews
-    logit = preference_logits(pred[..., 0, :], pred[..., 1, :], cfg.discount_factor, cfg.threshold)
-    lp1, lp2 = log_probabilities(logit, cfg.noise_prob)
-    loss = binary_cross_entropy(lp1, lp2, targets)
-    gt1, gt2 = log_probabilities(
-        preference_logits(true[..., 0, :], true[..., 1, :], cfg.discount_factor, cfg.threshold), cfg.noise_prob
-    )
-    accuracy = ((lp1 > math.log(0.5)) == (targets > 0.5)).to(torch.float32).mean(-1)
-    metrics = {
-        "loss": loss.mean(),
-        "accuracy": accuracy.mean(),
-        "gt_reward_loss": binary_cross_entropy(gt1, gt2, targets).mean(),
-    }
-    if boot is not None:
-        metrics["loss_std"] = loss.std()
-        loss = loss.sum()
-        metrics["loss"] = loss
-    return loss, metrics
-
-
-def lp_penalty(params: Any, p: int) -> Tensor:
-    """``LpRegularizer``'s penalty before λ: ``Σ_params ‖θ‖ₚᵖ``."""
-    return torch.stack([torch.linalg.vector_norm(x, ord=p) ** p for x in tree.leaves(params)]).sum()
-
-
-def interval_param_scaler(
-    lambda_: Tensor,
-    train_loss: Tensor,
-    val_loss: Tensor,
-    scaling_factor: float,
-    tolerable_interval: tuple[float, float],
-) -> Tensor:
-    """``IntervalParamScaler``: λ(1 + s) if val/train > high, λ(1 - s) if < low, else λ (pure, 0/0 keeps λ)."""
-    eps = float(np.finfo(float).eps)
-    ratio = val_loss / torch.where(train_loss < eps, torch.ones_like(train_loss), train_loss)
-    up = torch.where(train_loss < eps, val_loss >= eps, ratio > tolerable_interval[1])
-    down = (train_loss >= eps) & (ratio < tolerable_interval[0])
-    return torch.where(up, lambda_ * (1 + scaling_factor), torch.where(down, lambda_ * (1 - scaling_factor), lambda_))
-
-
-def _objective(
-    params: Any, state: State, frags: Fragments, prefs: Tensor, scale: float, boot: Tensor | None
-) -> tuple[Tensor, Metrics]:
-    loss, metrics = cross_entropy_loss(params, state.net, frags, prefs, state.cfg, boot)
-    total = loss * scale
-    if state.cfg.regularizer == "lp":
-        total = total + state.reg_lambda * lp_penalty(params, state.cfg.regularizer_p)
-    return total, metrics
-
-
-def _take(x: Tensor, idx: Tensor) -> Tensor:
-    return x[idx]
-
-
-def _eval_loss(state: State, params: Any, idx: Tensor) -> Tensor:
-    """Mean loss over the pairs ``idx`` (ensembles: summed over members, no bootstrap)."""
-    frags = tree.map(lambda x: x[idx], state.dataset.fragments)
-    loss, _ = cross_entropy_loss(params, state.net, frags, state.dataset.preferences[idx], state.cfg)
-    return loss.sum() if loss.ndim else loss
-
-
 def train_reward(state: State, n_items: int, epoch_multiplier: float = 1.0) -> tuple[State, Metrics]:
-    """``BasicRewardTrainer`` / ``EnsembleTrainer``: ``round(epochs * multiplier)`` epochs over the first ``n_items``.
+    """``BasicRewardTrainer`` / ``EnsembleTrainer`` on ``state``'s dataset: :func:`preference_model.train`.
 
-    Minibatches of ``minibatch_size`` pairs; gradients (each weighted by ``len(minibatch) / batch_size``)
-    accumulate until ``batch_size`` pairs, then one AdamW step (and one for a leftover). The weight-decay
-    regulariser shrinks the params after every minibatch; with an updater, ``val_split`` of the data is
-    held out and λ is rescaled after each epoch from the mean validation / train losses. Returns the last
-    epoch's mean metrics (``imitation``'s ``reward/final/train``). Pure; ``n_items`` is static.
+    ``round(epochs * epoch_multiplier)`` epochs over the first ``n_items`` pairs; returns the last epoch's mean
+    metrics (``imitation``'s ``reward/final/train``). Pure; ``n_items`` is static.
     """
-    cfg = state.cfg
-    epochs = round(cfg.epochs * epoch_multiplier)
-    if epochs < 1:
-        raise ValueError(
-            f"train_reward: epochs * epoch_multiplier = {cfg.epochs * epoch_multiplier} rounds to 0 epochs"
-        )
-    if n_items < 1:
-        raise ValueError("train_reward: the dataset is empty")
-    mb = cfg.minibatch_size or cfg.batch_size
-    key, k_split, k_epochs, k_boot = random.split(state.key, 4)
-    use_val = cfg.lambda_updater != "none"
-    if use_val:
-        n_val = max(1, int(cfg.val_split * n_items))  # type: ignore[operator]
-        n_train = n_items - n_val
-        if n_train < 1:
-            raise ValueError(
-                "Not enough data samples to split into training and validation, or the validation split is too "
-                "large/small. Make sure you've generated enough initial preference data. You can adjust this "
-                "through initial_comparison_frac in PreferenceComparisons."
-            )
-        perm = random.permutation(k_split, n_items)
-        train_idx, val_idx = perm[:n_train], perm[n_train:]
-    else:
-        n_train, train_idx, val_idx = n_items, torch.arange(n_items, device=state.key.device), None
-    members = cfg.ensemble_size
-    grad_fn = torch.func.grad(_objective, has_aux=True)
-    opt = _optimizer()
-    params, opt_state, lam = state.reward_params, state.reward_opt, state.reg_lambda
-    history: list[Metrics] = []
-    step = 0
-    for epoch in range(epochs):
-        order = train_idx[random.permutation(random.fold_in(k_epochs, epoch), n_train)]
-        acc_grads, acc = None, 0
-        history = []
-        train_sum = torch.zeros(())
-        for start in range(0, n_train, mb):
-            idx = order[start : start + mb]
-            n = idx.shape[0]
-            frags = tree.map(functools.partial(_take, idx=idx), state.dataset.fragments)
-            prefs = state.dataset.preferences[idx]
-            boot = None
-            if members is not None:
-                boot = random.randint(random.fold_in(k_boot, step), (members, n), 0, n)
-            step += 1
-            s = state.replace(reg_lambda=lam)
-            grads, metrics = grad_fn(params, s, frags, prefs, n / cfg.batch_size, boot)
-            history.append(metrics)
-            train_sum = train_sum + metrics["loss"] * n
-            acc_grads = grads if acc_grads is None else tree.map(torch.add, acc_grads, grads)
-            acc += n
-            if cfg.regularizer == "weight_decay":
-                factor = 1.0 - lam * opt_state.hyperparams["learning_rate"]
-                params = tree.map(functools.partial(torch.mul, other=factor), params)
-            if acc >= cfg.batch_size:
-                updates, opt_state = opt.update(acc_grads, opt_state, params)
-                params, acc_grads, acc = optim.apply_updates(params, updates), None, 0
-        if acc_grads is not None:
-            updates, opt_state = opt.update(acc_grads, opt_state, params)
-            params = optim.apply_updates(params, updates)
-        if use_val:
-            val_loss = _eval_loss(state, params, val_idx)  # type: ignore[arg-type]
-            lam = interval_param_scaler(lam, train_sum / n_train, val_loss, cfg.scaling_factor, cfg.tolerable_interval)
-    out = {k: torch.stack([m[k] for m in history]).mean() for k in history[0]}
-    out["regularization_lambda"] = lam
-    return state.replace(reward_params=params, reward_opt=opt_state, reg_lambda=lam, key=key), out
+    trainer = preference_model.TrainState(
+        params=state.reward_params, opt_state=state.reward_opt, reg_lambda=state.reg_lambda, key=state.key
+    )
+    trainer, metrics = preference_model.train(state.cfg, state.net, trainer, state.dataset, n_items, epoch_multiplier)
+    new = state.replace(
+        reward_params=trainer.params, reward_opt=trainer.opt_state, reg_lambda=trainer.reg_lambda, key=trainer.key
+    )
+    return new, metrics
 
 
 def raw_reward_fn(state: State) -> RewardFn:
@@ -1150,21 +788,17 @@ __all__ = [
     "agent_policy",
     "agent_reward",
     "agent_trainer",
-    "binary_cross_entropy",
     "check_fragment_supply",
     "collect",
     "collect_keys",
     "comparison_schedule",
     "cross_entropy_loss",
-    "discounted_return",
     "fragment_rewards",
     "fragments_from",
     "gather",
     "init",
-    "interval_param_scaler",
     "iteration",
     "iteration_from_pool",
-    "log_probabilities",
     "lp_penalty",
     "make_net",
     "oric",
@@ -1176,20 +810,16 @@ __all__ = [
     "pool_keys",
     "pool_sampler",
     "pool_step",
-    "preference_logits",
-    "probability",
     "random_fragments",
     "raw_reward_fn",
     "relabel_replay",
     "reward",
     "reward_fn",
     "sample_pool",
-    "select_most_uncertain",
     "steps_per_call",
     "synthetic_preferences",
     "train_agent",
     "train_reward",
     "update",
     "variance_estimate",
-    "window_weights",
 ]
