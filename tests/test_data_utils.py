@@ -18,6 +18,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from imitation_fn import envs
 from imitation_fn.core import random, tree
 from imitation_fn.data import rollout, serialize, utils
 from imitation_fn.data.convert import convert, save_npz
@@ -250,7 +251,6 @@ def test_check_spaces_names_the_field_and_the_mismatch() -> None:
 
 
 def test_check_spaces_on_a_real_environment_dataset() -> None:
-    envs = pytest.importorskip("imitation_fn.envs")
     env = envs.make("CartPole-v1", n_envs=1)
     trajs = rollout.generate_trajectories(
         env, lambda o, k: random.randint(k, o.shape[:1], 0, 2), random.key(0), min_episodes=2

@@ -2,8 +2,9 @@
 
 Each command runs once with a checkpoint after every update (``--checkpoint-every 0``); a copy of the
 run directory is taken at every checkpoint, as a kill right after it would leave it. Resuming from a
-copy taken mid-run must end in the same checkpoint tensors and the same metrics rows as the run that
-was never interrupted.
+copy taken mid-run — or from the finished directory with that mid-run checkpoint, as a run killed
+after logging further would leave it — must end in the same checkpoint tensors and the same metrics
+rows as the run that was never interrupted.
 """
 
 from __future__ import annotations
@@ -63,9 +64,10 @@ def _rows(run: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run / METRICS).read_text().splitlines()]
 
 
+@pytest.mark.parametrize("logged_past_it", [False, True], ids=["killed-at-a-checkpoint", "killed-later"])
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_resumed_run_equals_the_uninterrupted_one(
-    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    command: str, logged_past_it: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     argv = _argv(COMMANDS[command])
     copies: list[Path] = []
@@ -94,6 +96,7 @@ def test_resumed_run_equals_the_uninterrupted_one(
     for name, tensor in expected.items():
         assert torch.equal(resumed[name], tensor), f"{command}: {name} differs after resuming"
     assert _rows(killed) == _rows(full)
+    assert (killed / "metrics.csv").read_text() == (full / "metrics.csv").read_text()
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))

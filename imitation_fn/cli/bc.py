@@ -45,6 +45,7 @@ def _run_bc(cfg: bc.Config, env_id: str, trajs: list[Any], args: argparse.Namesp
             eval_every=args.eval_every,
             log_dir=args.out,
             checkpoint_every=args.checkpoint_every,
+            log_formats=args.log_formats,
             resume=args.resume,
             compile=args.compile,
             progress=not args.no_progress,

@@ -19,7 +19,8 @@ from imitation_fn import envs
 from imitation_fn.core.config import Config, read_mapping
 from imitation_fn.core.errors import InputError
 from imitation_fn.policies import load_policy
-from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS
+from imitation_fn.training.logger import LOG_FORMATS, parse_log_formats
+from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS
 
 console = Console()
 C = typing.TypeVar("C", bound=Config)
@@ -70,6 +71,13 @@ def _at_least(minimum: float, cast: Callable[[str], Any]) -> Callable[[str], Any
 
     parse.__name__ = cast.__name__  # argparse names the type in its messages
     return parse
+
+
+def _log_formats(text: str) -> tuple[str, ...]:
+    try:
+        return parse_log_formats(text)
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--log-formats: ")) from None
 
 
 positive_int = _at_least(1, int)
@@ -234,6 +242,14 @@ def add_run_flags(
         "end (0: after every update)",
     )
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    g.add_argument(
+        "--log-formats",
+        type=_log_formats,
+        default=",".join(DEFAULT_LOG_FORMATS),
+        metavar="FORMATS",
+        help=f"where metrics go, comma-separated: {', '.join(LOG_FORMATS)} (jsonl is always written: analyze and "
+        "--resume read it)",
+    )
     g.add_argument("--compile", action="store_true", help=compile_help)
     if progress:
         g.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -78,6 +78,7 @@ def cmd_dagger(args: argparse.Namespace) -> None:
             expert_trajs=expert_trajs,
             scratch_dir=args.out,
             resume=args.resume,
+            log_formats=args.log_formats,
             n_eval_episodes=args.n_eval_episodes,
             eval_every=args.eval_every,
             target_return=args.target_return,

@@ -97,6 +97,7 @@ def cmd_density(args: argparse.Namespace) -> None:
             eval_every=args.eval_every,
             log_dir=args.out,
             checkpoint_every=args.checkpoint_every,
+            log_formats=args.log_formats,
             resume=args.resume,
             compile=args.compile,
             progress=not args.no_progress,

@@ -169,6 +169,7 @@ def cmd_mce_irl(args: argparse.Namespace) -> None:
             log_fn=log,
             log_dir=args.out,
             checkpoint_every=args.checkpoint_every,
+            log_formats=args.log_formats,
             resume=args.resume,
             env_id=args.env,
         )

@@ -130,6 +130,7 @@ def cmd_preference_comparisons(args: argparse.Namespace) -> None:
             eval_every=args.eval_every,
             log_dir=args.out,
             checkpoint_every=args.checkpoint_every,
+            log_formats=args.log_formats,
             resume=args.resume,
             progress=not args.no_progress,
             compile=args.compile,

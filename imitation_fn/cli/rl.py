@@ -71,6 +71,7 @@ def cmd_train_rl(args: argparse.Namespace) -> None:
             n_eval_episodes=args.n_eval_episodes,
             log_dir=args.out,
             checkpoint_every=args.checkpoint_every,
+            log_formats=args.log_formats,
             resume=args.resume,
             compile=args.compile,
             progress=not args.no_progress,

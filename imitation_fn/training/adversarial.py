@@ -35,7 +35,7 @@ from imitation_fn.rl import ppo
 from imitation_fn.training.driver import TrainResult, check_seeds, evaluate_at, seed_keys
 from imitation_fn.training.logger import ProgressBar
 from imitation_fn.training.rl import policy_for_saving
-from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, open_run
+from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, open_run
 
 Round = Callable[[Any, Transitions], tuple[Any, dict[str, Tensor]]]
 
@@ -196,6 +196,7 @@ def train_adversarial(
     n_eval_episodes: int = 10,
     log_dir: str | Path | None = None,
     checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
+    log_formats: Sequence[str] = DEFAULT_LOG_FORMATS,
     resume: bool = False,
     compile: bool = False,
     progress: bool = True,
@@ -206,7 +207,7 @@ def train_adversarial(
     Runs ``total_timesteps // cfg.round_timesteps`` rounds (``imitation``'s ``train``). ``eval_every``
     counts generator env steps; evaluation (``n_eval_episodes`` deterministic episodes per seed) always
     runs at the end, after the policies and reward nets are saved. ``log_dir``, ``checkpoint_every``
-    (seconds) and ``resume``: see :mod:`imitation_fn.training.run`. ``callback(round, states,
+    (seconds), ``resume``, ``log_formats``: see :mod:`imitation_fn.training.run`. ``callback(round, states,
     eval_returns or None)`` runs after every round. ``TrainResult.steps`` is the env steps each seed took.
     """
     seeds = check_seeds(seeds, "train_adversarial")
@@ -245,6 +246,7 @@ def train_adversarial(
         env_id=env_id,
         budget=total,
         checkpoint_every=checkpoint_every,
+        log_formats=log_formats,
     )
     run.export = lambda out, states: save_outputs(algo, states, seeds, env, out)
 

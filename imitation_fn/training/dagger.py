@@ -45,7 +45,7 @@ from imitation_fn.evaluation_gym import evaluate_gym_policy
 from imitation_fn.policies.io import save_policy
 from imitation_fn.training.driver import check_seeds, seed_keys
 from imitation_fn.training.logger import ProgressBar
-from imitation_fn.training.run import CHECKPOINT, Run, open_run
+from imitation_fn.training.run import CHECKPOINT, DEFAULT_LOG_FORMATS, Run, open_run
 
 HISTORY = "history.json"
 # A GymEnv's TimeStep is a handle to live simulators: it is kept beside the stacked states, whose
@@ -215,6 +215,7 @@ def train_dagger(
     beta_schedule: dagger.BetaSchedule | None = None,
     scratch_dir: str | Path | None = None,
     resume: bool = False,
+    log_formats: Sequence[str] = DEFAULT_LOG_FORMATS,
     n_eval_episodes: int = 10,
     eval_every: int | None = 1,
     target_return: float | None = None,
@@ -261,7 +262,7 @@ def train_dagger(
         capacity = int(serialization.load_metadata(out / CHECKPOINT).get("capacity", capacity))
     states = _init_states(cfg, init_keys, seed_envs, host, capacity, demos, beta_schedule)
     run, states, saved_rounds = open_run(
-        out, resume, states, cfg, seeds, algorithm="dagger", env_id=env_id, checkpoint_every=0
+        out, resume, states, cfg, seeds, algorithm="dagger", env_id=env_id, checkpoint_every=0, log_formats=log_formats
     )
     # vmap broadcasts seed-independent leaves with stride 0 and reset aliases obs and final_obs; compiled
     # steps guard on both and would recompile when they change, so every leaf starts as its own contiguous copy.

@@ -31,7 +31,7 @@ from imitation_fn.rl import ppo
 from imitation_fn.training.driver import TrainResult, check_seeds, export_policies, seed_keys
 from imitation_fn.training.logger import ProgressBar
 from imitation_fn.training.rl import policy_for_saving
-from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, open_run
+from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, open_run
 
 PPO_CONFIG = "ppo_config.json"
 
@@ -81,6 +81,7 @@ def train_policy(
     eval_every: int | None = None,
     log_dir: str | Path | None = None,
     checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
+    log_formats: Sequence[str] = DEFAULT_LOG_FORMATS,
     resume: bool = False,
     compile: bool = False,
     progress: bool = True,
@@ -90,7 +91,7 @@ def train_policy(
     Evaluation (deterministic policy, one episode per env of a ``n_eval_episodes`` env) reports the true
     and the imitation return, every ``eval_every`` env steps and at the end. Unless
     ``cfg.allow_variable_horizon``, training episodes must all have the demonstrations' length.
-    ``log_dir``, ``checkpoint_every`` (seconds) and ``resume``: see :mod:`imitation_fn.training.run`.
+    ``log_dir``, ``checkpoint_every`` (seconds), ``resume``, ``log_formats``: see :mod:`imitation_fn.training.run`.
     """
     seeds = check_seeds(seeds, "density.train_policy")
     env, eval_env = envs.make(env_id, n_envs=rl_cfg.n_envs), envs.make(env_id, n_envs=n_eval_episodes)
@@ -111,6 +112,7 @@ def train_policy(
         env_id=env_id,
         budget=total_timesteps,
         checkpoint_every=checkpoint_every,
+        log_formats=log_formats,
     )
     if run.out is not None:
         _ppo_config_file(run.out, rl_cfg, resume)

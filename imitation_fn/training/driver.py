@@ -32,7 +32,14 @@ from imitation_fn.evaluation import evaluate_policy
 from imitation_fn.evaluation_gym import evaluate_gym_policy
 from imitation_fn.policies.io import save_policy
 from imitation_fn.training.logger import ProgressBar
-from imitation_fn.training.run import CHECKPOINT, CHECKPOINT_EVERY_SECONDS, CONFIG, check_config_file, open_run
+from imitation_fn.training.run import (
+    CHECKPOINT,
+    CHECKPOINT_EVERY_SECONDS,
+    CONFIG,
+    DEFAULT_LOG_FORMATS,
+    check_config_file,
+    open_run,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +96,7 @@ def train(
     log_every: int = 100,
     log_dir: str | Path | None = None,
     checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
+    log_formats: Sequence[str] = DEFAULT_LOG_FORMATS,
     resume: bool = False,
     compile: bool = False,
     progress: bool = True,
@@ -129,6 +137,7 @@ def train(
         env_id=env_id,
         budget=total,
         checkpoint_every=checkpoint_every,
+        log_formats=log_formats,
     )
     if name in POLICY_EXPORTS:
         run.export = lambda out, states: export_policies(out / "policies", states, seeds, env, POLICY_EXPORTS[name])

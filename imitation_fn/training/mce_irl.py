@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -24,7 +24,7 @@ from imitation_fn.core import random, struct
 from imitation_fn.envs.tabular import TabularMDP
 from imitation_fn.rl import tabular
 from imitation_fn.training.driver import check_seeds
-from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, open_run
+from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, open_run
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ def train(
     log_fn: Callable[[int, Metrics], None] | None = None,
     log_dir: str | Path | None = None,
     checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
+    log_formats: Sequence[str] = DEFAULT_LOG_FORMATS,
     resume: bool = False,
     env_id: str | None = None,
 ) -> TrainResult:
@@ -81,6 +82,7 @@ def train(
         env_id=env_id,
         budget=cfg.max_iter,
         checkpoint_every=checkpoint_every,
+        log_formats=log_formats,
     )
     step_fn = mce_irl.batched_update(compile)
     metrics: Metrics = {}

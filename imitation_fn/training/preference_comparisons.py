@@ -38,7 +38,7 @@ from imitation_fn.policies.io import save_policy
 from imitation_fn.training.driver import check_seeds, seed_keys
 from imitation_fn.training.logger import ProgressBar
 from imitation_fn.training.rl import policy_for_saving
-from imitation_fn.training.run import CHECKPOINT, CHECKPOINT_EVERY_SECONDS, open_run
+from imitation_fn.training.run import CHECKPOINT, CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, open_run
 
 ALGORITHM = "preference_comparisons"
 
@@ -115,6 +115,7 @@ def train(
     eval_every: int | None = None,
     log_dir: str | Path | None = None,
     checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
+    log_formats: Sequence[str] = DEFAULT_LOG_FORMATS,
     resume: bool = False,
     progress: bool = True,
     callback: Callable[[int, Any, dict[str, Tensor]], None] | None = None,
@@ -162,6 +163,7 @@ def train(
         env_id=env_id,
         budget=len(rounds),
         checkpoint_every=checkpoint_every,
+        log_formats=log_formats,
     )
     run.export = lambda out, states: export_artifacts(out, states, seeds, env_id)
     eval_env = _env(env_id, n_eval_episodes) if agent_env is not None else None

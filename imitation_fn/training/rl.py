@@ -29,7 +29,7 @@ from imitation_fn.envs.gym import GymEnv
 from imitation_fn.rewards import RewardFn
 from imitation_fn.training.driver import TrainResult, check_seeds, evaluate_at, export_policies, seed_keys
 from imitation_fn.training.logger import ProgressBar
-from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, open_run
+from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, open_run
 
 Step = Callable[[Any], tuple[Any, dict[str, Tensor]]]
 
@@ -77,6 +77,7 @@ def train_rl(
     n_eval_episodes: int = 10,
     log_dir: str | Path | None = None,
     checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
+    log_formats: Sequence[str] = DEFAULT_LOG_FORMATS,
     resume: bool = False,
     compile: bool = False,
     progress: bool = True,
@@ -113,6 +114,7 @@ def train_rl(
         env_id=env_id,
         budget=total_timesteps,
         checkpoint_every=checkpoint_every,
+        log_formats=log_formats,
     )
     run.export = lambda out, states: export_policies(
         out / "policies", states, seeds, eval_env, functools.partial(policy_for_saving, algo)

@@ -6,13 +6,14 @@
         run.save(states, step)          # save first: a failure in evaluation loses nothing
     ...
 
-A directory holds ``config.json``, ``metrics.jsonl`` and ``checkpoint.safetensors`` (the states stacked
-over seeds; step, seeds, algorithm, environment and the config's fingerprint in its metadata). Every
-write is atomic. Opening a run for a fresh start or a resume rewrites ``metrics.jsonl`` to the rows up
-to the checkpoint's step, so a resumed run never writes a row twice and its file equals an
-uninterrupted run's. Every mistake (a run already there, nothing to resume, another config or seeds, a
-budget below the checkpoint's step) is an :class:`~imitation_fn.core.errors.InputError` that names
-the directory and the flag that fixes it.
+A directory holds ``config.json``, ``metrics.jsonl`` (plus ``metrics.csv``, ``tensorboard/`` or a wandb
+run, as ``log_formats`` asks) and ``checkpoint.safetensors`` (the states stacked over seeds; step,
+seeds, algorithm, environment and the config's fingerprint in its metadata). Files are replaced
+atomically. Opening a run for a fresh start or a resume cuts the metrics back to the checkpoint's
+step, so a resumed run never writes a row twice and its files equal an uninterrupted run's. Every
+mistake (a run already there, nothing to resume, another config or seeds, a budget below the
+checkpoint's step) is an :class:`~imitation_fn.core.errors.InputError` that names the directory
+and the flag that fixes it.
 """
 
 from __future__ import annotations
@@ -27,13 +28,24 @@ from typing import Any
 from imitation_fn.core import serialization
 from imitation_fn.core.config import Config
 from imitation_fn.core.errors import InputError
-from imitation_fn.training.logger import MetricsWriter, read_metrics
+from imitation_fn.training.logger import (
+    CSV,
+    TENSORBOARD,
+    CsvWriter,
+    MetricsWriter,
+    TensorBoardWriter,
+    WandbWriter,
+    Writer,
+    parse_log_formats,
+    read_metrics,
+)
 
 CHECKPOINT = "checkpoint.safetensors"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINT_EVERY_SECONDS = 120.0
 """Default wall time between checkpoints: a killed run loses at most this much training."""
+DEFAULT_LOG_FORMATS = ("jsonl", "csv")
 
 
 def config_fingerprint(cfg: Config) -> str:
@@ -100,13 +112,16 @@ def open_run(
     env_id: str | None = None,
     budget: int | None = None,
     checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
+    log_formats: Sequence[str] = DEFAULT_LOG_FORMATS,
 ) -> tuple[Run, Any, int]:
     """Prepare ``log_dir`` for a fresh run, or load its checkpoint to resume.
 
     Returns ``(run, states, step)``: the states to continue from and the step their checkpoint reached
     (0 for a fresh run). ``budget`` is the run's total in the checkpoint's unit: resuming a checkpoint
-    past it is refused rather than reported as a shorter run.
+    past it is refused rather than reported as a shorter run. ``log_formats``: where metrics go besides
+    ``metrics.jsonl`` (``csv``, ``tensorboard``, ``wandb``; see :mod:`imitation_fn.training.logger`).
     """
+    formats = parse_log_formats(log_formats)
     out = Path(log_dir) if log_dir is not None else None
     if checkpoint_every < 0:
         raise InputError(f"checkpoint_every must be >= 0 seconds, got {checkpoint_every}")
@@ -136,11 +151,28 @@ def open_run(
         out.mkdir(parents=True, exist_ok=True)
         serialization.write_text_atomic(out / CONFIG, cfg.to_json())
     evaluated = truncate_metrics(out / METRICS, step) if out is not None else set()
-    writer = MetricsWriter(out / METRICS if out is not None else None, seeds)
+    writer = MetricsWriter(out / METRICS if out is not None else None, seeds, _writers(out, formats, seeds, step, cfg))
     run = Run(out, list(seeds), algorithm, env_id, config_fingerprint(cfg), writer, checkpoint_every, evaluated)
     if resume and out is not None:
         run.pending_eval = bool(serialization.load_metadata(out / CHECKPOINT).get("eval_due")) and step not in evaluated
     return run, states, step
+
+
+def _writers(out: Path | None, formats: Sequence[str], seeds: Sequence[int], step: int, cfg: Config) -> list[Writer]:
+    """The writers of ``formats`` besides JSONL, each continuing its files from ``step``."""
+    if out is None:
+        if set(formats) - {"jsonl", "csv"}:
+            raise InputError(f"--log-formats {','.join(formats)} needs --out: the run directory they write to")
+        return []
+    writers: list[Writer] = []
+    if "csv" in formats:
+        CsvWriter.truncate(out / CSV, step)
+        writers.append(CsvWriter(out / CSV, seeds))
+    if "tensorboard" in formats:
+        writers.append(TensorBoardWriter(out / TENSORBOARD, seeds, step))
+    if "wandb" in formats:
+        writers.append(WandbWriter(out, seeds, json.loads(cfg.to_json()), out.name))
+    return writers
 
 
 def truncate_metrics(path: Path, step: int) -> set[int]:
@@ -200,6 +232,7 @@ __all__ = [
     "CHECKPOINT",
     "CHECKPOINT_EVERY_SECONDS",
     "CONFIG",
+    "DEFAULT_LOG_FORMATS",
     "METRICS",
     "Run",
     "check_config_file",
