@@ -3,7 +3,7 @@
     python benchmarks/adversarial.py                     # GAIL and AIRL, 1 seed and 8 seeds vmapped, + Pendulum
     python benchmarks/adversarial.py --algos gail --no-pendulum --seeds 8
 
-For each algorithm: the preset (``imitation_fn.training.adversarial.PRESETS``), one seed alone and
+For each algorithm: the preset (``imitation_fn.presets``), one seed alone and
 ``--seeds`` seeds in one vmapped run, each up to ``--max-steps`` generator env steps (the 1-seed run
 stops once it reaches the target: it is there for timing). Every
 ``--eval-every`` rounds each seed's deterministic policy plays 16 episodes; a seed *reaches* the
@@ -30,7 +30,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from imitation_fn import envs
+from imitation_fn import envs, presets
 from imitation_fn.algorithms import adversarial, airl, gail
 from imitation_fn.core import random
 from imitation_fn.data import serialize
@@ -62,7 +62,7 @@ def run(
 ) -> dict[str, Any]:
     """Train ``n_seeds`` vmapped seeds of the preset; the learning curve and time/steps to ``target``."""
     algo = ALGOS[name]
-    preset = driver.preset(name, env_id)
+    preset = presets.get(name, env_id)
     assert preset is not None, f"no preset for {name} on {env_id}"
     cfg = algo.Config(**preset.config)
     trajs = serialize.load(EXPERTS / env_id.replace("/", "_") / "demos")[:n_demos]
@@ -201,13 +201,13 @@ def main() -> None:
             "min_seeds": bars[name][1],
             "seeds_at_bar": sum(x >= bars[name][0] for x in r["final_returns"]),
         }
-    if not args.no_pendulum and driver.preset("gail", "Pendulum-v1") is not None:
+    if not args.no_pendulum and presets.get("gail", "Pendulum-v1") is not None:
         summary = json.loads((EXPERTS / "Pendulum-v1" / "summary.json").read_text())
         expert = float(summary["demos"]["return_mean"])
         random_env = envs.make("Pendulum-v1", n_envs=100)
         uniform = lambda obs, key: random.uniform(key, (obs.shape[0], 1), minval=-2.0, maxval=2.0)  # noqa: E731
         rnd = float(evaluate_policy(random_env, uniform, random.key(0)).returns.mean())
-        preset = driver.preset("gail", "Pendulum-v1")
+        preset = presets.get("gail", "Pendulum-v1")
         assert preset is not None
         r = run(
             "gail",

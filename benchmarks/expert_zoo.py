@@ -4,7 +4,7 @@
     python benchmarks/expert_zoo.py --env CartPole-v1     # one env
     python benchmarks/expert_zoo.py --env Pendulum-v1 --overwrite
 
-For each env: train the preset of ``imitation_fn/rl/presets.py`` for a few seeds at once (one vmapped
+For each env: train the preset of ``imitation_fn/presets.py`` for a few seeds at once (one vmapped
 ``train_rl``), evaluate every seed's saved-and-reloaded deterministic policy on 50 episodes of our
 torch env (key 0) and on 50 held-out episodes (key 1), keep the seed with the best worse-of-the-two
 mean, and write ``<out>/<env_id with / replaced by _>/``:
@@ -35,12 +35,12 @@ from typing import Any
 
 import torch
 
-from imitation_fn import envs
+from imitation_fn import envs, presets
 from imitation_fn.core import random, tree
 from imitation_fn.data import generate_trajectories, rollout_stats, serialize
 from imitation_fn.evaluation import evaluate_policy
 from imitation_fn.policies import load_policy, save_policy, zoo
-from imitation_fn.rl import ppo, presets, sac
+from imitation_fn.rl import ppo, sac
 from imitation_fn.training.rl import policy_for_saving, train_rl
 
 N_EPISODES = 50
@@ -50,7 +50,7 @@ DEFAULT_OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "experts"
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-    algo: str  # "ppo" or "sac": the preset (algo, env_id) in rl/presets.py
+    algo: str  # "ppo" or "sac": the preset (algo, env_id) in imitation_fn/presets.py
     seeds: tuple[int, ...]  # trained together (vmapped); the best one is shipped
     demo_envs: tuple[str, ...] = ()  # more env ids that get the same policy and 50 demos
 
@@ -109,7 +109,7 @@ def train_expert(env_id: str, out_root: Path, compile: bool, progress: bool) -> 
     algo = ALGOS[spec.algo]
     preset = presets.get(spec.algo, env_id)
     if preset is None:
-        raise SystemExit(f"no preset ({spec.algo!r}, {env_id!r}) in imitation_fn/rl/presets.py")
+        raise SystemExit(f"no preset ({spec.algo!r}, {env_id!r}) in imitation_fn/presets.py")
     cfg = algo.Config(**preset.config)
     t0 = time.perf_counter()
     result = train_rl(

@@ -5,7 +5,7 @@
 
 The peer (issue 8): ``imitation`` reached −132 mean return on Pendulum-v1 with 1,000 synthetic comparisons,
 60 iterations and ~125k agent steps in 426 s on this machine kind. Target: the same return in ≤ 42.6 s.
-For each seed count: the CLI preset (``imitation_fn.cli.preference_comparisons.PRESETS``) trained in one
+For each seed count: the CLI preset (``imitation_fn.presets``) trained in one
 (vmapped) run; the wall time of the rounds (sampling, labelling, reward training, agent training; not the
 final evaluation); then every seed's deterministic policy plays ``--eval-episodes`` episodes (200: Pendulum's
 return depends on the start, a 50-episode mean has a standard error of ~13). Reported:
@@ -35,8 +35,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from imitation_fn import presets
 from imitation_fn.algorithms import preference_comparisons as pc
-from imitation_fn.cli.preference_comparisons import PRESETS
 from imitation_fn.training import preference_comparisons as tpc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +47,6 @@ PEER: dict[str, Any] = {
     "comparisons": 1000,
     "agent_steps": 125_000,
 }
-BARS: dict[str, float] = {"Pendulum-v1": -150.0, "seals/CartPole-v0": 450.0}
 
 
 def _cpu_seconds() -> float:
@@ -57,7 +56,10 @@ def _cpu_seconds() -> float:
 
 
 def run(env_id: str, n_seeds: int, eval_episodes: int, console: Console, compile: bool = True) -> dict[str, Any]:
-    cfg = pc.Config(**PRESETS[env_id])
+    preset = presets.get("preference_comparisons", env_id)
+    assert preset is not None and preset.target_return is not None, env_id
+    bar = preset.target_return
+    cfg = pc.Config(**preset.config, total_timesteps=preset.total_timesteps)
     load_before = os.getloadavg()[0]
     cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
@@ -83,8 +85,8 @@ def run(env_id: str, n_seeds: int, eval_episodes: int, console: Console, compile
         "returns": returns.tolist(),
         "return_mean": float(returns.mean()),
         "eval_episodes": eval_episodes,
-        "seeds_at_bar": int((returns >= BARS[env_id]).sum()),
-        "bar": BARS[env_id],
+        "seeds_at_bar": int((returns >= bar).sum()),
+        "bar": bar,
         "reward_accuracy": result.reward_accuracy.tolist(),
         "agent_steps": cfg.total_timesteps,
         "sample_steps": sample_steps,
@@ -109,7 +111,7 @@ def _write(out: Path, env_id: str, runs: list[dict[str, Any]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", default="Pendulum-v1", choices=sorted(PRESETS))
+    parser.add_argument("--env", default="Pendulum-v1", choices=sorted(presets.env_ids("preference_comparisons")))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 4], help="seed counts, each one vmapped run")
     parser.add_argument("--eval-episodes", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (SAC's batch-256 steps gain from 2)")
@@ -130,7 +132,7 @@ def main() -> None:
     for col in (
         "seeds",
         "return (mean of seeds)",
-        f"seeds ≥ {BARS[args.env]}",
+        f"seeds ≥ {runs[0]['bar']}",
         "accuracy",
         "env steps",
         "time [s]",

@@ -35,9 +35,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from imitation_fn import envs
+from imitation_fn import envs, presets
 from imitation_fn.core import checks, random
-from imitation_fn.rl import ppo, presets
+from imitation_fn.rl import ppo
 from imitation_fn.training.driver import evaluate_seeds, seed_keys
 from imitation_fn.training.rl import batched_train_step, make_init
 

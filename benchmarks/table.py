@@ -36,10 +36,9 @@ from rich.console import Console
 from rich.table import Table
 from torch import Tensor
 
-from imitation_fn import analysis, envs
+from imitation_fn import analysis, envs, presets
 from imitation_fn.algorithms import airl, bc, dagger, density, gail, mce_irl
 from imitation_fn.algorithms import preference_comparisons as pc
-from imitation_fn.cli.preference_comparisons import PRESETS as PC_PRESETS
 from imitation_fn.core import random
 from imitation_fn.data import flatten_trajectories, serialize
 from imitation_fn.envs.tabular import TabularMDP, cliff_world, random_mdp
@@ -118,7 +117,7 @@ def _adversarial(name: str, env_id: str) -> Runner:
     module = {"gail": gail, "airl": airl}[name]
 
     def run(seeds: Sequence[int], n_eval: int, quick: bool) -> Outcome:
-        preset = adversarial_training.preset(name, env_id)
+        preset = presets.get(name, env_id)
         assert preset is not None, (name, env_id)
         cfg = module.Config.model_validate(preset.config)
         steps = 2 * cfg.round_timesteps if quick else preset.total_timesteps
@@ -152,10 +151,12 @@ def _density(env_id: str) -> Runner:
 
 def _preference_comparisons(env_id: str) -> Runner:
     def run(seeds: Sequence[int], n_eval: int, quick: bool) -> Outcome:
-        preset = dict(PC_PRESETS[env_id])
+        preset = presets.get("preference_comparisons", env_id)
+        assert preset is not None, env_id
+        values = {**preset.config, "total_timesteps": preset.total_timesteps}
         if quick:
-            preset.update(total_timesteps=2_000, total_comparisons=40, num_iterations=2)
-        cfg = pc.Config.model_validate(preset)
+            values.update(total_timesteps=2_000, total_comparisons=40, num_iterations=2)
+        cfg = pc.Config.model_validate(values)
         compiled = not quick and cfg.agent == "sac"  # SAC's compiled step is ~10x faster; PPO's gains less here
         result = pc_training.train(cfg, env_id, seeds=seeds, n_eval_episodes=n_eval, progress=False, compile=compiled)
         assert result.eval_returns is not None

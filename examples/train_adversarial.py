@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from _common import parse_args
 
+from imitation_fn import presets
 from imitation_fn.algorithms import airl, gail
 from imitation_fn.data import serialize
 from imitation_fn.policies import zoo
@@ -25,7 +26,7 @@ def main() -> None:
     demos = serialize.load(zoo.demos_path(env_id))  # 50 expert episodes, 500 steps each
     for algo in (gail, airl):
         name = algo.__name__.rsplit(".", 1)[-1]
-        preset = driver.preset(name, env_id)
+        preset = presets.get(name, env_id)
         assert preset is not None
         overrides = (
             {"gen": {"n_envs": 8, "n_steps": 16, "batch_size": 64, "n_epochs": 2}, "demo_batch_size": 128}

@@ -15,9 +15,8 @@ import tempfile
 
 from _common import parse_args
 
-from imitation_fn import rewards
+from imitation_fn import presets, rewards
 from imitation_fn.algorithms import preference_comparisons as pc
-from imitation_fn.rl import presets
 from imitation_fn.training import preference_comparisons as tpc
 
 
@@ -44,7 +43,7 @@ def main() -> None:
             initial_epoch_multiplier=4,
             exploration_frac=0.05,
             agent="sac",  # Pendulum learns far faster with SAC; rl-zoo's settings
-            agent_config=dict(presets.PRESETS[("sac", "Pendulum-v1")].config),
+            agent_config=dict(presets.PRESETS["sac", "Pendulum-v1"].config),
         )
     result = tpc.train(cfg, env_id, seeds=range(2), n_eval_episodes=2 if args.tiny else 10, progress=not args.tiny)
     print(

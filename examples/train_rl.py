@@ -4,7 +4,7 @@
     python examples/train_rl.py --tiny
 
 The RL algorithms are what the imitation algorithms train their policies with (GAIL, AIRL, density,
-preference comparisons) and how the expert zoo was made. ``rl.presets`` holds rl-zoo's tuned settings.
+preference comparisons) and how the expert zoo was made. ``imitation_fn.presets`` holds rl-zoo's tuned settings.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import tempfile
 
 from _common import parse_args
 
-from imitation_fn import envs
+from imitation_fn import envs, presets
 from imitation_fn.policies import load_policy
-from imitation_fn.rl import ppo, presets, sac
+from imitation_fn.rl import ppo, sac
 from imitation_fn.training.rl import save_policies, train_rl
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from imitation_fn import cli, envs, rewards
+from imitation_fn import cli, envs, presets, rewards
 from imitation_fn.algorithms import adversarial, airl, gail
 from imitation_fn.cli import main
 from imitation_fn.core import checks, random, tree
@@ -320,7 +320,7 @@ def test_cli_trains_saves_and_rejects_bad_input(
 def test_gail_learns_fixed_horizon_cartpole() -> None:
     """The preset on a reduced budget (60 rounds, 123k of its 300k steps), one seed: from a policy that drops the
     pole within ~10 steps to the expert's 500 (benchmarks/adversarial.py checks 8 seeds on the full budget)."""
-    preset = driver.preset("gail", ENV_ID)
+    preset = presets.get("gail", ENV_ID)
     assert preset is not None
     cfg = gail.Config(**preset.config)
     trajs = serialize.load(DEMOS)[:50]

@@ -26,7 +26,7 @@ from imitation_fn.training.driver import seed_keys
 
 EXPERTS = Path(__file__).parent / "data" / "experts"
 SMALL_PPO = ppo.Config(n_envs=4, n_steps=16, batch_size=32, n_epochs=2, lr=1e-3)
-# rl-zoo's CartPole PPO (the CartPole-v1 preset): seals/CartPole-v0 has the same dynamics.
+# rl-zoo's CartPole PPO (benchmarks/density.py's agent): seals/CartPole-v0 has CartPole-v1's dynamics.
 CARTPOLE_PPO = ppo.Config(
     n_envs=8, n_steps=32, batch_size=256, n_epochs=20, lr=1e-3, lr_schedule="linear", gamma=0.98, gae_lambda=0.8
 )

@@ -9,7 +9,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from imitation_fn import envs, rewards, stats
+from imitation_fn import envs, presets, rewards, stats
 from imitation_fn.algorithms import preference_comparisons as pc
 from imitation_fn.core import checks, optim, random, tree
 from imitation_fn.core import compile as compile_lib
@@ -521,9 +521,11 @@ def test_learned_reward_ranks_upright_cartpole_states_higher() -> None:
 
 
 def test_cli_presets_are_valid_configs_within_the_issues_budgets() -> None:
-    from imitation_fn.cli.preference_comparisons import PRESETS
-
-    cfgs = {env_id: pc.Config(**preset) for env_id, preset in PRESETS.items()}
+    cfgs = {}
+    for env_id in presets.env_ids("preference_comparisons"):
+        preset = presets.get("preference_comparisons", env_id)
+        assert preset is not None
+        cfgs[env_id] = pc.Config(**preset.config, total_timesteps=preset.total_timesteps)
     assert cfgs["Pendulum-v1"].total_comparisons <= 1_000 and cfgs["Pendulum-v1"].total_timesteps <= 150_000
     assert cfgs["seals/CartPole-v0"].total_comparisons <= 500
     for cfg in cfgs.values():

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from imitation_fn import presets
 from imitation_fn.algorithms import airl, gail
 from imitation_fn.cli.common import (
     CLIError,
@@ -31,7 +32,7 @@ ALGORITHMS = {"gail": gail, "airl": airl}
 def build_config(name: str, args: argparse.Namespace) -> Any:
     """Defaults < preset < ``--config`` file < flags; PPO's flags build the nested ``gen`` config."""
     algo = ALGORITHMS[name]
-    found = driver.preset(name, args.env) if not args.no_preset else None
+    found = presets.get(name, args.env) if not args.no_preset else None
     base: dict[str, Any] = dict(found.config) if found else {}
     if args.config:
         base.update(read_config_file(args.config))
@@ -48,7 +49,7 @@ def cmd_adversarial(args: argparse.Namespace) -> None:
     algo = ALGORITHMS[name]
     require_torch_env(args.env, name)
     cfg = build_config(name, args)
-    found = driver.preset(name, args.env) if not args.no_preset else None
+    found = presets.get(name, args.env) if not args.no_preset else None
     total = args.total_timesteps if args.total_timesteps is not None else (found.total_timesteps if found else None)
     if total is None:
         raise CLIError(f"no preset for {name} on {args.env}: give --total-timesteps")

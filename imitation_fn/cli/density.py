@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
+from imitation_fn import presets
 from imitation_fn.algorithms import density
 from imitation_fn.cli.common import (
     CLIError,
@@ -24,15 +25,8 @@ from imitation_fn.cli.common import (
 )
 from imitation_fn.cli.data import expert_demos
 from imitation_fn.data import serialize
-from imitation_fn.rl import ppo, presets
+from imitation_fn.rl import ppo
 from imitation_fn.training import density as density_training
-
-# Fixed-horizon variants train well with their original's PPO preset (same dynamics).
-PRESET_ALIASES = {"seals/CartPole-v0": "CartPole-v1", "seals/MountainCar-v0": "MountainCar-v0"}
-
-
-def _ppo_preset(env_id: str) -> presets.Preset | None:
-    return presets.get("ppo", env_id) or presets.get("ppo", PRESET_ALIASES.get(env_id, env_id))
 
 
 def _table(title: str, result: density_training.DensityResult) -> Table:
@@ -63,7 +57,7 @@ def cmd_density(args: argparse.Namespace) -> None:
     require_torch_env(args.env, "density")
     cfg = config_from_args(density.Config, args)
     args.config = None  # --config holds density fields; PPO's come from --ppo-config
-    preset = None if args.no_preset else _ppo_preset(args.env)
+    preset = None if args.no_preset else presets.get("density", args.env)
     base = dict(preset.config) if preset else {}
     if args.ppo_config:
         base.update(read_config_file(args.ppo_config, "--ppo-config"))

@@ -3,9 +3,9 @@
     imitation-fn preference-comparisons --env Pendulum-v1 --seeds 4 --out runs/pc
     imitation-fn preference-comparisons --env seals/CartPole-v0 --seeds 4 --total-comparisons 300
 
-Presets (named by env id) hold settings that reach the issue's bars; flags and ``--config`` override
-them (``--agent-config '{"lr": 3e-4}'`` is JSON). ``--out`` gets the config, metrics, a checkpoint per
-round (``--resume``) and, per seed, the reward net, the policy and the preference dataset.
+Presets (``imitation_fn.presets``, by env id) hold settings that reach the issue's bars; flags and
+``--config`` override them (``--agent-config '{"lr": 3e-4}'`` is JSON). ``--out`` gets the config, metrics,
+a checkpoint per round (``--resume``) and, per seed, the reward net, the policy and the preference dataset.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from imitation_fn import presets
 from imitation_fn.algorithms import preference_comparisons as pc
 from imitation_fn.cli.common import (
     CLIError,
@@ -32,64 +33,12 @@ from imitation_fn.data import serialize
 from imitation_fn.data.types import TrajectoryWithRew
 from imitation_fn.training import preference_comparisons as tpc
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # rl-zoo's SAC on 4 envs. -150 over random starts needs a near-optimal policy (the zoo's SAC expert averages
-    # -149): about 12k gradient steps, here 4 per compiled call. 1,000 comparisons of 25-step fragments; 3 reward
-    # epochs per round (seeds 0-11 at the bar: 9/12 against 8/12 with 1 epoch, 5/8 with 5).
-    "Pendulum-v1": {
-        "total_timesteps": 48_000,
-        "total_comparisons": 1_000,
-        "num_iterations": 20,
-        "fragment_length": 25,
-        "epochs": 3,
-        "initial_epoch_multiplier": 20.0,
-        "warning_threshold": 0,
-        "agent": "sac",
-        "agent_config": {
-            "n_envs": 4,
-            "train_freq": 4,
-            "gradient_steps": 4,
-            "net_arch": [64, 64],
-            "lr": 1e-3,
-            "learning_starts": 1000,
-            "buffer_size": 20_000,
-        },
-    },
-    # seals' CartPole pays 1 per step while upright, so fragments of a poor agent mostly tie. Soft labels score a
-    # tie 0.5 rather than a coin flip the reward would fit as noise; the reward sees the state only (the true one
-    # does; with the action it learned a bias the agent exploited); 40% of the comparisons come from the untrained
-    # agent, so the first reward is not flat; an entropy bonus keeps PPO from collapsing onto an early reward.
-    "seals/CartPole-v0": {
-        "total_timesteps": 200_000,
-        "total_comparisons": 500,
-        "num_iterations": 10,
-        "initial_comparison_frac": 0.4,
-        "exploration_frac": 0.25,
-        "fragment_length": 25,
-        "gatherer_sample": False,
-        "reward_use_action": False,
-        "epochs": 10,
-        "initial_epoch_multiplier": 50.0,
-        "warning_threshold": 0,
-        "agent": "ppo",
-        "agent_config": {
-            "n_envs": 8,
-            "n_steps": 32,
-            "batch_size": 256,
-            "n_epochs": 20,
-            "lr": 1e-3,
-            "gamma": 0.98,
-            "gae_lambda": 0.8,
-            "ent_coef": 0.01,
-        },
-    },
-}
-
 
 def cmd_preference_comparisons(args: argparse.Namespace) -> None:
     if not args.trajectories:  # the agent's rollouts are vmapped over seeds
         require_torch_env(args.env, "preference-comparisons")
-    base = dict(PRESETS.get(args.env, {})) if not args.no_preset else {}
+    preset = None if args.no_preset else presets.get("preference_comparisons", args.env)
+    base = {**preset.config, "total_timesteps": preset.total_timesteps} if preset else {}
     if args.config:
         base.update(read_config_file(args.config))
         args.config = None
@@ -117,7 +66,7 @@ def cmd_preference_comparisons(args: argparse.Namespace) -> None:
     console.print(
         f"preference comparisons on {args.env}: {cfg.total_comparisons} comparisons, {cfg.total_timesteps} agent "
         f"steps, {cfg.num_iterations} iterations, fragments from the {source} × {len(seeds)} seeds"
-        + (" (preset)" if args.env in PRESETS and not args.no_preset else "")
+        + (" (preset)" if preset else "")
     )
     t0 = time.perf_counter()
     try:
@@ -155,7 +104,8 @@ def register(sub: Any) -> None:
         "preference-comparisons",
         help="learn a reward from synthetic preference comparisons (Christiano et al. 2017), vmapped over seeds",
     )
-    p.add_argument("--env", default="Pendulum-v1", help=f"environment id (presets: {', '.join(PRESETS)})")
+    envs_with_presets = ", ".join(presets.env_ids("preference_comparisons"))
+    p.add_argument("--env", default="Pendulum-v1", help=f"environment id (presets: {envs_with_presets})")
     p.add_argument("--trajectories", default=None, help="fragments from this dataset instead of the agent's rollouts")
     p.add_argument("--out", default=None, help="run directory: config, metrics, checkpoint, per-seed artifacts")
     p.add_argument("--config", default=None, help="JSON or YAML file of config fields (over the preset)")

@@ -7,7 +7,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from imitation_fn import rewards
+from imitation_fn import presets, rewards
 from imitation_fn.cli.common import (
     CLIError,
     add_command,
@@ -26,7 +26,7 @@ from imitation_fn.cli.common import (
 from imitation_fn.core import random
 from imitation_fn.data import generate_trajectories, rollout_stats, serialize
 from imitation_fn.policies import load_policy
-from imitation_fn.rl import ppo, presets, sac
+from imitation_fn.rl import ppo, sac
 from imitation_fn.training.rl import train_rl
 
 RL_ALGORITHMS: dict[str, types.ModuleType] = {"ppo": ppo, "sac": sac}

@@ -3,6 +3,6 @@ density-based reward learning and preference comparisons train inside their loop
 
 Every algorithm here runs as ``state, metrics = algo.update(*algo.collect(state, env))``."""
 
-from imitation_fn.rl import ppo, presets, sac
+from imitation_fn.rl import ppo, sac
 
-__all__ = ["ppo", "presets", "sac"]
+__all__ = ["ppo", "sac"]

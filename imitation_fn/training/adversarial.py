@@ -12,7 +12,6 @@ work as in :mod:`imitation_fn.training.driver`; at the end each seed's policy an
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,94 +37,6 @@ from imitation_fn.training.rl import policy_for_saving
 from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, open_run
 
 Round = Callable[[Any, Transitions], tuple[Any, dict[str, Tensor]]]
-
-
-@dataclasses.dataclass(frozen=True)
-class Preset:
-    config: dict[str, Any]  # Config fields (``gen``: PPO's)
-    total_timesteps: int  # generator env steps per seed
-    target_return: float  # the bar the benchmark checks (mean return)
-
-
-# The generator: PPO with many short env slices (64 envs × 32 steps = 2048 per round, cheap per step), rl-zoo's
-# CartPole discounting (γ 0.98, λ 0.8) and a small entropy bonus. The discriminator: 4 Adam steps of lr 3e-3 per
-# round on input-normalised observations. The generator's envs are staggered over the episode (``stagger_envs``:
-# without it PPO updates on fallen-pole noise in 15 of 16 rounds and learned nothing in 40k steps, even on the
-# true reward). Tried and rejected on seals/CartPole-v0 (scratch runs of 4-8 seeds, 60-150 rounds each):
-# disc lr 3e-4 × 2 steps (the disc stays uninformative for ~20 rounds while PPO drifts on its noise, and some
-# seeds collapse to one action); lr 1e-3 × 4 steps without input normalisation (the disc extrapolates from the
-# huge cart positions of fallen episodes: the generator learns to drive off); a gradient penalty of 10 (slower);
-# a state-only discriminator (the same collapses at lr 3e-4 × 2).
-_CARTPOLE_GEN: dict[str, Any] = {
-    "n_envs": 64,
-    "n_steps": 32,
-    "batch_size": 512,
-    "n_epochs": 10,
-    "lr": 1e-3,
-    "gamma": 0.98,
-    "gae_lambda": 0.8,
-    "ent_coef": 0.01,
-}
-_CARTPOLE: dict[str, Any] = {
-    "gen": _CARTPOLE_GEN,
-    "demo_batch_size": 2048,
-    "n_disc_updates_per_round": 4,
-    "disc_lr": 3e-3,
-}
-# AIRL: the same round, a state-only reward g(s) (AIRL's disentangled form) and a larger entropy bonus (0.03). With
-# g(s, a), or with ent_coef 0.01, learning was slower and some seeds stalled at a one-action policy. The shaping
-# discount is gen.gamma (0.99 against PPO's 0.98 was slower still).
-_CARTPOLE_AIRL: dict[str, Any] = {
-    **_CARTPOLE,
-    "gen": {**_CARTPOLE_GEN, "ent_coef": 0.03},
-    "use_action": False,
-}
-# Pendulum: rl-zoo's PPO discount (γ 0.9, λ 0.95) with the same vectorised layout and lr 3e-4 (with 1e-3 the
-# Gaussian's std collapsed and the returns fell back after ~130k steps).
-_PENDULUM = {
-    "gen": {
-        "n_envs": 64,
-        "n_steps": 32,
-        "batch_size": 512,
-        "n_epochs": 10,
-        "lr": 3e-4,
-        "gamma": 0.9,
-        "gae_lambda": 0.95,
-    },
-    "demo_batch_size": 2048,
-    "n_disc_updates_per_round": 4,
-    "disc_lr": 3e-3,
-}
-# MountainCar: an exploration problem first; γ 0.99 and a larger entropy bonus (not benchmarked: no expert data).
-_MOUNTAINCAR = {
-    "gen": {
-        "n_envs": 64,
-        "n_steps": 32,
-        "batch_size": 512,
-        "n_epochs": 10,
-        "lr": 1e-3,
-        "gamma": 0.99,
-        "gae_lambda": 0.95,
-        "ent_coef": 0.02,
-    },
-    "demo_batch_size": 2048,
-    "n_disc_updates_per_round": 4,
-    "disc_lr": 3e-3,
-}
-
-PRESETS: dict[tuple[str, str], Preset] = {
-    ("gail", "seals/CartPole-v0"): Preset(config=_CARTPOLE, total_timesteps=300_000, target_return=475.0),
-    ("airl", "seals/CartPole-v0"): Preset(config=_CARTPOLE_AIRL, total_timesteps=300_000, target_return=450.0),
-    ("gail", "Pendulum-v1"): Preset(config=_PENDULUM, total_timesteps=500_000, target_return=-372.0),
-    ("airl", "Pendulum-v1"): Preset(config=_PENDULUM, total_timesteps=500_000, target_return=-372.0),
-    ("gail", "seals/MountainCar-v0"): Preset(config=_MOUNTAINCAR, total_timesteps=500_000, target_return=-120.0),
-    ("airl", "seals/MountainCar-v0"): Preset(config=_MOUNTAINCAR, total_timesteps=500_000, target_return=-120.0),
-}
-
-
-def preset(algo: str, env_id: str) -> Preset | None:
-    """The preset for ``algo`` (``"gail"``/``"airl"``) on ``env_id``, or None."""
-    return PRESETS.get((algo, env_id))
 
 
 def algo_name(algo: ModuleType) -> str:
@@ -312,12 +223,9 @@ def save_outputs(algo: ModuleType, states: Any, seeds: Sequence[int], env: Env, 
 
 
 __all__ = [
-    "PRESETS",
-    "Preset",
     "batched_round",
     "init_states",
     "prepare_demos",
-    "preset",
     "save_outputs",
     "save_reward",
     "train_adversarial",
