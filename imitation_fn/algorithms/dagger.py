@@ -312,7 +312,7 @@ def batched_collect(
     """:func:`collect` over a stack of states (leading seed axis): equal to ``vmap(collect)``.
 
     With ``compile=True`` only the vmapped :func:`collect_step` goes through ``torch.compile``
-    (compiling the unrolled loop would take minutes; the step takes seconds and runs ~30× faster).
+    (compiling the unrolled loop would take minutes; the step compiles in seconds).
     """
     vkeys = torch.func.vmap(functools.partial(collect_keys, n_steps=n_steps))
     vfinish = torch.func.vmap(finish_collect)

@@ -9,7 +9,7 @@ That step is E_{D_θ}[∇r_θ] − E_{D_E}[∇r_θ]. The exact gradient of the d
 log-likelihood counts steps 0..H−1 only (the state reached at step H earns no reward in the backup; the tests
 check this), but an occupancy measure does not separate step H, so ``imitation`` — and this module — include
 it. The update is then not quite a gradient field, and whether Adam reaches ``linf_eps`` within ``max_iter``
-depends on the initialisation (about 60% of seeds on ``imitation``'s test MDP at its defaults).
+depends on the initialisation: at ``imitation``'s defaults some seeds do not converge.
 
 Differences from ``imitation``: training plans the policy at ``discount`` (``imitation`` plans it undiscounted
 there, while its final ``MCEIRL.policy`` uses the discount); an iteration that meets a stopping criterion takes

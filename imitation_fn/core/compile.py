@@ -22,12 +22,11 @@ def compiled(fn: Callable[..., Any], vectorize: bool = True) -> Callable[..., An
 
     ``vectorize=False`` compiles scalar C++ loops (``cpp.simdlen=1``). Env flags used inside a compiled graph
     must be read through :func:`imitation_fn.envs.base.mask` (as ``TimeStep.done`` does), or inductor's
-    vectorised code for them fails to build; SAC's fused step, vectorised, takes half the time of its scalar
-    build (4.2 against 8.8 ms per call of 4 env and 4 gradient steps on Pendulum).
+    vectorised code for them fails to build.
 
-    ``size_asserts`` off: inductor's wrapper otherwise re-checks every input's size and stride on each call
-    and each ``while_loop`` iteration (~80 Python calls per PPO minibatch step, 6% of an update), which the
-    guards (``dynamic=False``: every shape is static) and :func:`standard_layout` already ensure.
+    ``size_asserts`` off: inductor's wrapper otherwise re-checks every input's size and stride in Python on
+    each call and each ``while_loop`` iteration, which the guards (``dynamic=False``: every shape is static)
+    and :func:`standard_layout` already ensure.
     """
     options: dict[str, Any] = {"size_asserts": False}
     if not vectorize:

@@ -58,8 +58,7 @@ def _threefry_rounds(key: Key, x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
 # The cipher as one registered op whose kernel is the Python function above, registered as a composite: the
 # compiler's autograd tracing (and vmap, through the batched key) expands it into its ~150 integer ops, which
 # inductor fuses as before, while Dynamo records ONE call rather than interpreting every op. Draws dominate the
-# graphs of small-network steps (SAC's fused train step: 1,937 of its 3,269 graph nodes), so this cuts the
-# tracing that every process pays before its first compiled call (SAC's fused step on Pendulum: 18 s to 13 s).
+# graphs of small-network steps, so this cuts the tracing every process pays before its first compiled call.
 _LIB = torch.library.Library("imitation_fn", "DEF")
 _LIB.define("threefry_rounds(Tensor key, Tensor x0, Tensor x1) -> (Tensor, Tensor)")
 for _dispatch_key in ("CompositeImplicitAutograd", "FuncTorchBatched"):
@@ -141,7 +140,7 @@ def _open_uniform(key: Key, shape: tuple[int, ...], dtype: torch.dtype) -> Tenso
     """Uniform in the open interval (0, 1): safe for logs and inverse CDFs.
 
     One bit fewer than the mantissa holds, so ``k + 0.5`` is exact and the largest value is
-    ``1 - 2**-(p+1)``, never a rounded-up 1.0 (which made ``normal`` return inf once in 2**24 draws).
+    ``1 - 2**-(p+1)``, never a rounded-up 1.0 (which would make ``normal`` return inf).
     """
     if dtype == torch.float64:
         return ((randbits63(key, shape) >> 11).to(dtype) + 0.5) * 2.0**-52

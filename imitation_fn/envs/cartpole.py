@@ -69,8 +69,8 @@ class CartPole(PhysicsEnv):
 
         Drawn at float32 resolution (24 random bits, steps of 6e-9): half the random words of a float64
         draw, and this runs on every step for the auto-reset. Drawn feature-major, as ``dynamics`` stores
-        the state: each coordinate's noise is one contiguous run of words (an (n, 4) draw stored
-        transposed cost a transpose inside the compiled step, ~7% of it at 4096 envs).
+        the state: each coordinate's noise is one contiguous run of words (an (n, 4) draw would need a
+        transpose inside the compiled step).
         """
         u = random.uniform(key, (4, self.n_envs), torch.float32, -RESET_BOUND, RESET_BOUND)
         return u.to(torch.float64).T

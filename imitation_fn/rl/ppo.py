@@ -599,8 +599,8 @@ def _batched_rollout(
     """A rollout of stacked states: ``(states.key after it, the last timestep, records (n_seeds, n_steps, ...))``.
 
     ``vmap(collect)`` without ``collect_end``, its steps in a ``while_loop``: compiled, one call whose
-    body is traced once, however long the rollout (a call per step would cost ~0.1 ms each in guards and
-    wrappers). The loop carries the timestep and the records so far as a flat tuple of row-major tensors,
+    body is traced once, however long the rollout (a call per step would pay guards and wrappers each
+    time). The loop carries the timestep and the records so far as a flat tuple of row-major tensors,
     none aliasing another (what ``while_loop`` accepts).
     """
     states, noise, env_keys = torch.func.vmap(collect_begin, in_dims=(0, None if keys is None else 0))(states, keys)
@@ -670,7 +670,7 @@ def _batched_update_all(states: State, rollouts: Rollout) -> tuple[State, Metric
     """A whole update of stacked states: ``prepare``, every minibatch step in a ``while_loop``, ``finish``.
 
     Compiled, the loop is one call whose body is traced (and compiled) once, however many steps it runs:
-    a call per step would cost ~0.2 ms each in guards, output rebuilding and wrapper overhead.
+    a call per step would pay guards, output rebuilding and wrapper overhead each time.
     """
     states, data, carry, idx = _batched_prepare_all(states, rollouts)
 

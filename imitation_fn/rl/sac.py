@@ -15,8 +15,8 @@ critics normalised to ``[-1, 1]``; the environment receives them rescaled to its
 Everything is a tensor in ``State`` (buffer, env state, RNG key, counters, gamma/tau/target entropy
 and the learning rates), so ``vmap(collect)`` and ``vmap(update)`` train a sweep of seeds at once.
 :func:`batched_collect` and :func:`batched_update` are those two, with ``compile=True`` through
-``torch.compile`` (one gradient step per compiled call: ~5x faster than eager for small networks);
-:func:`batched_train_step` is both as one compiled function (half the compile time, for small
+``torch.compile`` (one gradient step per compiled call: small networks are overhead-bound eager);
+:func:`batched_train_step` is both as one compiled function (less to compile, for small
 ``train_freq`` and ``gradient_steps``):
 
     collect, update = sac.batched_collect(env, compile=True), sac.batched_update(compile=True)
@@ -429,8 +429,8 @@ def batched_train_step(
 
     Equal to ``batched_update()(*batched_collect(env, reward_fn=reward_fn)(states, None, reward_params))``. With
     ``compile=True`` the pair is ONE compiled function (``train_freq`` steps and ``gradient_steps`` steps
-    unrolled: for small ones): compiling costs mostly per graph and per input, so one graph compiles in about
-    half the time of the three pieces of :func:`batched_collect` and :func:`batched_update`.
+    unrolled: for small ones): compiling costs mostly per graph and per input, so one graph compiles faster
+    than the three pieces of :func:`batched_collect` and :func:`batched_update`.
     """
     fn = compile_lib.compiled(_batched_train_step) if compile else _batched_train_step
 
