@@ -12,7 +12,6 @@ from pydantic import ValidationError
 from imitation_fn import envs, presets, rewards, stats
 from imitation_fn.algorithms import preference_comparisons as pc
 from imitation_fn.core import checks, optim, random, tree
-from imitation_fn.core import compile as compile_lib
 from imitation_fn.core.errors import InputError
 from imitation_fn.data import preferences
 from imitation_fn.data.preferences import Fragments
@@ -296,77 +295,6 @@ def test_one_whole_iteration_vmaps_and_seeds_are_independent_of_n() -> None:
         checks.assert_trees_allclose(one.reward_params, solo.reward_params, rtol=0, atol=2e-3)
         checks.assert_trees_allclose(one.agent.actor, solo.agent.actor, rtol=0, atol=2e-3)
         checks.assert_trees_allclose(tree.index(metrics, slice(i, i + 1)), solo_m, rtol=1e-2, atol=1e-2)
-
-
-def test_agent_trainer_equals_vmapped_train_agent(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The driver's agent phase (SAC's sweep path, torch.compile replaced by the identity) is vmap(train_agent)."""
-    monkeypatch.setattr(compile_lib, "compiled", lambda fn, vectorize=True: fn)
-    env = envs.make(SHORT, n_envs=2)
-    rnd = pc.plan(SMALL, env.max_episode_steps)[0]
-    pool_env = envs.make(SHORT, n_envs=rnd.pool_envs)
-    keys = random.split(random.key(3), 2)
-    states = torch.func.vmap(lambda k: pc.init(SMALL, k, env))(keys)
-    # A trained reward and fitted statistics, different per seed: the agent must see each seed's own.
-    states, _ = torch.func.vmap(lambda s: pc.iteration(s, None, pool_env, rnd))(states)
-    assert not torch.allclose(states.reward_norm.mean[0], states.reward_norm.mean[1])
-    n_calls = 12  # learning starts after 16 steps = 8 calls: both phases of SAC's update
-    expected, expected_m = torch.func.vmap(lambda s: pc.train_agent(s, env, n_calls))(states)
-    for compiled in (False, True):
-        got, got_m = pc.agent_trainer(SMALL, states.net, env, compile=compiled)(states, n_calls)
-        checks.assert_trees_allclose(got, expected, rtol=1e-6, atol=1e-6, name="states")
-        checks.assert_trees_allclose(got_m, expected_m, rtol=1e-5, atol=1e-6, name="metrics")
-    assert got.agent.n_updates.tolist() == [4, 4]
-
-
-def test_pool_sampler_equals_vmapped_sample_pool_and_the_compiled_driver_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The sweep's trajectory sampler (torch.compile replaced by the identity) is vmap(sample_pool); the driver's
-    compiled path (one pool size for all rounds) trains every seed, 1 or 2 of them, as the uncompiled one does."""
-    monkeypatch.setattr(compile_lib, "compiled", lambda fn, vectorize=True: fn)
-    cfg = SMALL.model_copy(update={"exploration_frac": 0.5, "random_prob": 0.5, "switch_prob": 0.3})
-    env, pool_env = envs.make(SHORT, n_envs=2), envs.make(SHORT, n_envs=4)
-    keys = random.split(random.key(4), 2)
-    states = torch.func.vmap(lambda k: pc.init(cfg, k, env))(keys)
-    pool_keys = random.split(random.key(5), 2)
-    expected = torch.func.vmap(lambda s, k: pc.sample_pool(s, pool_env, 20, k))(states, pool_keys)
-    got = pc.pool_sampler(cfg, pool_env, compile=True)(states, pool_keys, 20)
-    checks.assert_trees_allclose(got, expected, rtol=0, atol=0, name="pool")
-    assert bool(got[0].valid.all()) and got[0].obs.shape == (2, 4, 20, 3)
-    for seeds in ([0], [0, 1]):
-        result = tpc.train(SMALL, SHORT, seeds=seeds, n_eval_episodes=2, progress=False, compile=True)
-        n_pool = max(r.pool_envs for r in pc.plan(SMALL, 20))
-        assert all(r.pool_envs == n_pool for r in result.rounds)
-        assert result.states.sample_steps.tolist() == [n_pool * 20 * len(result.rounds)] * len(seeds)
-        assert result.states.round.tolist() == [2] * len(seeds) and result.eval_returns is not None
-        assert result.states.agent.timesteps.tolist() == [64] * len(seeds)
-
-
-@pytest.mark.parametrize(
-    ("env_id", "agent_config"),
-    [(SHORT, SMALL.agent_config), ("seals/CartPole-v0", {"n_envs": 2, "n_steps": 8, "batch_size": 16})],
-    ids=["box", "discrete"],
-)
-def test_compiled_sampler_step_traces_as_one_graph(
-    env_id: str, agent_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The compiled sampling step is one graph with no tensor-to-Python reads (inductor cannot compile those, and
-    the step then falls back to eager), for Box and Discrete actions: the exploration's random policy reads the
-    action space's numpy bounds, so it must be built outside the traced code."""
-    targets: list[str] = []
-
-    def backend(gm: torch.fx.GraphModule, example_inputs: list[torch.Tensor]) -> Any:
-        targets.extend(str(node.target) for node in gm.graph.nodes)
-        return gm.forward
-
-    monkeypatch.setattr(
-        compile_lib, "compiled", lambda fn, vectorize=True: torch.compile(fn, backend=backend, fullgraph=True)
-    )
-    agent = "sac" if env_id == SHORT else "ppo"
-    cfg = SMALL.model_copy(update={"agent": agent, "agent_config": agent_config})
-    env, pool_env = envs.make(env_id, n_envs=2), envs.make(env_id, n_envs=4)
-    states = torch.func.vmap(lambda k: pc.init(cfg, k, env))(random.split(random.key(0), 2))
-    pool, _ = pc.pool_sampler(cfg, pool_env, compile=True)(states, random.split(random.key(1), 2), 3)
-    assert pool.obs.shape[:3] == (2, 4, 3) and targets
-    assert not [t for t in targets if "getitem" not in t and "item" in t]
 
 
 def test_driver_with_a_human_gatherer_and_artifacts(tmp_path: Path) -> None:

@@ -14,9 +14,11 @@ labelling included — is ``vmap``-ed over seeds on the torch environments:
     # with a human gatherer: state, frags = collect(...); prefs = gatherer(frags); update(state, frags, prefs, ...)
 
 The building blocks live below this module: the fragmenter in :mod:`imitation_fn.data.fragments`, the
-synthetic gatherer in :mod:`imitation_fn.data.gatherers`, and the preference model, its loss and the reward
-trainer in :mod:`imitation_fn.rewards.preference_model`; the names ``imitation`` users know from this module
-(``random_fragments``, ``synthetic_preferences``, ``cross_entropy_loss``, ...) are re-exported here.
+synthetic gatherer in :mod:`imitation_fn.data.gatherers`, the preference model, its loss and the reward
+trainer in :mod:`imitation_fn.rewards.preference_model`, and the agent (sampling with exploration, training on
+the learned reward, over one seed or a stack of them) in :mod:`imitation_fn.rl.agent_trainer`; the names
+``imitation`` users know from this module (``random_fragments``, ``synthetic_preferences``,
+``cross_entropy_loss``, ...) are re-exported here.
 Shapes: fragments ``(pairs, 2, L, ...)``, ensemble rewards ``(members, pairs, 2, L)``.
 """
 
@@ -26,7 +28,6 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -44,7 +45,6 @@ from pydantic import (
 from torch import Tensor
 
 from imitation_fn import rewards
-from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import random, struct
 from imitation_fn.core.config import Config as BaseConfig
 from imitation_fn.data import preferences
@@ -57,17 +57,15 @@ from imitation_fn.data.fragments import (
 )
 from imitation_fn.data.gatherers import synthetic_preferences
 from imitation_fn.data.preferences import Fragments, PreferenceDataset
-from imitation_fn.envs.base import Env, PolicyFn, TimeStep
+from imitation_fn.envs.base import Env, PolicyFn
 from imitation_fn.nn.normalize import RunningMeanStd
-from imitation_fn.policies import sac as sac_policy
-from imitation_fn.policies import simple
 from imitation_fn.rewards import preference_model
 from imitation_fn.rewards.preference_model import cross_entropy_loss, fragment_rewards, lp_penalty, variance_estimate
-from imitation_fn.rl import ppo, sac
+from imitation_fn.rl import agent_trainer
+from imitation_fn.rl.agent_trainer import AGENTS
 
 Metrics = dict[str, Tensor]
 RewardFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
-AGENTS: dict[str, ModuleType] = {"ppo": ppo, "sac": sac}
 QUERY_SCHEDULES: dict[str, Callable[[float], float]] = {
     "constant": lambda t: 1.0,
     "hyperbolic": lambda t: 1.0 / (1.0 + t),
@@ -253,12 +251,6 @@ class Round:
     pool_steps: int  # steps each of them runs
 
 
-def steps_per_call(cfg: Config) -> int:
-    """Env steps one agent ``collect`` takes (all sub-environments)."""
-    a = cfg.agent_cfg()
-    return int(a.n_envs * (a.n_steps if cfg.agent == "ppo" else a.train_freq))
-
-
 def plan(cfg: Config, horizon: int | None = None) -> list[Round]:
     """The rounds: comparisons from :func:`comparison_schedule`, agent steps split exactly over the rounds.
 
@@ -269,7 +261,7 @@ def plan(cfg: Config, horizon: int | None = None) -> list[Round]:
     counts = comparison_schedule(
         cfg.total_comparisons, cfg.num_iterations, cfg.initial_comparison_frac, cfg.query_schedule
     )
-    per_call = steps_per_call(cfg)
+    per_call = agent_trainer.steps_per_call(cfg.agent, cfg.agent_cfg())
     n_rounds = len(counts)
     base, extra = divmod(cfg.total_timesteps, n_rounds)
     capacity = cfg.comparison_queue_size or cfg.total_comparisons
@@ -362,9 +354,7 @@ def init(
     capacity = cfg.comparison_queue_size or cfg.total_comparisons
     agent: Any = {}  # an empty pytree node, not None: vmap outputs must be tensors or containers
     if env is not None:
-        algo = AGENTS[cfg.agent]
-        kwargs = {"total_timesteps": cfg.total_timesteps} if cfg.agent == "ppo" else {}
-        agent = algo.init(cfg.agent_cfg(), k_agent, env, **kwargs)
+        agent = agent_trainer.init_agent(cfg.agent, cfg.agent_cfg(), k_agent, env, cfg.total_timesteps)
     return State(
         reward_params=params,
         reward_opt=preference_model.init_optimizer(params, cfg.lr, cfg.weight_decay),
@@ -434,233 +424,25 @@ def reward_fn(state: State) -> RewardFn:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The agent and its trajectories
+# The agent (imitation's AgentTrainer: imitation_fn.rl.agent_trainer) on this state
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def agent_policy(state: State, deterministic: bool = False) -> PolicyFn:
-    """The agent's policy (stochastic by default, as ``AgentTrainer`` samples)."""
-    return AGENTS[state.cfg.agent].policy(state.agent, deterministic=deterministic)
-
-
-class PoolStep(struct.PyTreeNode):
-    """What :func:`pool_step` carries from one step to the next: the env's TimeStep and the exploration modes."""
-
-    timestep: TimeStep
-    is_random: Tensor  # (n_envs,) bool
-
-
-def pool_begin(state: State, env: Env, key: random.Key) -> PoolStep:
-    """Reset ``env`` and draw the exploration modes (only the last ``round(exploration_frac * n_envs)`` explore)."""
-    cfg = state.cfg
-    k_reset, k_mode, _ = random.split(key, 3)
-    is_random = simple.exploration_init(k_mode, env.n_envs, cfg.random_prob).is_random & _explorers(cfg, env.n_envs)
-    return PoolStep(timestep=env.reset(k_reset), is_random=is_random)
-
-
-def _explorers(cfg: Config, n: int) -> Tensor:
-    return torch.arange(n) >= n - round(cfg.exploration_frac * n)
-
-
-def pool_keys(key: random.Key, n_steps: int) -> Tensor:
-    """The per-step keys of :func:`sample_pool`, ``(n_steps, 2)``."""
-    return random.split(random.split(key, 3)[2], n_steps)
-
-
-def pool_step(
-    agent: Any,
-    agent_name: str,
-    env: Env,
-    carry: PoolStep,
-    key: random.Key,
-    explore: tuple[float, float, float],
-    random_fn: PolicyFn,
-) -> tuple[PoolStep, tuple[Tensor, ...]]:
-    """One step of every sub-env with the agent's stochastic policy through the exploration wrapper. Pure.
-
-    ``explore = (exploration_frac, random_prob, switch_prob)``. Returns the next carry and ``(obs, acts,
-    next_obs, rews, terminated, done)``; the unit :func:`pool_sampler` compiles. ``random_fn`` is the exploration's
-    random policy, built by the caller: reading the action space inside traced code would break the graph.
-    """
-    exploration_frac, random_prob, switch_prob = explore
-    n = env.n_envs
-    explorer = torch.arange(n) >= n - round(exploration_frac * n)
-    ts = carry.timestep
-    k_act, k_env = random.split(key)
-    ex, action = simple.exploration_act(
-        simple.ExplorationState(carry.is_random),
-        AGENTS[agent_name].policy(agent, deterministic=False),
-        random_fn,
-        ts.obs,
-        k_act,
-        random_prob,
-        switch_prob,
-    )
-    nxt = env.step(ts.env_state, action, k_env)
-    record = (ts.obs, action, nxt.final_obs, nxt.reward, nxt.terminated, nxt.done)
-    return PoolStep(timestep=nxt, is_random=ex.is_random & explorer), record
-
-
-def pool_end(
-    env: Env, obs: Tensor, acts: Tensor, next_obs: Tensor, rews: Tensor, terminated: Tensor, ends: Tensor
-) -> tuple[Pool, Metrics]:
-    """The :class:`Pool` of the stacked step records (each ``(n_envs, n_steps, ...)``), and its metrics."""
-    n, n_steps = ends.shape
-    acts = acts.to(torch.int64 if isinstance(env.action_space, gym.spaces.Discrete) else torch.float32)
-    pool = Pool(
-        obs=obs.to(torch.float32),
-        acts=acts,
-        next_obs=next_obs.to(torch.float32),
-        rews=rews.to(torch.float32),
-        terminal=terminated,
-        ends=ends,
-        valid=torch.ones_like(ends),
-        weight=torch.ones(n),
-    )
-    # Episode lengths at terminations, for the host's fixed-horizon check (imitation's _check_fixed_horizon).
-    t_idx = torch.arange(n_steps).expand(n, n_steps)
-    prev_end = torch.cat([torch.zeros(n, 1, dtype=torch.bool), ends[:, :-1]], 1)
-    start = torch.cummax(torch.where(prev_end, t_idx, torch.zeros_like(t_idx)), 1).values
-    length = (t_idx - start + 1).to(torch.float32)
-    inf = torch.full_like(length, math.inf)
-    ret = rews.sum(1)
-    metrics = {
-        "terminal_len_min": torch.where(terminated, length, inf).amin(),
-        "terminal_len_max": torch.where(terminated, length, -inf).amax(),
-        "sample_return_mean": ret.mean(),
-    }
-    return pool, metrics
-
-
-def _explore(cfg: Config) -> tuple[float, float, float]:
-    return (cfg.exploration_frac, cfg.random_prob, cfg.switch_prob)
+def exploration(cfg: Config) -> agent_trainer.Exploration:
+    """The exploration wrapper's settings from ``cfg``."""
+    return agent_trainer.Exploration(cfg.exploration_frac, cfg.random_prob, cfg.switch_prob)
 
 
 def sample_pool(state: State, env: Env, n_steps: int, key: random.Key) -> tuple[Pool, Metrics]:
-    """Run the agent in ``env`` (``env.n_envs`` streams of ``n_steps`` from reset). Pure.
-
-    The last ``round(exploration_frac * n_envs)`` streams act through the exploration wrapper
-    (``switch_prob``, ``random_prob``); the rest with the agent's stochastic policy.
-    :func:`pool_sampler` is this over a stack of states, its step optionally compiled.
-    """
-    carry, keys, records = pool_begin(state, env, key), pool_keys(key, n_steps), []
-    random_fn = simple.random_policy(env.action_space)
-    for t in range(n_steps):
-        carry, record = pool_step(state.agent, state.cfg.agent, env, carry, keys[t], _explore(state.cfg), random_fn)
-        records.append(record)
-    return pool_end(env, *(torch.stack(xs, 1) for xs in zip(*records, strict=True)))
-
-
-@functools.cache
-def _random_fn(env: Env) -> PolicyFn:
-    # One function object per env: the compiled step guards on it, so a new one each run would recompile.
-    return simple.random_policy(env.action_space)
-
-
-# The vmapped step of a sweep's sampler (its own function: torch.compile caches compiled code per code object).
-def _batched_pool_step(
-    agent_name: str,
-    env: Env,
-    explore: tuple[float, float, float],
-    random_fn: PolicyFn,
-    agents: Any,
-    carry: PoolStep,
-    keys: Tensor,
-) -> tuple[PoolStep, tuple[Tensor, ...]]:
-    return torch.func.vmap(lambda a, c, k: pool_step(a, agent_name, env, c, k, explore, random_fn))(agents, carry, keys)
-
-
-def pool_sampler(cfg: Config, env: Env, compile: bool = False) -> Callable[[State, Tensor, int], tuple[Pool, Metrics]]:
-    """:func:`sample_pool` over a stack of states: ``run(states, keys, n_steps) -> (pools, metrics)``, stacked.
-
-    Equal to ``vmap(lambda s, k: sample_pool(s, env, n_steps, k))``. With ``compile=True`` the per-step
-    function (policy, exploration, env step; vmapped over seeds) goes through ``torch.compile``.
-    """
-    fn = compile_lib.compiled(_batched_pool_step) if compile else _batched_pool_step
-    step = functools.partial(fn, cfg.agent, env, _explore(cfg), _random_fn(env))
-
-    def run(states: State, keys: Tensor, n_steps: int) -> tuple[Pool, Metrics]:
-        carry = torch.func.vmap(lambda s, k: pool_begin(s, env, k))(states, keys)
-        step_keys = torch.func.vmap(lambda k: pool_keys(k, n_steps))(keys)
-        agents = compile_lib.standard_layout(_acting(states.agent)) if compile else states.agent
-        records = []
-        for t in range(n_steps):
-            # Every call's inputs with the same strides, whether eager (the first) or compiled code made them.
-            carry, key_t = (
-                compile_lib.standard_layout((carry, step_keys[:, t])) if compile else (carry, step_keys[:, t])
-            )
-            carry, record = step(agents, carry, key_t)
-            records.append(record)
-        stacked = (torch.stack(xs, 2) for xs in zip(*records, strict=True))  # (n_seeds, n_envs, n_steps, ...)
-        return torch.func.vmap(functools.partial(pool_end, env))(*stacked)
-
-    return run
-
-
-def _acting(agent: Any) -> Any:
-    """The agent without what acting never reads (replay buffer, critics, optimisers): fewer compiled-call guards."""
-    if isinstance(agent, sac.State):
-        return agent.replace(buffer=(), critic=(), target_critic=(), actor_opt=(), critic_opt=(), alpha_opt=())
-    return agent
-
-
-def _has_agent(state: State) -> bool:
-    return not (isinstance(state.agent, dict) and not state.agent)
+    """Trajectories of ``state``'s agent: ``env.n_envs`` streams of ``n_steps`` from reset, the last
+    ``round(exploration_frac * n_envs)`` through the exploration wrapper (:func:`agent_trainer.sample_pool`). Pure."""
+    return agent_trainer.sample_pool(state.agent, state.cfg.agent, env, n_steps, key, exploration(state.cfg))
 
 
 def train_agent(state: State, env: Env, n_calls: int) -> tuple[State, Metrics]:
     """``n_calls`` agent ``collect`` + ``update`` steps on the (normalised) learned reward. Pure for torch envs."""
-    if n_calls == 0 or not _has_agent(state):
-        return state, {}
-    algo = AGENTS[state.cfg.agent]
-    fn = reward_fn(state)
-    agent, history = state.agent, []
-    for _ in range(n_calls):
-        agent, batch = algo.collect(agent, env, reward_fn=fn)
-        agent, metrics = algo.update(agent, batch)
-        history.append(metrics)
-    out = {f"agent/{k}": torch.stack([m[k].to(torch.float32) for m in history]).mean() for k in history[0]}
-    return state.replace(agent=agent), out
-
-
-def agent_trainer(
-    cfg: Config, net: Any, env: Env, compile: bool = False
-) -> Callable[[State, int], tuple[State, Metrics]]:
-    """:func:`train_agent` over a stack of states (leading seed axis): ``run(states, n_calls) -> (states, metrics)``.
-
-    Equal to ``vmap(lambda s: train_agent(s, env, n_calls))``. For SAC it runs ``sac.batched_train_step``
-    (``compile=True``: collect and update as one compiled function, each seed's reward passed in as
-    tensors, so one compilation serves every round); PPO's sweep path takes a fixed reward, so PPO runs
-    the vmapped eager loop. Build it once per run (``net`` and ``env`` are the states' and agent's).
-    """
-    if cfg.agent != "sac":
-        return lambda states, n_calls: torch.func.vmap(lambda s: train_agent(s, env, n_calls))(states)
-    train_step = sac.batched_train_step(env, compile, functools.partial(agent_reward, net, cfg.normalize_reward))
-
-    def run(states: State, n_calls: int) -> tuple[State, Metrics]:
-        if n_calls == 0:
-            return states, {}
-        params = (states.reward_params, states.reward_norm)
-        agent, history = states.agent, []
-        for _ in range(n_calls):
-            agent, metrics = train_step(agent, params)
-            history.append(metrics)
-        out = {f"agent/{k}": torch.stack([m[k].to(torch.float32) for m in history]).mean(0) for k in history[0]}
-        return states.replace(agent=agent), out
-
-    return run
-
-
-def relabel_replay(state: State) -> State:
-    """SAC: recompute every stored reward with the current learned reward (slots past ``size`` are never read)."""
-    if state.cfg.agent != "sac" or not _has_agent(state) or not state.cfg.relabel_replay:
-        return state
-    agent = state.agent
-    items = agent.buffer.storage
-    acts = sac_policy.rescale(items.acts, agent.action_low, agent.action_high)
-    rews = reward_fn(state)(items.obs, acts, items.next_obs, items.dones > 0.5)
-    buffer = agent.buffer.replace(storage=items.replace(rews=rews))
-    return state.replace(agent=agent.replace(buffer=buffer))
+    agent, metrics = agent_trainer.train_agent(state.agent, state.cfg.agent, env, reward_fn(state), n_calls)
+    return state.replace(agent=agent), metrics
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -741,7 +523,9 @@ def update(state: State, fragments: Fragments, prefs: Tensor, rnd: Round, env: E
             x.reshape(-1, *x.shape[3:]) for x in (fragments.obs, fragments.acts, fragments.next_obs, fragments.dones)
         ]
         state = state.replace(reward_norm=rewards.normalize.update(state.reward_norm, raw_reward_fn(state)(*flat)))
-    state = relabel_replay(state)
+    if state.cfg.agent == "sac" and state.cfg.relabel_replay and agent_trainer.has_agent(state.agent):
+        # The replay buffer's stored rewards follow the retrained reward (imitation keeps the stale ones).
+        state = state.replace(agent=agent_trainer.relabel_replay(state.agent, reward_fn(state)))
     if env is not None:
         state, m = train_agent(state, env, rnd.agent_calls)
         metrics.update(m)
@@ -751,7 +535,8 @@ def update(state: State, fragments: Fragments, prefs: Tensor, rnd: Round, env: E
 def iteration_from_pool(
     state: State, pool: Pool, k_frag: random.Key, rnd: Round, env: Env | None, metrics: Metrics | None = None
 ) -> tuple[State, Metrics]:
-    """The rest of a round once trajectories are sampled (by :func:`pool_sampler`): fragments, labels, update. Pure."""
+    """The rest of a round once trajectories are sampled (by :func:`agent_trainer.batched_sample_pool`): fragments,
+    labels, update. Pure."""
     state, frags, m1 = fragments_from(state, pool, k_frag, rnd, metrics)
     state, prefs, m2 = gather(state, frags)
     state, m3 = update(state, frags, prefs, rnd, env)
@@ -768,7 +553,7 @@ def iteration(state: State, env: Env | None, source: Env | Pool, rnd: Round) -> 
 
 def policy(state: State, deterministic: bool = True) -> PolicyFn:
     """The trained agent's policy (deterministic by default, for evaluation)."""
-    return agent_policy(state, deterministic)
+    return AGENTS[state.cfg.agent].policy(state.agent, deterministic=deterministic)
 
 
 def reward(state: State) -> RewardFn:
@@ -777,22 +562,19 @@ def reward(state: State) -> RewardFn:
 
 
 __all__ = [
-    "AGENTS",
     "QUERY_SCHEDULES",
     "Config",
     "Metrics",
     "Pool",
-    "PoolStep",
     "Round",
     "State",
-    "agent_policy",
     "agent_reward",
-    "agent_trainer",
     "check_fragment_supply",
     "collect",
     "collect_keys",
     "comparison_schedule",
     "cross_entropy_loss",
+    "exploration",
     "fragment_rewards",
     "fragments_from",
     "gather",
@@ -804,19 +586,12 @@ __all__ = [
     "oric",
     "plan",
     "policy",
-    "pool_begin",
-    "pool_end",
     "pool_from_trajectories",
-    "pool_keys",
-    "pool_sampler",
-    "pool_step",
     "random_fragments",
     "raw_reward_fn",
-    "relabel_replay",
     "reward",
     "reward_fn",
     "sample_pool",
-    "steps_per_call",
     "synthetic_preferences",
     "train_agent",
     "train_reward",

@@ -8,7 +8,7 @@ With synthetic labels a round's reward part (sample trajectories, fragment, labe
 reward) is one ``vmap`` of :func:`preference_comparisons.iteration`; a :class:`PreferenceGatherer` (a
 human front end) splits it: vmapped ``collect``, then the gatherer on each seed's fragments on the host,
 then vmapped ``update``. The agent then trains on the new reward for all seeds at once
-(:func:`preference_comparisons.agent_trainer`: ``vmap(train_agent)``, SAC's steps optionally compiled).
+(:func:`agent_trainer.batched_train_agent`: ``vmap(train_agent)``, SAC's steps optionally compiled).
 Host-side here: the fragment-supply warnings, the fixed-horizon check,
 evaluation, JSONL metrics, a checkpoint per round (resumable) and the saved reward, policy and dataset.
 """
@@ -35,6 +35,7 @@ from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.evaluation import evaluate_policy
 from imitation_fn.policies.io import save_policy
+from imitation_fn.rl import agent_trainer
 from imitation_fn.training.driver import check_seeds, seed_keys
 from imitation_fn.training.logger import ProgressBar
 from imitation_fn.training.rl import policy_for_saving
@@ -127,8 +128,8 @@ def train(
     ``log_dir``: ``config.json``, ``metrics.jsonl`` and a checkpoint every ``checkpoint_every`` seconds
     (at a round's end), at every evaluation and at the end; ``resume`` continues from it (see
     :mod:`imitation_fn.training.run`). ``callback(round, states, metrics)`` runs after each round.
-    ``compile``: SAC agents train through ``torch.compile`` (see :func:`pc.agent_trainer`; compiling takes
-    seconds with torch's on-disk caches warm, a few minutes cold).
+    ``compile``: SAC agents train through ``torch.compile`` (see :func:`agent_trainer.batched_train_agent`;
+    compiling takes seconds with torch's on-disk caches warm, a few minutes cold).
     """
     seeds = check_seeds(seeds, "preference_comparisons.train")
     agent_env: Env | None = None
@@ -169,13 +170,16 @@ def train(
     eval_env = _env(env_id, n_eval_episodes) if agent_env is not None else None
 
     # The agent trains after each round's reward update, on a stack of states (SAC's pieces compiled if asked).
-    train_agent = pc.agent_trainer(cfg, states.net, agent_env, compile) if agent_env is not None else None
+    train_agent = None
+    if agent_env is not None:
+        reward = functools.partial(pc.agent_reward, states.net, cfg.normalize_reward)
+        train_agent = agent_trainer.batched_train_agent(cfg.agent, agent_env, reward, compile)
     sampler = None
     if compile and gatherer is None and pool is None:
         # Compiled sampling of the agent's trajectories: one pool size for every round (a new size recompiles).
         n_pool = max(r.pool_envs for r in rounds)
         rounds = [dataclasses.replace(r, pool_envs=n_pool) for r in rounds]
-        sampler = pc.pool_sampler(cfg, _env(env_id, n_pool), compile=True)
+        sampler = agent_trainer.batched_sample_pool(cfg.agent, _env(env_id, n_pool), pc.exploration(cfg), compile=True)
 
     def iteration(rnd: pc.Round) -> Callable[[Any], tuple[Any, dict[str, Tensor]]]:
         source = pool if pool is not None else _env(env_id, rnd.pool_envs)
@@ -183,7 +187,7 @@ def train(
 
             def reward_round(states: Any) -> tuple[Any, dict[str, Tensor]]:
                 states, k_pool, k_frag = torch.func.vmap(pc.collect_keys)(states)
-                pools, m = sampler(states, k_pool, rnd.pool_steps)
+                pools, m = sampler(states.agent, k_pool, rnd.pool_steps)
                 states = states.replace(sample_steps=states.sample_steps + rnd.pool_envs * rnd.pool_steps)
                 if len(seeds) == 1:
                     one = tree.index((states, pools, k_frag, m), 0)
@@ -217,8 +221,8 @@ def train(
         def whole_round(states: Any) -> tuple[Any, dict[str, Tensor]]:
             states, m = reward_round(states)
             if train_agent is not None:
-                states, m_agent = train_agent(states, rnd.agent_calls)
-                m = {**m, **m_agent}
+                agents, m_agent = train_agent(states.agent, (states.reward_params, states.reward_norm), rnd.agent_calls)
+                states, m = states.replace(agent=agents), {**m, **m_agent}
             return states, m
 
         return whole_round
@@ -284,8 +288,8 @@ def export_artifacts(out: Path, states: Any, seeds: Sequence[int], env_id: str) 
             metadata={"algorithm": ALGORITHM, "env": env_id, "seed": seed},
         )
         preferences.save(d / "preferences.safetensors", state.dataset)
-        if pc._has_agent(state):
-            kind, params, config, obs_norm = policy_for_saving(pc.AGENTS[state.cfg.agent], state.agent)
+        if agent_trainer.has_agent(state.agent):
+            kind, params, config, obs_norm = policy_for_saving(agent_trainer.AGENTS[state.cfg.agent], state.agent)
             save_policy(d / "policy", kind, params, (probe.observation_space, probe.action_space), config, obs_norm)  # type: ignore[arg-type]
         paths.append(d)
     return paths
