@@ -284,3 +284,19 @@ def test_the_example_sweep_file_is_one_vmapped_group_in_two_chunks():
     spec = sweep.SweepSpec.from_file(Path(__file__).resolve().parents[1] / "examples" / "sweep_bc.yaml")
     p = sweep.plan(spec)
     assert len(p.runs) == 32 and [len(c) for c in p.chunks] == [16, 16] and p.structural_fields == []
+
+
+def test_cli_dry_run_prints_the_plan_and_trains_nothing(tmp_path, capsys):
+    from imitation_fn.cli import main
+
+    f = tmp_path / "s.yaml"
+    f.write_text(
+        "algorithm: bc\nenv: CartPole-v1\nseeds: 3\ngrid: {lr: [0.001, 0.01], net_arch: [[16], [32]]}\n"
+        "train: {n_batches: 5}\n"
+    )
+    assert main(["sweep", str(f), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "12 runs in 2 vmapped chunk(s)" in text  # net_arch is structural: one chunk per architecture
+    assert "vmapped fields: lr; grouped (structural): net_arch" in text
+    assert text.count("│ 6 │") == 2 and "nothing trained" in text
+    assert not (tmp_path / "out").exists()

@@ -50,6 +50,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         f"  vmapped fields: {', '.join(sweep_plan.tensor_fields) or '-'}; "
         f"grouped (structural): {', '.join(sweep_plan.structural_fields) or '-'}"
     )
+    if args.dry_run:
+        console.print(_plan_table(spec, sweep_plan))
+        return
     if args.resume:
         console.print(f"  resuming: {len(sweep.finished_chunks(out))} of {n_chunks} chunks already finished")
 
@@ -63,6 +66,26 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         raise CLIError(str(e)) from e
     console.print(_table(spec, result))
     console.print(f"{time.perf_counter() - t0:.1f} s; results in {out} (analyse with `imitation-fn analyze {out}`)")
+
+
+def _plan_table(spec: sweep.SweepSpec, sweep_plan: sweep.Plan) -> Any:
+    """What ``--dry-run`` shows: every vmapped chunk, its size and the points it holds."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{spec.algorithm} sweep on {spec.env}: the plan (nothing trained)")
+    for col in ("chunk", "runs", "points", "seeds"):
+        table.add_column(col, justify="left" if col == "points" else "right")
+    varying = sweep.swept_fields(spec)
+    for i, chunk in enumerate(sweep_plan.chunks):
+        runs = [sweep_plan.runs[j] for j in chunk]
+        by_point = {r.point: r for r in reversed(runs)}  # each point's first run
+        labels = [
+            sweep.label(spec.algorithm, {k: v for k, v in r.params.items() if k in varying})
+            for r in sorted(by_point.values(), key=lambda r: r.point)
+        ]
+        table.add_row(str(i), str(len(runs)), escape("; ".join(labels)), str(len({r.seed for r in runs})))
+    return table
 
 
 def _table(spec: sweep.SweepSpec, result: sweep.SweepResult) -> Any:
@@ -101,6 +124,9 @@ def register(sub: Any) -> None:
     p.add_argument("--out", default=None, help="output directory (default: the file's name without suffix)")
     p.add_argument("--ray", action="store_true", help="run each chunk as a Ray task (falls back to local without Ray)")
     p.add_argument("--resume", action="store_true", help="continue a sweep in --out: rerun only unfinished chunks")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the grid, the vmapped chunks and their sizes; train nothing"
+    )
     p.add_argument("--chunk-size", type=positive_int, default=None, help="runs per vmapped chunk (overrides the file)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads")
     p.set_defaults(func=cmd_sweep)
