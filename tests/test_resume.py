@@ -10,7 +10,6 @@ rows as the run that was never interrupted.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import torch
 
 from imitation_fn.cli import main
 from imitation_fn.core import serialization
-from imitation_fn.training.run import CHECKPOINT, METRICS, Run
+from imitation_fn.training.run import CHECKPOINT, METRICS
 
 EXPERTS = Path(__file__).parent / "data" / "experts"
 SEALS_DEMOS = EXPERTS / "seals_CartPole-v0" / "demos"
@@ -67,21 +66,12 @@ def _rows(run: Path) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("logged_past_it", [False, True], ids=["killed-at-a-checkpoint", "killed-later"])
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_resumed_run_equals_the_uninterrupted_one(
-    command: str, logged_past_it: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    command: str, logged_past_it: bool, tmp_path: Path, copies_at_checkpoints: Any
 ) -> None:
     argv = _argv(COMMANDS[command])
-    copies: list[Path] = []
-    save = Run.save
-
-    def save_and_copy(self: Run, states: Any, step: int, **kwargs: Any) -> None:
-        save(self, states, step, **kwargs)
-        assert self.out is not None
-        copies.append(shutil.copytree(self.out, tmp_path / f"killed_{len(copies)}"))
-
-    monkeypatch.setattr(Run, "save", save_and_copy)
     full = tmp_path / "full"
-    assert main([*argv, "--out", str(full), "--checkpoint-every", "0"]) == 0
-    monkeypatch.undo()
+    with copies_at_checkpoints() as copies:
+        assert main([*argv, "--out", str(full), "--checkpoint-every", "0"]) == 0
     assert len(copies) >= 3, f"{command}: too few checkpoints ({len(copies)}) to resume from the middle"
 
     killed = copies[len(copies) // 2]

@@ -13,7 +13,6 @@ import pytest
 from imitation_fn.cli import main
 from imitation_fn.core.errors import InputError
 from imitation_fn.training.logger import parse_log_formats, scalar_name
-from imitation_fn.training.run import Run
 
 DEMOS = Path(__file__).parent / "data" / "experts" / "CartPole-v1" / "demos"
 BC = f"bc --demos {DEMOS} --n-epochs 1 --batch-size 512 --eval-every 4 --net-arch 16 16 --seeds 2 --n-eval-episodes 2"
@@ -68,22 +67,13 @@ def scalars_of(directory: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def test_tensorboard_gets_one_run_per_seed_and_a_resume_rewrites_what_came_after_the_checkpoint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, copies_at_checkpoints: Any
 ) -> None:
     pytest.importorskip("tensorboard")
-    copies: list[Path] = []
-    save = Run.save
-
-    def save_and_copy(self: Run, states: Any, step: int, **kwargs: Any) -> None:
-        save(self, states, step, **kwargs)
-        assert self.out is not None
-        copies.append(shutil.copytree(self.out, tmp_path / f"killed_{len(copies)}"))
-
-    monkeypatch.setattr(Run, "save", save_and_copy)
     full = tmp_path / "full"
     flags = ("--log-formats", "csv,tensorboard", "--checkpoint-every", "0")
-    assert main(bc(full, *flags)) == 0
-    monkeypatch.undo()
+    with copies_at_checkpoints() as copies:
+        assert main(bc(full, *flags)) == 0
     expected = {seed: scalars_of(full / "tensorboard" / f"seed_{seed}") for seed in (0, 1)}
     for seed in (0, 1):
         losses = [(step, value) for step, s, name, value in jsonl_scalars(full) if (s, name) == (seed, "train/loss")]

@@ -34,7 +34,7 @@ from imitation_fn.rl import ppo
 from imitation_fn.training.driver import TrainResult, check_seeds, evaluate_at, seed_keys
 from imitation_fn.training.logger import ProgressBar
 from imitation_fn.training.rl import policy_for_saving
-from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, open_run
+from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, crossed, open_run
 
 Round = Callable[[Any, Transitions], tuple[Any, dict[str, Tensor]]]
 
@@ -178,9 +178,8 @@ def train_adversarial(
             states, metrics = step(tree.contiguous(states), data)  # see tree.contiguous: exact resumes
             before, done = r * per_round, (r + 1) * per_round
             run.writer.write(done, "train", metrics)
-            evaluating = r + 1 == n_rounds or bool(eval_every and done // eval_every > before // eval_every)
-            if evaluating or run.checkpoint_due():
-                run.save(states, done, evaluating=evaluating)  # first: a failing evaluation loses nothing
+            evaluating = r + 1 == n_rounds or crossed(before, done, eval_every)
+            run.after_update(states, done, evaluating=evaluating)
             returns = None
             if evaluating:
                 returns = eval_returns = evaluate(states, done, metrics)

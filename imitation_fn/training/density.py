@@ -31,7 +31,7 @@ from imitation_fn.rl import ppo
 from imitation_fn.training.driver import TrainResult, check_seeds, export_policies, seed_keys
 from imitation_fn.training.logger import ProgressBar
 from imitation_fn.training.rl import policy_for_saving
-from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, open_run
+from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, crossed, open_run
 
 PPO_CONFIG = "ppo_config.json"
 
@@ -141,9 +141,8 @@ def train_policy(
             _check_rollout(cfg, rollouts, steps, horizons)
             done = int(states.rl.timesteps.min())
             run.writer.write(done, "train", metrics)
-            evaluating = done >= total_timesteps or bool(eval_every and done // eval_every > before // eval_every)
-            if evaluating or run.checkpoint_due():
-                run.save(states, done, evaluating=evaluating)  # first: a failing evaluation loses nothing
+            evaluating = done >= total_timesteps or crossed(before, done, eval_every)
+            run.after_update(states, done, evaluating=evaluating)
             if evaluating:
                 stats = evaluate(states, done)
             else:

@@ -172,8 +172,7 @@ def train(
                 run.writer.write(done, "train", metrics)
                 bar.advance(done, {"loss": metrics["loss"]} if "loss" in metrics else None)
             evaluating = is_eval_point(done)
-            if evaluating or run.checkpoint_due():
-                run.save(states, done, evaluating=evaluating)  # first: a failing evaluation loses nothing
+            run.after_update(states, done, evaluating=evaluating)
             if evaluating:
                 eval_returns = evaluate(states, done)
             else:

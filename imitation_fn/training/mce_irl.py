@@ -103,8 +103,7 @@ def train(
                     it,
                     *(_fmt(metrics[k]) for k in ("linf_delta", "grad_norm", "weight_norm")),
                 )
-        if run.checkpoint_due():
-            run.save(state, n_iter)
+        run.after_update(state, n_iter, evaluating=False)
     seconds = time.perf_counter() - t0
     run.save(state, n_iter)
     d = torch.func.vmap(lambda s: mce_irl.occupancy(s, mdp)[1])(state)

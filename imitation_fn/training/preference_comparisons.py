@@ -256,8 +256,7 @@ def train(
             last = done == len(rounds)
             show = {k: metrics[k] for k in ("reward/accuracy",) if k in metrics}
             evaluating = eval_env is not None and (last or bool(eval_every and done % eval_every == 0))
-            if evaluating or last or run.checkpoint_due():
-                run.save(states, done, evaluating=evaluating)  # first: a failing evaluation loses nothing
+            run.after_update(states, done, evaluating=evaluating, final=last)
             if evaluating:
                 eval_returns = show["return"] = evaluate_and_log(states, done)
             bar.advance(done, show)

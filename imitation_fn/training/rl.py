@@ -29,7 +29,7 @@ from imitation_fn.envs.gym import GymEnv
 from imitation_fn.rewards import RewardFn
 from imitation_fn.training.driver import TrainResult, check_seeds, evaluate_at, export_policies, seed_keys
 from imitation_fn.training.logger import ProgressBar
-from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, open_run
+from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, crossed, open_run
 
 Step = Callable[[Any], tuple[Any, dict[str, Tensor]]]
 
@@ -140,9 +140,8 @@ def train_rl(
             states, metrics = step(tree.contiguous(states))  # see tree.contiguous: exact resumes
             done = timesteps(states)
             run.writer.write(done, "train", metrics)
-            evaluating = done >= total_timesteps or bool(eval_every and done // eval_every > before // eval_every)
-            if evaluating or run.checkpoint_due():
-                run.save(states, done, evaluating=evaluating)  # first: a failing evaluation loses nothing
+            evaluating = done >= total_timesteps or crossed(before, done, eval_every)
+            run.after_update(states, done, evaluating=evaluating)
             if evaluating:
                 eval_returns = evaluate(states, done)
             else:

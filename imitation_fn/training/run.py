@@ -2,9 +2,8 @@
 
     run, states, start = open_run(log_dir, resume, states, cfg, seeds, algorithm="bc", env_id="CartPole-v1")
     ...
-    if run.checkpoint_due() or evaluating or finished:
-        run.save(states, step)          # save first: a failure in evaluation loses nothing
-    ...
+    run.after_update(states, step, evaluating=evaluating)   # saves first: a failing evaluation loses nothing
+    if evaluating: ...
 
 A directory holds ``config.json``, ``metrics.jsonl`` (plus ``metrics.csv``, ``tensorboard/`` or a wandb
 run, as ``log_formats`` asks) and ``checkpoint.safetensors`` (the states stacked over seeds; step,
@@ -96,9 +95,20 @@ class Run:
         serialization.save(self.out / CHECKPOINT, states, meta)
         self.last_save = time.monotonic()
 
+    def after_update(self, states: Any, step: int, *, evaluating: bool, final: bool = False) -> None:
+        """Checkpoint after an update when an evaluation follows (saving first, a failing evaluation loses
+        nothing), at the ``final`` step, or when ``checkpoint_every`` seconds have passed."""
+        if evaluating or final or self.checkpoint_due():
+            self.save(states, step, evaluating=evaluating)
+
     def write_eval(self, step: int, metrics: dict[str, Any]) -> None:
         self.writer.write(step, "eval", metrics)
         self.evaluated.add(step)
+
+
+def crossed(before: int, after: int, every: int | None) -> bool:
+    """Whether going from step ``before`` to ``after`` passed a multiple of ``every`` (an evaluation point)."""
+    return every is not None and every > 0 and after // every > before // every
 
 
 def open_run(
@@ -237,6 +247,7 @@ __all__ = [
     "Run",
     "check_config_file",
     "config_fingerprint",
+    "crossed",
     "load_checkpoint",
     "open_run",
     "truncate_metrics",
