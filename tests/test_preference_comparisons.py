@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
@@ -15,6 +14,7 @@ from imitation_fn.core import checks, optim, random, tree
 from imitation_fn.core.errors import InputError
 from imitation_fn.data import preferences
 from imitation_fn.data.preferences import Fragments
+from imitation_fn.data.query_schedule import comparison_schedule
 from imitation_fn.data.types import TrajectoryWithRew
 from imitation_fn.envs.cartpole import CartPole
 from imitation_fn.envs.pendulum import Pendulum
@@ -49,30 +49,8 @@ def _traj(rews: list[float], terminal: bool = False, offset: float = 0.0) -> Tra
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Query schedules and the plan
+# The plan (the query schedule: test_query_schedule.py)
 # --------------------------------------------------------------------------------------------------------------------
-
-
-def test_query_schedule_matches_imitation_and_sums_to_total() -> None:
-    # imitation's tutorial: 200 comparisons, 5 iterations, hyperbolic -> "Query schedule: [20, 51, 41, 34, 29, 25]".
-    assert pc.comparison_schedule(200, 5, 0.1, "hyperbolic") == [20, 51, 41, 34, 29, 25]
-    for name in pc.QUERY_SCHEDULES:
-        for total, iters, frac in [(1000, 60, 0.1), (7, 3, 0.0), (500, 10, 0.25), (3, 9, 0.5)]:
-            s = pc.comparison_schedule(total, iters, frac, name)
-            assert len(s) == iters + 1 and sum(s) == total and min(s) >= 0
-    assert pc.comparison_schedule(100, 4, 0.0, "constant") == [0, 25, 25, 25, 25]
-    w = np.array([1 / (1 + t**2) for t in np.linspace(0, 1, 4)])
-    np.testing.assert_allclose(
-        pc.comparison_schedule(1000, 4, 0.0, "inverse_quadratic")[1:], w / w.sum() * 1000, atol=1
-    )
-    with pytest.raises(ValueError, match="unknown query_schedule"):
-        pc.comparison_schedule(10, 2, 0.1, "cubic")
-
-
-def test_oric_preserves_the_sum_and_rounds_to_nearest() -> None:
-    x = np.array([0.4, 1.6, 2.5, 0.5])
-    r = pc.oric(x)
-    assert r.sum() == 5 and np.all(np.abs(r - x) < 1)
 
 
 def test_plan_splits_agent_steps_exactly_and_bounds_the_dataset() -> None:
@@ -165,6 +143,15 @@ def test_dataset_is_a_bounded_fifo_and_round_trips(tmp_path: Path) -> None:
         preferences.push(data, frags, torch.zeros(2))
     with pytest.raises(ValueError, match="item shape"):
         preferences.push(data, _fragments(random.key(3), n_pairs=2, length=6), torch.zeros(2))
+
+
+def test_example_fragments_fit_the_spaces_and_flatten_to_transitions() -> None:
+    example = preferences.example_fragments(OBS, gym.spaces.Discrete(3), 5)
+    assert example.obs.shape == (1, 2, 5, 3) and example.acts.shape == (1, 2, 5) and example.acts.dtype == torch.int64
+    frags = _fragments(random.key(0), n_pairs=3)
+    obs, acts, next_obs, dones = frags.transitions()
+    assert obs.shape == next_obs.shape == (30, 3) and acts.shape == (30, 1) and dones.shape == (30,)
+    torch.testing.assert_close(obs[5:10], frags.obs[0, 1])  # pair 0, fragment 2
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -457,7 +444,7 @@ def test_cli_presets_are_valid_configs_within_the_issues_budgets() -> None:
     assert cfgs["Pendulum-v1"].total_comparisons <= 1_000 and cfgs["Pendulum-v1"].total_timesteps <= 150_000
     assert cfgs["seals/CartPole-v0"].total_comparisons <= 500
     for cfg in cfgs.values():
-        counts = pc.comparison_schedule(
+        counts = comparison_schedule(
             cfg.total_comparisons, cfg.num_iterations, cfg.initial_comparison_frac, cfg.query_schedule
         )
         assert sum(counts) == cfg.total_comparisons and min(counts) > 0, counts

@@ -1,4 +1,5 @@
-"""The preference model (imitation_fn.rewards.preference_model): probabilities, loss, uncertainty, regularisers by hand.
+"""The preference model (imitation_fn.rewards.preference_model): probabilities, loss, uncertainty, regularisers and
+the agent's normalised reward by hand.
 
 The reward trainer (``preference_model.train``) is tested through ``preference_comparisons.train_reward`` in
 test_preference_comparisons.py.
@@ -115,3 +116,15 @@ def test_lp_penalty_and_interval_scaler_by_hand() -> None:
     assert scale(1.0, 1.0) == pytest.approx(0.5)
     assert scale(0.0, 0.0) == pytest.approx(0.5)  # 0/0: unchanged
     assert scale(0.0, 1.0) == pytest.approx(0.55)  # infinite ratio
+
+
+def test_agent_reward_is_the_net_normalised_by_its_statistics() -> None:
+    net = rewards.BasicRewardNet(OBS, ACT)
+    params = net.init(random.key(0))
+    obs, acts, next_obs, dones = _fragments(random.key(1)).transitions()
+    raw = net.apply(params, obs, acts, next_obs, dones)
+    norm = rewards.normalize.update(rewards.normalize.init(), raw)
+    same = preference_model.agent_reward(net, False, (params, norm), obs, acts, next_obs, dones)
+    torch.testing.assert_close(same, raw)
+    normed = preference_model.agent_reward(net, True, (params, norm), obs, acts, next_obs, dones)
+    torch.testing.assert_close(normed, (raw - raw.mean()) / torch.sqrt(raw.var(correction=0) + 1e-5))

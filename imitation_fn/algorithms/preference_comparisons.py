@@ -13,13 +13,13 @@ labelling included — is ``vmap``-ed over seeds on the torch environments:
         state, metrics = preference_comparisons.iteration(state, env, pool_env(rnd), rnd)
     # with a human gatherer: state, frags = collect(...); prefs = gatherer(frags); update(state, frags, prefs, ...)
 
-The building blocks live below this module: the fragmenter in :mod:`imitation_fn.data.fragments`, the
-synthetic gatherer in :mod:`imitation_fn.data.gatherers`, the preference model, its loss and the reward
-trainer in :mod:`imitation_fn.rewards.preference_model`, and the agent (sampling with exploration, training on
-the learned reward, over one seed or a stack of them) in :mod:`imitation_fn.rl.agent_trainer`; the names
-``imitation`` users know from this module (``random_fragments``, ``synthetic_preferences``,
-``cross_entropy_loss``, ...) are re-exported here.
-Shapes: fragments ``(pairs, 2, L, ...)``, ensemble rewards ``(members, pairs, 2, L)``.
+The building blocks live below this module: the query schedule in :mod:`imitation_fn.data.query_schedule`, the
+fragmenter in :mod:`imitation_fn.data.fragments`, the synthetic gatherer in :mod:`imitation_fn.data.gatherers`,
+the preference model, active selection, the loss, the reward trainer and the reward the agent trains on in
+:mod:`imitation_fn.rewards.preference_model`, and the agent (sampling with exploration, training on the learned
+reward, over one seed or a stack of them) in :mod:`imitation_fn.rl.agent_trainer`; the names ``imitation`` users
+know from this module (``random_fragments``, ``synthetic_preferences``, ``cross_entropy_loss``, ...) are
+re-exported here. Shapes: fragments ``(pairs, 2, L, ...)``, ensemble rewards ``(members, pairs, 2, L)``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import gymnasium as gym
-import numpy as np
 import torch
 from pydantic import (
     Field,
@@ -48,29 +47,22 @@ from imitation_fn import rewards
 from imitation_fn.core import random, struct
 from imitation_fn.core.config import Config as BaseConfig
 from imitation_fn.data import preferences
-from imitation_fn.data.fragments import (
-    Pool,
-    check_fragment_supply,
-    pool_from_trajectories,
-    random_fragments,
-    select_most_uncertain,
-)
+from imitation_fn.data.fragments import Pool, check_fragment_supply, pool_from_trajectories, random_fragments
 from imitation_fn.data.gatherers import synthetic_preferences
 from imitation_fn.data.preferences import Fragments, PreferenceDataset
+from imitation_fn.data.query_schedule import comparison_schedule
 from imitation_fn.envs.base import Env, PolicyFn
 from imitation_fn.nn.normalize import RunningMeanStd
 from imitation_fn.rewards import preference_model
-from imitation_fn.rewards.preference_model import cross_entropy_loss, fragment_rewards, lp_penalty, variance_estimate
+from imitation_fn.rewards.preference_model import (
+    agent_reward,
+    cross_entropy_loss,
+    fragment_rewards,
+    lp_penalty,
+    variance_estimate,
+)
 from imitation_fn.rl import agent_trainer
 from imitation_fn.rl.agent_trainer import AGENTS
-
-Metrics = dict[str, Tensor]
-RewardFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
-QUERY_SCHEDULES: dict[str, Callable[[float], float]] = {
-    "constant": lambda t: 1.0,
-    "hyperbolic": lambda t: 1.0 / (1.0 + t),
-    "inverse_quadratic": lambda t: 1.0 / (1.0 + t**2),
-}
 
 
 class Config(BaseConfig):
@@ -209,33 +201,67 @@ class Config(BaseConfig):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Query schedule and the static plan of the rounds
+# State
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def oric(x: np.ndarray) -> np.ndarray:
-    """``imitation.util.oric``: round to integers preserving the (integer) sum, largest remainders first."""
-    rounded = np.floor(x)
-    shortfall = x - rounded
-    total = int(np.round(shortfall.sum()))
-    rounded[np.argsort(-shortfall, kind="stable")[:total]] += 1
-    return rounded.astype(int)
+class State(struct.PyTreeNode):
+    """Everything that changes, as tensors (batched over seeds under vmap), plus the static config and net."""
+
+    reward_params: Any  # the net's params (leaves (members, ...) for an ensemble)
+    reward_opt: Any  # AdamW state (preference_model.init_optimizer): lr and weight decay as 0-d tensors
+    reward_norm: RunningMeanStd  # output statistics of the agent's (normalised) reward
+    reg_lambda: Tensor  # () float32: regularisation strength (moved by the interval scaler)
+    dataset: PreferenceDataset
+    agent: Any  # the RL algorithm's State ({} for a fixed trajectory dataset: no agent)
+    key: random.Key
+    round: Tensor  # () int64: rounds completed
+    sample_steps: Tensor  # () int64: env steps spent sampling trajectories for fragments
+    cfg: Config = struct.field(static=True)
+    net: Any = struct.field(static=True)  # rewards.BasicRewardNet or rewards.RewardEnsemble
 
 
-def comparison_schedule(
-    total_comparisons: int,
-    num_iterations: int,
-    initial_comparison_frac: float = 0.1,
-    query_schedule: str | Callable[[float], float] = "hyperbolic",
-) -> list[int]:
-    """Comparisons per round: ``[initial, *shares]`` (``num_iterations + 1`` entries) summing to the total."""
-    fn = QUERY_SCHEDULES.get(query_schedule) if isinstance(query_schedule, str) else query_schedule
-    if fn is None:
-        raise ValueError(f"unknown query_schedule {query_schedule!r}; expected one of {sorted(QUERY_SCHEDULES)}")
-    initial = int(total_comparisons * initial_comparison_frac)
-    weights = np.array([fn(float(t)) for t in np.linspace(0, 1, num_iterations)], dtype=np.float64)
-    shares = oric(weights / weights.sum() * (total_comparisons - initial))
-    return [initial, *shares.tolist()]
+Metrics = dict[str, Tensor]
+RewardFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The reward: training it, and the functions the agent and users get
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def train_reward(state: State, n_items: int, epoch_multiplier: float = 1.0) -> tuple[State, Metrics]:
+    """``BasicRewardTrainer`` / ``EnsembleTrainer`` on ``state``'s dataset: :func:`preference_model.train`.
+
+    ``round(epochs * epoch_multiplier)`` epochs over the first ``n_items`` pairs; returns the last epoch's mean
+    metrics (``imitation``'s ``reward/final/train``). Pure; ``n_items`` is static.
+    """
+    trainer = preference_model.TrainState(
+        params=state.reward_params, opt_state=state.reward_opt, reg_lambda=state.reg_lambda, key=state.key
+    )
+    trainer, metrics = preference_model.train(state.cfg, state.net, trainer, state.dataset, n_items, epoch_multiplier)
+    new = state.replace(
+        reward_params=trainer.params, reward_opt=trainer.opt_state, reg_lambda=trainer.reg_lambda, key=trainer.key
+    )
+    return new, metrics
+
+
+def raw_reward_fn(state: State) -> RewardFn:
+    """The learned reward ``(obs, acts, next_obs, dones) -> (N,)`` (an ensemble's mean), unnormalised."""
+    net, params = state.net, state.reward_params
+    return lambda obs, acts, next_obs, dones: net.apply(params, obs, acts, next_obs, dones).to(torch.float32)
+
+
+def reward_fn(state: State) -> RewardFn:
+    """The reward the agent trains on: :func:`raw_reward_fn`, normalised by ``state.reward_norm`` if configured."""
+    return functools.partial(
+        agent_reward, state.net, state.cfg.normalize_reward, (state.reward_params, state.reward_norm)
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The static plan of the rounds, and the initial state
+# ---------------------------------------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -289,27 +315,6 @@ def plan(cfg: Config, horizon: int | None = None) -> list[Round]:
     return rounds
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# State
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-class State(struct.PyTreeNode):
-    """Everything that changes, as tensors (batched over seeds under vmap), plus the static config and net."""
-
-    reward_params: Any  # the net's params (leaves (members, ...) for an ensemble)
-    reward_opt: Any  # AdamW state (preference_model.init_optimizer): lr and weight decay as 0-d tensors
-    reward_norm: RunningMeanStd  # output statistics of the agent's (normalised) reward
-    reg_lambda: Tensor  # () float32: regularisation strength (moved by the interval scaler)
-    dataset: PreferenceDataset
-    agent: Any  # the RL algorithm's State ({} for a fixed trajectory dataset: no agent)
-    key: random.Key
-    round: Tensor  # () int64: rounds completed
-    sample_steps: Tensor  # () int64: env steps spent sampling trajectories for fragments
-    cfg: Config = struct.field(static=True)
-    net: Any = struct.field(static=True)  # rewards.BasicRewardNet or rewards.RewardEnsemble
-
-
 def make_net(cfg: Config, observation_space: gym.Space[Any], action_space: gym.Space[Any]) -> Any:
     """The reward net ``cfg`` describes: a ``BasicRewardNet``, or a ``RewardEnsemble`` of them."""
     member = rewards.BasicRewardNet(
@@ -322,20 +327,6 @@ def make_net(cfg: Config, observation_space: gym.Space[Any], action_space: gym.S
         hid_sizes=cfg.reward_hid_sizes,
     )
     return member if cfg.ensemble_size is None else rewards.RewardEnsemble(member, cfg.ensemble_size)
-
-
-def _example_fragments(space_obs: gym.Space[Any], space_act: gym.Space[Any], length: int) -> Fragments:
-    obs_shape = tuple(space_obs.shape or ())
-    act_shape = tuple(space_act.shape or ())
-    act_dtype = torch.int64 if isinstance(space_act, gym.spaces.Discrete) else torch.float32
-    obs = torch.zeros(1, 2, length, *obs_shape)
-    return Fragments(
-        obs=obs,
-        acts=torch.zeros(1, 2, length, *act_shape, dtype=act_dtype),
-        next_obs=obs.clone(),
-        dones=torch.zeros(1, 2, length, dtype=torch.bool),
-        rews=torch.zeros(1, 2, length),
-    )
 
 
 def init(
@@ -360,66 +351,13 @@ def init(
         reward_opt=preference_model.init_optimizer(params, cfg.lr, cfg.weight_decay),
         reward_norm=rewards.normalize.init(),
         reg_lambda=torch.tensor(float(cfg.regularizer_lambda)),
-        dataset=preferences.init(capacity, _example_fragments(obs_space, act_space, cfg.fragment_length)),
+        dataset=preferences.init(capacity, preferences.example_fragments(obs_space, act_space, cfg.fragment_length)),
         agent=agent,
         key=k_state,
         round=torch.zeros((), dtype=torch.int64),
         sample_steps=torch.zeros((), dtype=torch.int64),
         cfg=cfg,
         net=net,
-    )
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# The reward: training and the functions the agent and users get
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def train_reward(state: State, n_items: int, epoch_multiplier: float = 1.0) -> tuple[State, Metrics]:
-    """``BasicRewardTrainer`` / ``EnsembleTrainer`` on ``state``'s dataset: :func:`preference_model.train`.
-
-    ``round(epochs * epoch_multiplier)`` epochs over the first ``n_items`` pairs; returns the last epoch's mean
-    metrics (``imitation``'s ``reward/final/train``). Pure; ``n_items`` is static.
-    """
-    trainer = preference_model.TrainState(
-        params=state.reward_params, opt_state=state.reward_opt, reg_lambda=state.reg_lambda, key=state.key
-    )
-    trainer, metrics = preference_model.train(state.cfg, state.net, trainer, state.dataset, n_items, epoch_multiplier)
-    new = state.replace(
-        reward_params=trainer.params, reward_opt=trainer.opt_state, reg_lambda=trainer.reg_lambda, key=trainer.key
-    )
-    return new, metrics
-
-
-def raw_reward_fn(state: State) -> RewardFn:
-    """The learned reward ``(obs, acts, next_obs, dones) -> (N,)`` (an ensemble's mean), unnormalised."""
-    net, params = state.net, state.reward_params
-    return lambda obs, acts, next_obs, dones: net.apply(params, obs, acts, next_obs, dones).to(torch.float32)
-
-
-def agent_reward(
-    net: Any,
-    normalize: bool,
-    params: tuple[Any, RunningMeanStd],
-    obs: Tensor,
-    acts: Tensor,
-    next_obs: Tensor,
-    dones: Tensor,
-) -> Tensor:
-    """The reward the agent trains on, with its tensors passed in: ``params = (reward_params, reward_norm)``.
-
-    ``functools.partial(agent_reward, net, normalize)`` is a ``sac.ParamRewardFn``: the same function for
-    every round, so the compiled agent step does not recompile when the reward is retrained.
-    """
-    reward_params, norm = params
-    rews = net.apply(reward_params, obs, acts, next_obs, dones).to(torch.float32)
-    return rewards.normalize.apply(norm, rews) if normalize else rews
-
-
-def reward_fn(state: State) -> RewardFn:
-    """The reward the agent trains on: :func:`raw_reward_fn`, normalised by ``state.reward_norm`` if configured."""
-    return functools.partial(
-        agent_reward, state.net, state.cfg.normalize_reward, (state.reward_params, state.reward_norm)
     )
 
 
@@ -474,23 +412,14 @@ def fragments_from(
     state: State, pool: Pool, k_frag: random.Key, rnd: Round, metrics: Metrics | None = None
 ) -> tuple[State, Fragments, Metrics]:
     """The fragmenter part of :func:`collect`: ``rnd.num_pairs`` pairs cut from ``pool`` with ``k_frag``. Pure."""
-    cfg = state.cfg
     metrics = dict(metrics or {})
-    if cfg.fragmenter == "active":
-        n_sample = int(cfg.fragment_sample_factor * rnd.num_pairs)
-        frags = random_fragments(k_frag, pool, cfg.fragment_length, max(n_sample, rnd.num_pairs))
-        var = variance_estimate(
-            fragment_rewards(state.net, state.reward_params, frags),
-            cfg.uncertainty_on,
-            cfg.noise_prob,
-            cfg.discount_factor,
-            cfg.threshold,
+    if state.cfg.fragmenter == "active":
+        frags, m = preference_model.active_fragments(
+            state.cfg, state.net, state.reward_params, k_frag, pool, rnd.num_pairs
         )
-        frags = select_most_uncertain(frags, var, rnd.num_pairs)
-        metrics["active/variance_selected"] = var.sort(descending=True).values[: rnd.num_pairs].mean()
-        metrics["active/variance_all"] = var.mean()
+        metrics.update(m)
     else:
-        frags = random_fragments(k_frag, pool, cfg.fragment_length, rnd.num_pairs)
+        frags = random_fragments(k_frag, pool, state.cfg.fragment_length, rnd.num_pairs)
     return state, frags, metrics
 
 
@@ -519,10 +448,8 @@ def update(state: State, fragments: Fragments, prefs: Tensor, rnd: Round, env: E
         metrics.update({f"reward/{k}": v for k, v in m.items()})
     if len(fragments) > 0:
         # NormalizedRewardNet's running statistics, fed with the new reward of the freshest on-policy transitions.
-        flat = [
-            x.reshape(-1, *x.shape[3:]) for x in (fragments.obs, fragments.acts, fragments.next_obs, fragments.dones)
-        ]
-        state = state.replace(reward_norm=rewards.normalize.update(state.reward_norm, raw_reward_fn(state)(*flat)))
+        new_rews = raw_reward_fn(state)(*fragments.transitions())
+        state = state.replace(reward_norm=rewards.normalize.update(state.reward_norm, new_rews))
     if state.cfg.agent == "sac" and state.cfg.relabel_replay and agent_trainer.has_agent(state.agent):
         # The replay buffer's stored rewards follow the retrained reward (imitation keeps the stale ones).
         state = state.replace(agent=agent_trainer.relabel_replay(state.agent, reward_fn(state)))
@@ -562,7 +489,6 @@ def reward(state: State) -> RewardFn:
 
 
 __all__ = [
-    "QUERY_SCHEDULES",
     "Config",
     "Metrics",
     "Pool",
@@ -572,7 +498,6 @@ __all__ = [
     "check_fragment_supply",
     "collect",
     "collect_keys",
-    "comparison_schedule",
     "cross_entropy_loss",
     "exploration",
     "fragment_rewards",
@@ -583,7 +508,6 @@ __all__ = [
     "iteration_from_pool",
     "lp_penalty",
     "make_net",
-    "oric",
     "plan",
     "policy",
     "pool_from_trajectories",

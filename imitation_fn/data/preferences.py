@@ -4,7 +4,7 @@
 with an optional ``max_size``; here it is a ring of ``capacity`` slots with a fill count, so
 ``push`` is pure and vmaps over seeds:
 
-    data = preferences.init(capacity, example_fragments)     # example: one batch of pairs
+    data = preferences.init(capacity, preferences.example_fragments(obs_space, act_space, length))
     data = preferences.push(data, fragments, prefs)           # oldest pairs evicted once full
     preferences.save("prefs.safetensors", data); data = preferences.load("prefs.safetensors")
 
@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import gymnasium as gym
 import torch
 from torch import Tensor
 
@@ -45,6 +47,13 @@ class Fragments(struct.PyTreeNode):
     def fragment_length(self) -> int:
         return int(self.rews.shape[-1])
 
+    def transitions(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(obs, acts, next_obs, dones)`` with the pair axes flattened: leaves ``(n_pairs * 2 * L, ...)``."""
+        obs, acts, next_obs, dones = (
+            x.reshape(-1, *x.shape[3:]) for x in (self.obs, self.acts, self.next_obs, self.dones)
+        )
+        return obs, acts, next_obs, dones
+
 
 class PreferenceDataset(struct.PyTreeNode):
     """Up to ``capacity`` comparisons; ``preferences[i]`` is P(fragment 1 of pair ``i`` is preferred)."""
@@ -58,6 +67,23 @@ class PreferenceDataset(struct.PyTreeNode):
     def size(self) -> Tensor:
         """() int64: comparisons currently held."""
         return torch.clamp(self.count, max=self.capacity)
+
+
+def example_fragments(
+    observation_space: gym.Space[Any], action_space: gym.Space[Any], fragment_length: int
+) -> Fragments:
+    """One all-zero pair of fragments for these spaces (int64 actions for ``Discrete``): an example for :func:`init`."""
+    obs_shape = tuple(observation_space.shape or ())
+    act_shape = tuple(action_space.shape or ())
+    act_dtype = torch.int64 if isinstance(action_space, gym.spaces.Discrete) else torch.float32
+    obs = torch.zeros(1, 2, fragment_length, *obs_shape)
+    return Fragments(
+        obs=obs,
+        acts=torch.zeros(1, 2, fragment_length, *act_shape, dtype=act_dtype),
+        next_obs=obs.clone(),
+        dones=torch.zeros(1, 2, fragment_length, dtype=torch.bool),
+        rews=torch.zeros(1, 2, fragment_length),
+    )
 
 
 def init(capacity: int, example: Fragments) -> PreferenceDataset:
@@ -138,4 +164,4 @@ def load(path: str | Path) -> PreferenceDataset:
     return serialization.from_flat_dict(flat, template, what=str(path))
 
 
-__all__ = ["Fragments", "PreferenceDataset", "contents", "init", "load", "push", "save"]
+__all__ = ["Fragments", "PreferenceDataset", "contents", "example_fragments", "init", "load", "push", "save"]

@@ -1,16 +1,19 @@
 """The Bradley–Terry preference model over a reward net, its loss, and the reward trainer, as pure functions.
 
-``imitation``'s ``PreferenceModel``, ``CrossEntropyRewardLoss``, ``LpRegularizer`` /
-``WeightDecayRegularizer`` with ``IntervalParamScaler``, and ``BasicRewardTrainer`` / ``EnsembleTrainer``:
+``imitation``'s ``PreferenceModel``, ``ActiveSelectionFragmenter``, ``CrossEntropyRewardLoss``,
+``LpRegularizer`` / ``WeightDecayRegularizer`` with ``IntervalParamScaler``, ``BasicRewardTrainer`` /
+``EnsembleTrainer``, and the (normalised) reward the agent trains on:
 
     p = preference_model.probability(rews1, rews2, noise_prob, discount_factor, threshold)   # P(σ¹ ≻ σ²)
+    frags, metrics = preference_model.active_fragments(cfg, net, params, key, pool, n_pairs)  # ensembles only
     loss, metrics = preference_model.cross_entropy_loss(params, net, frags, prefs, cfg)
     ts = preference_model.TrainState(params, preference_model.init_optimizer(params, lr, wd), lam, key)
     ts, metrics = preference_model.train(cfg, net, ts, dataset, n_items)     # the epochs over a dataset
+    rews = preference_model.agent_reward(net, normalize, (params, norm), obs, acts, next_obs, dones)
 
 ``P(σ¹ ≻ σ²) = noise/2 + (1 - noise) / (1 + exp(clip(R² - R¹, ±threshold)))`` with ``Rⁱ = Σ_t γ^t r(σⁱ_t)``.
 Shapes: fragments ``(pairs, 2, L, ...)``, ensemble rewards ``(members, pairs, 2, L)``. ``cfg`` is any object
-with the hyperparameters named in :class:`ModelConfig` / :class:`TrainerConfig`
+with the hyperparameters named in :class:`ModelConfig` / :class:`ActiveSelectionConfig` / :class:`TrainerConfig`
 (``preference_comparisons.Config`` is one).
 """
 
@@ -25,8 +28,10 @@ import torch
 from torch import Tensor
 
 from imitation_fn.core import optim, random, struct, tree
-from imitation_fn.data.fragments import discounted_return
+from imitation_fn.data.fragments import Pool, discounted_return, random_fragments, select_most_uncertain
 from imitation_fn.data.preferences import Fragments, PreferenceDataset
+from imitation_fn.nn.normalize import RunningMeanStd
+from imitation_fn.rewards import normalize as reward_normalize
 from imitation_fn.rewards.ensemble import RewardEnsemble
 
 Metrics = dict[str, Tensor]
@@ -41,6 +46,17 @@ class ModelConfig(Protocol):
     def discount_factor(self) -> float: ...  # of the predicted fragment returns
     @property
     def threshold(self) -> float: ...  # clip of the predicted return difference, in log space
+
+
+class ActiveSelectionConfig(ModelConfig, Protocol):
+    """What :func:`active_fragments` reads besides the model."""
+
+    @property
+    def fragment_length(self) -> int: ...
+    @property
+    def fragment_sample_factor(self) -> float: ...  # candidates drawn per pair kept
+    @property
+    def uncertainty_on(self) -> str: ...  # "logit", "probability" or "label": see variance_estimate
 
 
 class TrainerConfig(ModelConfig, Protocol):
@@ -105,7 +121,7 @@ def binary_cross_entropy(lp1: Tensor, lp2: Tensor, prefs: Tensor) -> Tensor:
 def fragment_rewards(net: Any, params: Any, fragments: Fragments) -> Tensor:
     """Predicted rewards ``(pairs, 2, L)``, or ``(members, pairs, 2, L)`` for a :class:`RewardEnsemble`."""
     shape = fragments.rews.shape
-    flat = [x.reshape(-1, *x.shape[3:]) for x in (fragments.obs, fragments.acts, fragments.next_obs, fragments.dones)]
+    flat = fragments.transitions()
     if isinstance(net, RewardEnsemble):
         return net.apply_all(params, *flat).reshape(-1, *shape)
     return net.apply(params, *flat).reshape(shape)
@@ -133,6 +149,24 @@ def variance_estimate(
         p_hat = (probs > 0.5).to(torch.float32).mean(0)
         return p_hat * (1 - p_hat)
     raise ValueError(f"uncertainty_on={uncertainty_on!r} not supported; use 'logit', 'probability' or 'label'")
+
+
+def active_fragments(
+    cfg: ActiveSelectionConfig, net: Any, params: Any, key: random.Key, pool: Pool, num_pairs: int
+) -> tuple[Fragments, Metrics]:
+    """``ActiveSelectionFragmenter``: of ``fragment_sample_factor * num_pairs`` random pairs, the ``num_pairs`` the
+    ensemble ``net`` disagrees on most (:func:`variance_estimate`). Metrics: the mean variance of those kept
+    (``active/variance_selected``) and of all candidates (``active/variance_all``). Pure; ``num_pairs`` is static."""
+    n_sample = int(cfg.fragment_sample_factor * num_pairs)
+    frags = random_fragments(key, pool, cfg.fragment_length, max(n_sample, num_pairs))
+    var = variance_estimate(
+        fragment_rewards(net, params, frags), cfg.uncertainty_on, cfg.noise_prob, cfg.discount_factor, cfg.threshold
+    )
+    metrics = {
+        "active/variance_selected": var.sort(descending=True).values[:num_pairs].mean(),
+        "active/variance_all": var.mean(),
+    }
+    return select_most_uncertain(frags, var, num_pairs), metrics
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -328,11 +362,39 @@ def train(
     return TrainState(params=params, opt_state=opt_state, reg_lambda=lam, key=key), out
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# The reward the agent trains on
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def agent_reward(
+    net: Any,
+    normalize: bool,
+    params: tuple[Any, RunningMeanStd],
+    obs: Tensor,
+    acts: Tensor,
+    next_obs: Tensor,
+    dones: Tensor,
+) -> Tensor:
+    """The learned reward ``(N,)`` (an ensemble's mean), normalised (``NormalizedRewardNet``) if ``normalize``.
+
+    Its tensors are passed in, ``params = (reward_params, reward_norm)``, so
+    ``functools.partial(agent_reward, net, normalize)`` is a ``sac.ParamRewardFn``: the same function for
+    every round, and the compiled agent step does not recompile when the reward is retrained.
+    """
+    reward_params, norm = params
+    rews = net.apply(reward_params, obs, acts, next_obs, dones).to(torch.float32)
+    return reward_normalize.apply(norm, rews) if normalize else rews
+
+
 __all__ = [
+    "ActiveSelectionConfig",
     "Metrics",
     "ModelConfig",
     "TrainState",
     "TrainerConfig",
+    "active_fragments",
+    "agent_reward",
     "binary_cross_entropy",
     "cross_entropy_loss",
     "fragment_rewards",

@@ -35,6 +35,7 @@ from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.evaluation import evaluate_policy
 from imitation_fn.policies.io import save_policy
+from imitation_fn.rewards import preference_model
 from imitation_fn.rl import agent_trainer
 from imitation_fn.training.driver import check_seeds, seed_keys
 from imitation_fn.training.logger import ProgressBar
@@ -172,7 +173,7 @@ def train(
     # The agent trains after each round's reward update, on a stack of states (SAC's pieces compiled if asked).
     train_agent = None
     if agent_env is not None:
-        reward = functools.partial(pc.agent_reward, states.net, cfg.normalize_reward)
+        reward = functools.partial(preference_model.agent_reward, states.net, cfg.normalize_reward)
         train_agent = agent_trainer.batched_train_agent(cfg.agent, agent_env, reward, compile)
     sampler = None
     if compile and gatherer is None and pool is None:
