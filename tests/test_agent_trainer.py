@@ -6,30 +6,14 @@ from typing import Any
 
 import pytest
 import torch
+from preference_setup import SHORT, SMALL
 
 from imitation_fn import envs
 from imitation_fn.algorithms import preference_comparisons as pc
 from imitation_fn.core import checks, random
 from imitation_fn.core import compile as compile_lib
-from imitation_fn.envs.pendulum import Pendulum
 from imitation_fn.rl import agent_trainer, sac
 from imitation_fn.training import preference_comparisons as tpc
-
-# Pendulum with 20-step episodes: every round samples, trains and evaluates in a fraction of the time.
-SHORT = "test/Pendulum20-v0"
-envs.register(SHORT, lambda n_envs=1: Pendulum(n_envs, max_episode_steps=20), overwrite=True)
-
-SMALL = pc.Config(
-    total_timesteps=64,
-    total_comparisons=12,
-    num_iterations=1,
-    fragment_length=10,
-    initial_epoch_multiplier=2,
-    warning_threshold=0,
-    exploration_frac=0.5,
-    agent="sac",
-    agent_config={"n_envs": 2, "net_arch": [16, 16], "learning_starts": 16, "buffer_size": 256, "batch_size": 32},
-)
 
 
 def test_batched_train_agent_equals_vmapped_train_agent(monkeypatch: pytest.MonkeyPatch) -> None:

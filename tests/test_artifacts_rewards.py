@@ -12,12 +12,11 @@ import pytest
 import safetensors
 import safetensors.torch
 import torch
+from preference_setup import SHORT, SMALL
 
 from imitation_fn import envs, rewards
-from imitation_fn.algorithms import preference_comparisons as pc
 from imitation_fn.core import random, serialization, tree
 from imitation_fn.core.errors import InputError
-from imitation_fn.envs.pendulum import Pendulum
 from imitation_fn.rewards import normalize
 from imitation_fn.training import preference_comparisons as tpc
 
@@ -180,23 +179,8 @@ def test_std_added_refuses_a_single_net_naming_the_file(saved: Path) -> None:
         rewards.load_reward("std_added", saved)
 
 
-SHORT = "test/artifacts/Pendulum20-v0"
-envs.register(SHORT, lambda n_envs=1: Pendulum(n_envs, max_episode_steps=20), overwrite=True)
-
-
 def test_preference_comparisons_ensemble_reward_loads_as_std_added(tmp_path: Path) -> None:
-    cfg = pc.Config(
-        total_timesteps=64,
-        total_comparisons=12,
-        num_iterations=1,
-        fragment_length=10,
-        initial_epoch_multiplier=2,
-        warning_threshold=0,
-        exploration_frac=0.5,
-        ensemble_size=2,
-        agent="sac",
-        agent_config={"n_envs": 2, "net_arch": [16, 16], "learning_starts": 16, "buffer_size": 256, "batch_size": 32},
-    )
+    cfg = SMALL.model_copy(update={"ensemble_size": 2})
     result = tpc.train(cfg, SHORT, seeds=[0], n_eval_episodes=1, progress=False)
     [seed_dir] = tpc.save_artifacts(result, SHORT, tmp_path / "out")
     env = envs.make(SHORT, n_envs=1)

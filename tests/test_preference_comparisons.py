@@ -6,6 +6,7 @@ from typing import Any
 import gymnasium as gym
 import pytest
 import torch
+from preference_setup import SHORT, SMALL, random_fragments
 from pydantic import ValidationError
 
 from imitation_fn import envs, presets, rewards, stats
@@ -17,29 +18,14 @@ from imitation_fn.data.preferences import Fragments
 from imitation_fn.data.query_schedule import comparison_schedule
 from imitation_fn.data.types import TrajectoryWithRew
 from imitation_fn.envs.cartpole import CartPole
-from imitation_fn.envs.pendulum import Pendulum
 from imitation_fn.training import preference_comparisons as tpc
 
 # Pendulum with 20-step episodes: every round samples, trains and evaluates in a fraction of the time.
-SHORT = "test/Pendulum20-v0"
-envs.register(SHORT, lambda n_envs=1: Pendulum(n_envs, max_episode_steps=20), overwrite=True)
 SHORT_CARTPOLE = "test/CartPole50-v0"  # terminates early: a variable horizon
 envs.register(SHORT_CARTPOLE, lambda n_envs=1: CartPole(n_envs, max_episode_steps=50), overwrite=True)
 
 OBS = gym.spaces.Box(-1.0, 1.0, (3,))
 ACT = gym.spaces.Box(-2.0, 2.0, (1,))
-
-
-def _fragments(key: torch.Tensor, n_pairs: int = 8, length: int = 5) -> Fragments:
-    k1, k2, k3 = random.split(key, 3)
-    obs = random.normal(k1, (n_pairs, 2, length, 3))
-    return Fragments(
-        obs=obs,
-        acts=random.normal(k2, (n_pairs, 2, length, 1)),
-        next_obs=obs + 0.1,
-        dones=torch.zeros(n_pairs, 2, length, dtype=torch.bool),
-        rews=random.normal(k3, (n_pairs, 2, length)),
-    )
 
 
 def _traj(rews: list[float], terminal: bool = False, offset: float = 0.0) -> TrajectoryWithRew:
@@ -124,16 +110,16 @@ def test_active_selection_picks_the_most_disagreeing_pairs() -> None:
 
 
 def test_dataset_is_a_bounded_fifo_and_round_trips(tmp_path: Path) -> None:
-    frags = _fragments(random.key(0), n_pairs=3)
+    frags = random_fragments(random.key(0), n_pairs=3)
     data = preferences.init(4, frags)
     data = preferences.push(data, frags, torch.tensor([0.0, 1.0, 0.5]))
     assert int(data.size) == 3
-    more = _fragments(random.key(1), n_pairs=3)
+    more = random_fragments(random.key(1), n_pairs=3)
     data = preferences.push(data, more, torch.tensor([1.0, 1.0, 0.0]))
     held, prefs = preferences.contents(data)
     assert int(data.size) == 4 and prefs.tolist() == [0.5, 1.0, 1.0, 0.0]  # the two oldest evicted
     torch.testing.assert_close(held.obs, torch.cat([frags.obs[2:], more.obs]))
-    big = _fragments(random.key(2), n_pairs=6)  # more than the capacity at once: the newest 4 survive
+    big = random_fragments(random.key(2), n_pairs=6)  # more than the capacity at once: the newest 4 survive
     held, prefs = preferences.contents(preferences.push(data, big, torch.arange(6.0) / 10))
     torch.testing.assert_close(held.obs, big.obs[2:])
     preferences.save(tmp_path / "p.safetensors", data)
@@ -142,13 +128,13 @@ def test_dataset_is_a_bounded_fifo_and_round_trips(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="preferences have shape"):
         preferences.push(data, frags, torch.zeros(2))
     with pytest.raises(ValueError, match="item shape"):
-        preferences.push(data, _fragments(random.key(3), n_pairs=2, length=6), torch.zeros(2))
+        preferences.push(data, random_fragments(random.key(3), n_pairs=2, length=6), torch.zeros(2))
 
 
 def test_example_fragments_fit_the_spaces_and_flatten_to_transitions() -> None:
     example = preferences.example_fragments(OBS, gym.spaces.Discrete(3), 5)
     assert example.obs.shape == (1, 2, 5, 3) and example.acts.shape == (1, 2, 5) and example.acts.dtype == torch.int64
-    frags = _fragments(random.key(0), n_pairs=3)
+    frags = random_fragments(random.key(0), n_pairs=3)
     obs, acts, next_obs, dones = frags.transitions()
     assert obs.shape == next_obs.shape == (30, 3) and acts.shape == (30, 1) and dones.shape == (30,)
     torch.testing.assert_close(obs[5:10], frags.obs[0, 1])  # pair 0, fragment 2
@@ -161,7 +147,7 @@ def test_example_fragments_fit_the_spaces_and_flatten_to_transitions() -> None:
 
 def _trained(cfg: pc.Config, n: int = 8) -> tuple[pc.State, pc.State, dict[str, torch.Tensor]]:
     state = pc.init(cfg.model_copy(update={"fragment_length": 5}), random.key(0), spaces=(OBS, ACT))
-    frags = _fragments(random.key(1), n_pairs=n)
+    frags = random_fragments(random.key(1), n_pairs=n)
     prefs = (frags.rews[:, 0].sum(-1) > frags.rews[:, 1].sum(-1)).float()
     state = state.replace(dataset=preferences.push(state.dataset, frags, prefs))
     new, metrics = pc.train_reward(state, n)
@@ -212,7 +198,7 @@ def test_lp_regularizer_and_the_interval_updater_move_lambda() -> None:
 def test_reward_training_fits_the_preferences() -> None:
     cfg = pc.Config(total_comparisons=64, epochs=60, lr=3e-3, fragment_length=5)
     state = pc.init(cfg, random.key(0), spaces=(OBS, ACT))
-    frags = _fragments(random.key(1), n_pairs=64)
+    frags = random_fragments(random.key(1), n_pairs=64)
     frags = frags.replace(rews=frags.obs[..., 0] - frags.acts[..., 0] ** 2)  # a learnable true reward
     prefs, _ = pc.synthetic_preferences(random.key(2), frags.rews, temperature=0.0)
     state = state.replace(dataset=preferences.push(state.dataset, frags, prefs))
@@ -225,7 +211,7 @@ def test_ensemble_trainer_bootstraps_each_member() -> None:
     cfg = pc.Config(total_comparisons=16, ensemble_size=3, epochs=2, batch_size=8, fragment_length=5)
     state = pc.init(cfg, random.key(0), spaces=(OBS, ACT))
     assert state.reward_params["mlp"]["layers.0.weight"].shape[0] == 3
-    frags = _fragments(random.key(1), n_pairs=16)
+    frags = random_fragments(random.key(1), n_pairs=16)
     prefs = (frags.rews[:, 0].sum(-1) > frags.rews[:, 1].sum(-1)).float()
     state = state.replace(dataset=preferences.push(state.dataset, frags, prefs))
     boot = random.randint(random.key(3), (3, 16), 0, 16)
@@ -247,18 +233,6 @@ def test_ensemble_trainer_bootstraps_each_member() -> None:
 # --------------------------------------------------------------------------------------------------------------------
 # A whole round: purity under vmap, the driver, the CLI
 # --------------------------------------------------------------------------------------------------------------------
-
-SMALL = pc.Config(
-    total_timesteps=64,
-    total_comparisons=12,
-    num_iterations=1,
-    fragment_length=10,
-    initial_epoch_multiplier=2,
-    warning_threshold=0,
-    exploration_frac=0.5,
-    agent="sac",
-    agent_config={"n_envs": 2, "net_arch": [16, 16], "learning_starts": 16, "buffer_size": 256, "batch_size": 32},
-)
 
 
 def test_one_whole_iteration_vmaps_and_seeds_are_independent_of_n() -> None:

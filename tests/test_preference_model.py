@@ -11,10 +11,10 @@ import math
 import gymnasium as gym
 import pytest
 import torch
+from preference_setup import random_fragments
 
 from imitation_fn import rewards
 from imitation_fn.core import random
-from imitation_fn.data.preferences import Fragments
 from imitation_fn.rewards import preference_model
 
 OBS = gym.spaces.Box(-1.0, 1.0, (3,))
@@ -28,18 +28,6 @@ class Model:
     noise_prob: float = 0.0
     discount_factor: float = 1.0
     threshold: float = 50.0
-
-
-def _fragments(key: torch.Tensor, n_pairs: int = 8, length: int = 5) -> Fragments:
-    k1, k2, k3 = random.split(key, 3)
-    obs = random.normal(k1, (n_pairs, 2, length, 3))
-    return Fragments(
-        obs=obs,
-        acts=random.normal(k2, (n_pairs, 2, length, 1)),
-        next_obs=obs + 0.1,
-        dones=torch.zeros(n_pairs, 2, length, dtype=torch.bool),
-        rews=random.normal(k3, (n_pairs, 2, length)),
-    )
 
 
 def test_preference_model_probability_by_hand() -> None:
@@ -64,7 +52,7 @@ def test_cross_entropy_loss_and_metrics_by_hand() -> None:
     cfg = Model(noise_prob=0.1, discount_factor=0.95)
     net = rewards.BasicRewardNet(OBS, ACT)
     params = net.init(random.key(0))
-    frags = _fragments(random.key(1))
+    frags = random_fragments(random.key(1))
     prefs = torch.tensor([1.0, 0.0, 1.0, 0.5, 0.0, 1.0, 1.0, 0.0])
     loss, m = preference_model.cross_entropy_loss(params, net, frags, prefs, cfg)
     r = net.apply(
@@ -121,7 +109,7 @@ def test_lp_penalty_and_interval_scaler_by_hand() -> None:
 def test_agent_reward_is_the_net_normalised_by_its_statistics() -> None:
     net = rewards.BasicRewardNet(OBS, ACT)
     params = net.init(random.key(0))
-    obs, acts, next_obs, dones = _fragments(random.key(1)).transitions()
+    obs, acts, next_obs, dones = random_fragments(random.key(1)).transitions()
     raw = net.apply(params, obs, acts, next_obs, dones)
     norm = rewards.normalize.update(rewards.normalize.init(), raw)
     same = preference_model.agent_reward(net, False, (params, norm), obs, acts, next_obs, dones)
