@@ -35,6 +35,7 @@ from datasets.exceptions import DatasetsError
 
 from imitation_fn.core.errors import InputError
 from imitation_fn.data.types import Trajectory, TrajectoryWithRew
+from imitation_fn.data.utils import item_mismatch
 
 AnyPath = str | os.PathLike[str]
 
@@ -322,16 +323,9 @@ def _flag(where: str, x: object) -> bool:
 
 
 def _check_same_items(trajs: Sequence[Trajectory], where: str) -> None:
-    """Every trajectory's observations and actions share item shape and dtype (they are batched together)."""
-    first = trajs[0]
-    for i, traj in enumerate(trajs[1:], start=1):
-        for name in ("obs", "acts"):
-            want, got = getattr(first, name), getattr(traj, name)
-            if got.shape[1:] != want.shape[1:] or got.dtype != want.dtype:
-                raise InputError(
-                    f"{where}: trajectory {i} {name} has item shape {tuple(got.shape[1:])} dtype {got.dtype}, "
-                    f"trajectory 0 has {tuple(want.shape[1:])} dtype {want.dtype}"
-                )
+    mismatch = item_mismatch(trajs)
+    if mismatch is not None:
+        raise InputError(f"{where}: {mismatch}")
 
 
 _ARROW_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # Arrow IPC end-of-stream marker: written when a shard is closed

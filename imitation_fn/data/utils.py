@@ -75,6 +75,21 @@ def flatten_trajectories_with_rew(trajectories: Sequence[TrajectoryWithRew]) -> 
     return TransitionsWithRew(obs=trans.obs, acts=trans.acts, next_obs=trans.next_obs, dones=trans.dones, rews=rews)
 
 
+def item_mismatch(trajs: Sequence[Trajectory]) -> str | None:
+    """Where the trajectories' observations or actions differ in item shape or dtype (they are batched
+    together), or None when they all agree."""
+    first = trajs[0]
+    for i, traj in enumerate(trajs[1:], start=1):
+        for name in ("obs", "acts"):
+            want, got = getattr(first, name), getattr(traj, name)
+            if got.shape[1:] != want.shape[1:] or got.dtype != want.dtype:
+                return (
+                    f"trajectory {i} {name} has item shape {tuple(got.shape[1:])} dtype {got.dtype}, "
+                    f"trajectory 0 has {tuple(want.shape[1:])} dtype {want.dtype}"
+                )
+    return None
+
+
 def concatenate(trajectory_lists: Sequence[Sequence[TrajT]]) -> list[TrajT]:
     """Join lists of trajectories (e.g. DAgger rounds, several demo files) into one list, in order.
 
@@ -86,15 +101,9 @@ def concatenate(trajectory_lists: Sequence[Sequence[TrajT]]) -> list[TrajT]:
     has_rews = [isinstance(traj, TrajectoryWithRew) for traj in trajs]
     if any(has_rews) and not all(has_rews):
         raise ValueError(f"concatenate: trajectory {has_rews.index(not has_rews[0])} differs in having rewards")
-    first = trajs[0]
-    for i, traj in enumerate(trajs[1:], start=1):
-        for name in ("obs", "acts"):
-            want, got = getattr(first, name), getattr(traj, name)
-            if got.shape[1:] != want.shape[1:] or got.dtype != want.dtype:
-                raise ValueError(
-                    f"concatenate: trajectory {i} {name} has item shape {tuple(got.shape[1:])} dtype {got.dtype}, "
-                    f"trajectory 0 has {tuple(want.shape[1:])} dtype {want.dtype}"
-                )
+    mismatch = item_mismatch(trajs)
+    if mismatch is not None:
+        raise ValueError(f"concatenate: {mismatch}")
     return trajs
 
 
@@ -266,6 +275,7 @@ __all__ = [
     "concatenate_batches",
     "discounted_sum",
     "flatten_trajectories_with_rew",
+    "item_mismatch",
     "sample_fragments",
     "split_into_fragments",
 ]
