@@ -35,8 +35,8 @@ from imitation_fn.algorithms import adversarial, airl, gail
 from imitation_fn.core import random
 from imitation_fn.data import serialize
 from imitation_fn.evaluation import evaluate_policy
-from imitation_fn.training import adversarial as driver
-from imitation_fn.training.driver import seed_keys
+from imitation_fn.train import adversarial as driver
+from imitation_fn.train.driver import seed_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERTS = ROOT / "tests" / "data" / "experts"

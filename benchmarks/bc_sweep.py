@@ -30,7 +30,7 @@ from imitation_fn.algorithms import bc
 from imitation_fn.core import random
 from imitation_fn.data import flatten_trajectories, generate_trajectories
 from imitation_fn.envs.experts import cartpole_expert
-from imitation_fn.training import train
+from imitation_fn.train import train
 
 IMITATION_8_SEEDS_S = 265.0  # the reference measurement
 

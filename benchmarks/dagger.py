@@ -37,7 +37,7 @@ from imitation_fn.algorithms import dagger
 from imitation_fn.core import random
 from imitation_fn.envs.base import PolicyFn
 from imitation_fn.policies import actor_critic, load_policy, zoo
-from imitation_fn.training.dagger import train_dagger
+from imitation_fn.train.dagger import train_dagger
 
 torch.set_num_threads(1)
 

@@ -30,7 +30,7 @@ from imitation_fn.data import rollout
 from imitation_fn.envs.experts import cartpole_expert
 from imitation_fn.policies.simple import random_policy
 from imitation_fn.rl import ppo
-from imitation_fn.training import density as density_training
+from imitation_fn.train import density as density_training
 
 ENV = "seals/CartPole-v0"
 RL = ppo.Config(

@@ -41,7 +41,7 @@ from imitation_fn.data import generate_trajectories, rollout_stats, serialize
 from imitation_fn.evaluation import evaluate_policy
 from imitation_fn.policies import load_policy, save_policy, zoo
 from imitation_fn.rl import ppo, sac
-from imitation_fn.training.rl import policy_for_saving, train_rl
+from imitation_fn.train.rl import policy_for_saving, train_rl
 
 N_EPISODES = 50
 EVAL_KEY, HELDOUT_KEY = 0, 1  # tests/test_experts.py re-evaluates with EVAL_KEY

@@ -37,7 +37,7 @@ from rich.table import Table
 from imitation_fn.algorithms import mce_irl
 from imitation_fn.core import random
 from imitation_fn.envs.tabular import cliff_world
-from imitation_fn.training import mce_irl as mce_training
+from imitation_fn.train import mce_irl as mce_training
 
 PEER_IT_PER_S = 66.0
 ROOT = Path(__file__).resolve().parent

@@ -37,7 +37,7 @@ from rich.table import Table
 
 from imitation_fn import presets
 from imitation_fn.algorithms import preference_comparisons as pc
-from imitation_fn.training import preference_comparisons as tpc
+from imitation_fn.train import preference_comparisons as tpc
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER: dict[str, Any] = {

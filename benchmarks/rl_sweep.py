@@ -38,8 +38,8 @@ from rich.table import Table
 from imitation_fn import envs, presets
 from imitation_fn.core import checks, random
 from imitation_fn.rl import ppo
-from imitation_fn.training.driver import evaluate_seeds, seed_keys
-from imitation_fn.training.rl import batched_train_step, make_init
+from imitation_fn.train.driver import evaluate_seeds, seed_keys
+from imitation_fn.train.rl import batched_train_step, make_init
 
 TARGET = 475.0
 EVAL_EVERY = 2  # iterations (rollouts)

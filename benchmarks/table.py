@@ -44,12 +44,12 @@ from imitation_fn.data import flatten_trajectories, serialize
 from imitation_fn.envs.tabular import TabularMDP, cliff_world, random_mdp
 from imitation_fn.policies import load_policy, zoo
 from imitation_fn.rl import ppo
-from imitation_fn.training import adversarial as adversarial_training
-from imitation_fn.training import density as density_training
-from imitation_fn.training import mce_irl as mce_training
-from imitation_fn.training import preference_comparisons as pc_training
-from imitation_fn.training import train
-from imitation_fn.training.dagger import train_dagger
+from imitation_fn.train import adversarial as adversarial_training
+from imitation_fn.train import density as density_training
+from imitation_fn.train import mce_irl as mce_training
+from imitation_fn.train import preference_comparisons as pc_training
+from imitation_fn.train import train
+from imitation_fn.train.dagger import train_dagger
 
 ROOT = Path(__file__).resolve().parent
 console = Console(width=140)

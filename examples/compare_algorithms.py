@@ -30,8 +30,8 @@ from imitation_fn import analysis, envs, stats
 from imitation_fn.algorithms import bc, dagger
 from imitation_fn.data import flatten_trajectories, serialize
 from imitation_fn.policies import load_policy, zoo
-from imitation_fn.training import train
-from imitation_fn.training.dagger import train_dagger
+from imitation_fn.train import train
+from imitation_fn.train.dagger import train_dagger
 
 ENV = "Acrobot-v1"
 

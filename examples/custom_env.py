@@ -26,7 +26,7 @@ from imitation_fn.data import flatten_trajectories, rollout, rollout_stats
 from imitation_fn.envs.base import Env, TimeStep
 from imitation_fn.evaluation import evaluate_policy
 from imitation_fn.policies.simple import random_policy
-from imitation_fn.training import train
+from imitation_fn.train import train
 
 
 class CorridorState(struct.PyTreeNode):

@@ -21,7 +21,7 @@ from imitation_fn.core import optim, random, tree
 from imitation_fn.data import flatten_trajectories, rollout
 from imitation_fn.policies.simple import random_policy
 from imitation_fn.rl import ppo
-from imitation_fn.training.rl import train_rl
+from imitation_fn.train.rl import train_rl
 
 
 def main() -> None:

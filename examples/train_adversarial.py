@@ -17,7 +17,7 @@ from imitation_fn import presets
 from imitation_fn.algorithms import airl, gail
 from imitation_fn.data import serialize
 from imitation_fn.policies import zoo
-from imitation_fn.training import adversarial as driver
+from imitation_fn.train import adversarial as driver
 
 
 def main() -> None:

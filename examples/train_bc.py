@@ -16,7 +16,7 @@ from imitation_fn.algorithms import bc
 from imitation_fn.core import random, tree
 from imitation_fn.data import flatten_trajectories, serialize
 from imitation_fn.policies import zoo
-from imitation_fn.training import train
+from imitation_fn.train import train
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from _common import parse_args
 
 from imitation_fn.algorithms import dagger
 from imitation_fn.policies import load_policy, zoo
-from imitation_fn.training.dagger import train_dagger
+from imitation_fn.train.dagger import train_dagger
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from _common import parse_args
 from imitation_fn.algorithms import mce_irl
 from imitation_fn.core import tree
 from imitation_fn.envs.tabular import cliff_world
-from imitation_fn.training import mce_irl as mce_training
+from imitation_fn.train import mce_irl as mce_training
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from _common import parse_args
 
 from imitation_fn import presets, rewards
 from imitation_fn.algorithms import preference_comparisons as pc
-from imitation_fn.training import preference_comparisons as tpc
+from imitation_fn.train import preference_comparisons as tpc
 
 
 def main() -> None:

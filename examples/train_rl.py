@@ -16,7 +16,7 @@ from _common import parse_args
 from imitation_fn import envs, presets
 from imitation_fn.policies import load_policy
 from imitation_fn.rl import ppo, sac
-from imitation_fn.training.rl import save_policies, train_rl
+from imitation_fn.train.rl import save_policies, train_rl
 
 
 def main() -> None:

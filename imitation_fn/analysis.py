@@ -26,8 +26,8 @@ import torch
 
 from imitation_fn import stats
 from imitation_fn.core import random, serialization
-from imitation_fn.training.logger import read_metrics
-from imitation_fn.training.run import CHECKPOINT, METRICS
+from imitation_fn.train.logger import read_metrics
+from imitation_fn.train.run import CHECKPOINT, METRICS
 
 UNKNOWN_ENV = "unknown"
 
@@ -70,7 +70,7 @@ def _records(
 
 
 def _load_sweep(path: Path) -> list[RunRecord]:
-    from imitation_fn.sweep import CHUNKS, RUNS, SPEC, label, swept_fields
+    from imitation_fn.train.sweep import CHUNKS, RUNS, SPEC, label, swept_fields
 
     spec = json.loads((path / SPEC).read_text())
     varying = swept_fields(spec)
@@ -114,7 +114,7 @@ def load_runs(paths: Iterable[str | Path], env: str = UNKNOWN_ENV) -> list[RunRe
 
 
 def _find(p: Path, env: str, depth: int) -> list[RunRecord]:
-    from imitation_fn.sweep import SPEC
+    from imitation_fn.train.sweep import SPEC
 
     if (p / SPEC).exists():
         return _load_sweep(p)

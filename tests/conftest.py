@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import torch
 
-from imitation_fn.training.run import Run
+from imitation_fn.train.run import Run
 
 # Small networks on 2 cores: one intra-op thread avoids oversubscription (DESIGN.md §8).
 torch.set_num_threads(1)

@@ -20,7 +20,7 @@ from imitation_fn.envs.experts import cartpole_expert
 from imitation_fn.nn import normalize as nn_normalize
 from imitation_fn.policies import actor_critic
 from imitation_fn.rl import ppo
-from imitation_fn.training import adversarial as driver
+from imitation_fn.train import adversarial as driver
 
 DEMOS = Path(__file__).parent / "data" / "experts" / "seals_CartPole-v0" / "demos"
 ENV_ID = "seals/CartPole-v0"

@@ -13,7 +13,7 @@ from imitation_fn.algorithms import preference_comparisons as pc
 from imitation_fn.core import checks, random
 from imitation_fn.core import compile as compile_lib
 from imitation_fn.rl import agent_trainer, sac
-from imitation_fn.training import preference_comparisons as tpc
+from imitation_fn.train import preference_comparisons as tpc
 
 
 def test_batched_train_agent_equals_vmapped_train_agent(monkeypatch: pytest.MonkeyPatch) -> None:

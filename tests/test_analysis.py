@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from imitation_fn import analysis, stats, sweep
+from imitation_fn import analysis, stats
 from imitation_fn.core import serialization
-from imitation_fn.training.logger import MetricsWriter
+from imitation_fn.train import sweep
+from imitation_fn.train.logger import MetricsWriter
 
 BC = [100.0, 120.0, 90.0, 200.0, 110.0, 95.0]
 DAGGER = [300.0, 280.0, 500.0, 150.0, 310.0, 290.0]
@@ -136,7 +137,7 @@ def test_a_run_records_its_environment_so_analyze_needs_no_env_flag(tmp_path):
     from imitation_fn import envs
     from imitation_fn.algorithms import bc
     from imitation_fn.data import Transitions
-    from imitation_fn.training import train
+    from imitation_fn.train import train
 
     n = 64
     zeros = torch.zeros(n, 4)

@@ -18,7 +18,7 @@ from imitation_fn import envs, rewards
 from imitation_fn.core import random, serialization, tree
 from imitation_fn.core.errors import InputError
 from imitation_fn.rewards import normalize
-from imitation_fn.training import preference_comparisons as tpc
+from imitation_fn.train import preference_comparisons as tpc
 
 OBS = gym.spaces.Box(-1.0, 1.0, (4,))
 DISCRETE = gym.spaces.Discrete(3)

@@ -16,8 +16,8 @@ from imitation_fn.core.errors import InputError
 from imitation_fn.data import flatten_trajectories, generate_trajectories
 from imitation_fn.data.types import Transitions
 from imitation_fn.envs.experts import cartpole_expert
-from imitation_fn.training import load_run, train
-from imitation_fn.training.logger import read_metrics
+from imitation_fn.train import load_run, train
+from imitation_fn.train.logger import read_metrics
 
 OBS = gym.spaces.Box(-1.0, 1.0, (4,))
 DISCRETE = gym.spaces.Discrete(3)

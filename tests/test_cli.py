@@ -8,7 +8,7 @@ import torch
 
 from imitation_fn.cli import build_parser, main
 from imitation_fn.data import serialize
-from imitation_fn.training.logger import read_metrics
+from imitation_fn.train.logger import read_metrics
 
 
 @pytest.fixture(scope="module")

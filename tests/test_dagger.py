@@ -19,8 +19,8 @@ from imitation_fn.data import buffer, flatten_trajectories, generate_trajectorie
 from imitation_fn.envs.experts import cartpole_expert
 from imitation_fn.policies import load_policy, zoo
 from imitation_fn.stats import is_significant_reward_improvement, permutation_test
-from imitation_fn.training.dagger import evaluate_batched, load_dagger_run, train_dagger
-from imitation_fn.training.driver import evaluate_at
+from imitation_fn.train.dagger import evaluate_batched, load_dagger_run, train_dagger
+from imitation_fn.train.driver import evaluate_at
 
 SMALL = dagger.Config(n_envs=4, batch_size=32)
 FAST: dict[str, Any] = {  # a short trainer run: 4 rounds of 64 steps, 3 BC steps each, evaluated once at the end

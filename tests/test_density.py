@@ -21,8 +21,8 @@ from imitation_fn.envs.experts import cartpole_expert
 from imitation_fn.policies import load_policy
 from imitation_fn.policies.simple import random_policy
 from imitation_fn.rl import ppo
-from imitation_fn.training import density as density_training
-from imitation_fn.training.driver import seed_keys
+from imitation_fn.train import density as density_training
+from imitation_fn.train.driver import seed_keys
 
 EXPERTS = Path(__file__).parent / "data" / "experts"
 SMALL_PPO = ppo.Config(n_envs=4, n_steps=16, batch_size=32, n_epochs=2, lr=1e-3)

@@ -19,7 +19,7 @@ from imitation_fn.data import flatten_trajectories
 from imitation_fn.envs.tabular import TabularEnv, TabularMDP, cliff_world, random_mdp
 from imitation_fn.policies.tabular import TabularPolicy, generate_trajectories, rollout
 from imitation_fn.rl import tabular
-from imitation_fn.training import mce_irl as mce_training
+from imitation_fn.train import mce_irl as mce_training
 
 
 def test_solvers_are_importable_from_mce_irl() -> None:

@@ -18,7 +18,7 @@ from imitation_fn.data.preferences import Fragments
 from imitation_fn.data.query_schedule import comparison_schedule
 from imitation_fn.data.types import TrajectoryWithRew
 from imitation_fn.envs.cartpole import CartPole
-from imitation_fn.training import preference_comparisons as tpc
+from imitation_fn.train import preference_comparisons as tpc
 
 # Pendulum with 20-step episodes: every round samples, trains and evaluates in a fraction of the time.
 SHORT_CARTPOLE = "test/CartPole50-v0"  # terminates early: a variable horizon

@@ -18,7 +18,7 @@ import torch
 
 from imitation_fn.cli import main
 from imitation_fn.core import serialization
-from imitation_fn.training.run import CHECKPOINT, METRICS
+from imitation_fn.train.run import CHECKPOINT, METRICS
 
 EXPERTS = Path(__file__).parent / "data" / "experts"
 SEALS_DEMOS = EXPERTS / "seals_CartPole-v0" / "demos"

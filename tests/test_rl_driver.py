@@ -12,7 +12,7 @@ from imitation_fn.core import checks, random, tree
 from imitation_fn.data import serialize
 from imitation_fn.policies import load_policy
 from imitation_fn.rl import ppo
-from imitation_fn.training.rl import save_policies, train_rl
+from imitation_fn.train.rl import save_policies, train_rl
 
 CFG = ppo.Config(n_envs=4, n_steps=16, batch_size=32, n_epochs=2, lr=1e-3)
 run = functools.partial(

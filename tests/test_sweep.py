@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from imitation_fn import envs, sweep
+from imitation_fn import envs
 from imitation_fn.algorithms import bc
 from imitation_fn.core import tree
 from imitation_fn.data import flatten_trajectories, serialize
 from imitation_fn.policies import zoo
-from imitation_fn.training import train
+from imitation_fn.train import sweep, train
 
 BASE = {"batch_size": 64}
 TRAIN = {"n_batches": 30}
@@ -121,7 +121,7 @@ def test_each_run_equals_the_plain_driver_with_its_own_config(tmp_path):
 def test_rl_runs_plug_in_the_same_way(tmp_path):
     """PPO through train_rl: lr / ent_coef are vmapped, n_steps groups; a run equals train_rl with its config."""
     from imitation_fn.rl import ppo
-    from imitation_fn.training.rl import train_rl
+    from imitation_fn.train.rl import train_rl
 
     base = {"n_envs": 2, "n_steps": 16, "batch_size": 16, "n_epochs": 1}
     spec = sweep.SweepSpec(
@@ -147,7 +147,7 @@ def test_gail_runs_plug_in_the_same_way(tmp_path):
     """GAIL through train_adversarial: disc_lr is vmapped; grad_penalty 0 vs > 0 switches the penalty term on, so
     it groups; a run equals train_adversarial with its config and run seed."""
     from imitation_fn.algorithms import gail
-    from imitation_fn.training.adversarial import train_adversarial
+    from imitation_fn.train.adversarial import train_adversarial
 
     base = {"gen": {"n_envs": 4, "n_steps": 16, "batch_size": 32, "n_epochs": 1}, "demo_batch_size": 64}
     spec = sweep.SweepSpec(

@@ -12,7 +12,7 @@ import pytest
 
 from imitation_fn.cli import main
 from imitation_fn.core.errors import InputError
-from imitation_fn.training.logger import parse_log_formats, scalar_name
+from imitation_fn.train.logger import parse_log_formats, scalar_name
 
 DEMOS = Path(__file__).parent / "data" / "experts" / "CartPole-v1" / "demos"
 BC = f"bc --demos {DEMOS} --n-epochs 1 --batch-size 512 --eval-every 4 --net-arch 16 16 --seeds 2 --n-eval-episodes 2"

@@ -13,7 +13,7 @@ time steps or one per time step (``is_stationary=False``). A policy is then trai
     state, rollout = density.collect(state, env)            # rews relabelled with each step's time index
     state, metrics = density.update(state, rollout)
 
-``imitation_fn.training.density.train_policy`` runs that loop for many seeds at once (one ``vmap``);
+``imitation_fn.train.density.train_policy`` runs that loop for many seeds at once (one ``vmap``);
 ``test_policy`` reports
 ``rollout_stats`` under the true or the imitation reward, as ``imitation`` does.
 """

@@ -34,7 +34,7 @@ from rich.markup import escape
 from imitation_fn.cli.common import CLIError, HelpFormatter, add_config_flags, config_from_args, console
 from imitation_fn.core import serialization
 from imitation_fn.core.errors import InputError
-from imitation_fn.training.run import CHECKPOINT
+from imitation_fn.train.run import CHECKPOINT
 
 # One module per command group, each with ``register(subparsers)``; ``--help`` lists them in this order.
 COMMANDS = (

@@ -24,7 +24,7 @@ from imitation_fn.cli.common import (
 from imitation_fn.data import rollout_stats, serialize
 from imitation_fn.data.types import TrajectoryWithRew
 from imitation_fn.rl import ppo
-from imitation_fn.training import adversarial as driver
+from imitation_fn.train import adversarial as driver
 
 ALGORITHMS = {"gail": gail, "airl": airl}
 

@@ -22,7 +22,7 @@ from imitation_fn.cli.common import (
 from imitation_fn.cli.data import expert_demos
 from imitation_fn.data import flatten_trajectories, rollout_stats, serialize
 from imitation_fn.data.utils import check_spaces
-from imitation_fn.training import train
+from imitation_fn.train import train
 
 
 def _run_bc(cfg: bc.Config, env_id: str, trajs: list[Any], args: argparse.Namespace) -> None:

@@ -19,8 +19,8 @@ from imitation_fn import envs
 from imitation_fn.core.config import Config, read_mapping
 from imitation_fn.core.errors import InputError
 from imitation_fn.policies import load_policy
-from imitation_fn.training.logger import LOG_FORMATS, parse_log_formats
-from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS
+from imitation_fn.train.logger import LOG_FORMATS, parse_log_formats
+from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS
 
 console = Console()
 C = typing.TypeVar("C", bound=Config)

@@ -30,7 +30,7 @@ from imitation_fn.data.utils import check_spaces as check_demo_spaces
 from imitation_fn.envs.base import PolicyFn
 from imitation_fn.envs.experts import expert_for
 from imitation_fn.policies import check_spaces, load_policy
-from imitation_fn.training.dagger import train_dagger
+from imitation_fn.train.dagger import train_dagger
 
 
 def load_expert(spec: str, env_id: str) -> PolicyFn:

@@ -26,7 +26,7 @@ from imitation_fn.cli.common import (
 from imitation_fn.cli.data import expert_demos
 from imitation_fn.data import serialize
 from imitation_fn.rl import ppo
-from imitation_fn.training import density as density_training
+from imitation_fn.train import density as density_training
 
 
 def _table(title: str, result: density_training.DensityResult) -> Table:

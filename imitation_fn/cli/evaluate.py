@@ -27,8 +27,8 @@ from imitation_fn.evaluation import evaluate_policy
 from imitation_fn.evaluation_gym import evaluate_gym_policy
 from imitation_fn.policies import check_spaces, tabular
 from imitation_fn.policies.io import LoadedPolicy
-from imitation_fn.training import evaluate_seeds, load_run
-from imitation_fn.training.run import CHECKPOINT, check_config_file
+from imitation_fn.train import evaluate_seeds, load_run
+from imitation_fn.train.run import CHECKPOINT, check_config_file
 from imitation_fn.video import record_episodes
 
 DEFAULT_ENV = "CartPole-v1"

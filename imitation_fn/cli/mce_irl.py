@@ -33,7 +33,7 @@ from imitation_fn.cli.common import (
 from imitation_fn.core import random, serialization, tree
 from imitation_fn.envs.tabular import TabularEnv, TabularMDP, cliff_world, random_mdp
 from imitation_fn.policies import tabular
-from imitation_fn.training import mce_irl as mce_training
+from imitation_fn.train import mce_irl as mce_training
 
 ENVS = ("CliffWorld", "RandomMDP")
 MDP_SPEC = "mdp.json"

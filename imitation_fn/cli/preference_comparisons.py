@@ -31,7 +31,7 @@ from imitation_fn.cli.common import (
 )
 from imitation_fn.data import serialize
 from imitation_fn.data.types import TrajectoryWithRew
-from imitation_fn.training import preference_comparisons as tpc
+from imitation_fn.train import preference_comparisons as tpc
 
 
 def cmd_preference_comparisons(args: argparse.Namespace) -> None:

@@ -27,7 +27,7 @@ from imitation_fn.core import random
 from imitation_fn.data import generate_trajectories, rollout_stats, serialize
 from imitation_fn.policies import load_policy
 from imitation_fn.rl import ppo, sac
-from imitation_fn.training.rl import train_rl
+from imitation_fn.train.rl import train_rl
 
 RL_ALGORITHMS: dict[str, types.ModuleType] = {"ppo": ppo, "sac": sac}
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from imitation_fn import sweep
 from imitation_fn.cli.common import CLIError, add_command, console, positive_int
+from imitation_fn.train import sweep
 
 EXAMPLE = """example sweep file (YAML or JSON):
 

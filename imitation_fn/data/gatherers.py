@@ -7,7 +7,7 @@ give, so it ``vmap``-s over seeds with the rest of a round:
     prefs, entropy = gatherers.synthetic_preferences(key, frags.rews, temperature=1.0)   # (pairs,), ()
 
 A human front end is any host-side ``Fragments -> (pairs,)`` function (see
-``imitation_fn.training.preference_comparisons.PreferenceGatherer``).
+``imitation_fn.train.preference_comparisons.PreferenceGatherer``).
 """
 
 from __future__ import annotations

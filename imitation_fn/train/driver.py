@@ -31,8 +31,8 @@ from imitation_fn.envs.gym import GymEnv
 from imitation_fn.evaluation import evaluate_policy
 from imitation_fn.evaluation_gym import evaluate_gym_policy
 from imitation_fn.policies.io import save_policy
-from imitation_fn.training.logger import ProgressBar
-from imitation_fn.training.run import (
+from imitation_fn.train.logger import ProgressBar
+from imitation_fn.train.run import (
     CHECKPOINT,
     CHECKPOINT_EVERY_SECONDS,
     CONFIG,
@@ -107,7 +107,7 @@ def train(
     Exactly one of ``n_epochs`` and ``n_batches`` (``imitation``'s BC.train convention). ``env``
     gives the spaces and runs evaluation: ``env.n_envs`` episodes per seed every ``eval_every``
     steps and at the end (a gymnasium env is evaluated seed by seed on the host). With ``log_dir``
-    (see :mod:`imitation_fn.training.run`): metrics, the config, and a checkpoint every
+    (see :mod:`imitation_fn.train.run`): metrics, the config, and a checkpoint every
     ``checkpoint_every`` seconds, at every evaluation (before it) and at the end; ``resume``
     continues from that checkpoint and gives the same result as an uninterrupted run. ``env_id``,
     when given, is recorded in the checkpoint (``eval --run`` and ``analyze`` read it).

@@ -1,6 +1,6 @@
 """The host-side drivers that compose an algorithm's pure ``init`` / ``update`` into a run."""
 
-from imitation_fn.training.driver import (
+from imitation_fn.train.driver import (
     SavedRun,
     TrainResult,
     evaluate_seeds,
@@ -10,7 +10,7 @@ from imitation_fn.training.driver import (
     seed_keys,
     train,
 )
-from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, Run, load_checkpoint, open_run
+from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, Run, load_checkpoint, open_run
 
 __all__ = [
     "CHECKPOINT_EVERY_SECONDS",

@@ -6,7 +6,7 @@ On a torch environment every step of the loop is one vmapped ``collect`` and one
 over the stacked seeds; each seed's environments live in its own state, so seed ``i`` trains exactly
 as it would alone. A gymnasium environment (``GymEnv``) cannot be vmapped: each seed then gets its
 own ``GymEnv`` and the seeds run one after another. Evaluation, JSONL metrics, checkpoints, resume
-and the progress bar work as in :mod:`imitation_fn.training.driver`.
+and the progress bar work as in :mod:`imitation_fn.train.driver`.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from imitation_fn.core.config import Config
 from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.rewards import RewardFn
-from imitation_fn.training.driver import TrainResult, check_seeds, evaluate_at, export_policies, seed_keys
-from imitation_fn.training.logger import ProgressBar
-from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, crossed, open_run
+from imitation_fn.train.driver import TrainResult, check_seeds, evaluate_at, export_policies, seed_keys
+from imitation_fn.train.logger import ProgressBar
+from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, crossed, open_run
 
 Step = Callable[[Any], tuple[Any, dict[str, Tensor]]]
 
@@ -87,7 +87,7 @@ def train_rl(
 
     ``eval_every`` counts environment steps; evaluation always runs at the end (``n_eval_episodes``
     episodes per seed, deterministic policy). ``log_dir``, ``checkpoint_every`` (seconds) and ``resume``:
-    see :mod:`imitation_fn.training.run`. ``TrainResult.steps`` is the number
+    see :mod:`imitation_fn.train.run`. ``TrainResult.steps`` is the number
     of environment steps each seed took. ``reward_fn`` replaces the environment's reward in training
     (a learned reward, e.g. ``rewards.load_reward``); evaluation still reports the environment's return.
     """

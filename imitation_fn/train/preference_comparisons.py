@@ -37,10 +37,10 @@ from imitation_fn.evaluation import evaluate_policy
 from imitation_fn.policies.io import save_policy
 from imitation_fn.rewards import preference_model
 from imitation_fn.rl import agent_trainer
-from imitation_fn.training.driver import check_seeds, seed_keys
-from imitation_fn.training.logger import ProgressBar
-from imitation_fn.training.rl import policy_for_saving
-from imitation_fn.training.run import CHECKPOINT, CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, open_run
+from imitation_fn.train.driver import check_seeds, seed_keys
+from imitation_fn.train.logger import ProgressBar
+from imitation_fn.train.rl import policy_for_saving
+from imitation_fn.train.run import CHECKPOINT, CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, open_run
 
 ALGORITHM = "preference_comparisons"
 
@@ -128,7 +128,7 @@ def train(
     ``eval_every`` counts rounds (evaluation always runs at the end when there is an agent). With
     ``log_dir``: ``config.json``, ``metrics.jsonl`` and a checkpoint every ``checkpoint_every`` seconds
     (at a round's end), at every evaluation and at the end; ``resume`` continues from it (see
-    :mod:`imitation_fn.training.run`). ``callback(round, states, metrics)`` runs after each round.
+    :mod:`imitation_fn.train.run`). ``callback(round, states, metrics)`` runs after each round.
     ``compile``: SAC agents train through ``torch.compile`` (see :func:`agent_trainer.batched_train_agent`;
     compiling takes seconds with torch's on-disk caches warm, a few minutes cold).
     """

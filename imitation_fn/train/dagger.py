@@ -43,9 +43,9 @@ from imitation_fn.envs.base import Env, PolicyFn
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.evaluation_gym import evaluate_gym_policy
 from imitation_fn.policies.io import save_policy
-from imitation_fn.training.driver import check_seeds, seed_keys
-from imitation_fn.training.logger import ProgressBar
-from imitation_fn.training.run import CHECKPOINT, DEFAULT_LOG_FORMATS, Run, open_run
+from imitation_fn.train.driver import check_seeds, seed_keys
+from imitation_fn.train.logger import ProgressBar
+from imitation_fn.train.run import CHECKPOINT, DEFAULT_LOG_FORMATS, Run, open_run
 
 HISTORY = "history.json"
 # A GymEnv's TimeStep is a handle to live simulators: it is kept beside the stacked states, whose

@@ -4,7 +4,7 @@
 
 Each iteration is one call of :func:`mce_irl.batched_update` (eager or compiled) on all seeds; a seed
 that has converged is left unchanged. With ``log_dir`` the run directory holds the config, the metrics
-every ``cfg.log_interval`` iterations and a checkpoint (see :mod:`imitation_fn.training.run`), and
+every ``cfg.log_interval`` iterations and a checkpoint (see :mod:`imitation_fn.train.run`), and
 ``resume`` continues it bit for bit.
 """
 
@@ -23,8 +23,8 @@ from imitation_fn.algorithms.mce_irl import Config, Demonstrations, Metrics, Sta
 from imitation_fn.core import random, struct
 from imitation_fn.envs.tabular import TabularMDP
 from imitation_fn.rl import tabular
-from imitation_fn.training.driver import check_seeds
-from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, open_run
+from imitation_fn.train.driver import check_seeds
+from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, open_run
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@
 
 Every step is one vmapped ``collect`` (PPO's rollout relabelled with the log-density of the
 demonstrations) and one vmapped ``update``; the host checks each batch (finite rewards, fixed horizon).
-Evaluation reports the true and the imitation return. The run directory (:mod:`imitation_fn.training.run`)
+Evaluation reports the true and the imitation return. The run directory (:mod:`imitation_fn.train.run`)
 also holds ``ppo_config.json``, the agent's config, which a resume must match as well.
 """
 
@@ -28,10 +28,10 @@ from imitation_fn.data.types import Trajectory, Transitions
 from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.rl import ppo
-from imitation_fn.training.driver import TrainResult, check_seeds, export_policies, seed_keys
-from imitation_fn.training.logger import ProgressBar
-from imitation_fn.training.rl import policy_for_saving
-from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, crossed, open_run
+from imitation_fn.train.driver import TrainResult, check_seeds, export_policies, seed_keys
+from imitation_fn.train.logger import ProgressBar
+from imitation_fn.train.rl import policy_for_saving
+from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, crossed, open_run
 
 PPO_CONFIG = "ppo_config.json"
 
@@ -91,7 +91,7 @@ def train_policy(
     Evaluation (deterministic policy, one episode per env of a ``n_eval_episodes`` env) reports the true
     and the imitation return, every ``eval_every`` env steps and at the end. Unless
     ``cfg.allow_variable_horizon``, training episodes must all have the demonstrations' length.
-    ``log_dir``, ``checkpoint_every`` (seconds), ``resume``, ``log_formats``: see :mod:`imitation_fn.training.run`.
+    ``log_dir``, ``checkpoint_every`` (seconds), ``resume``, ``log_formats``: see :mod:`imitation_fn.train.run`.
     """
     seeds = check_seeds(seeds, "density.train_policy")
     env, eval_env = envs.make(env_id, n_envs=rl_cfg.n_envs), envs.make(env_id, n_envs=n_eval_episodes)

@@ -41,8 +41,8 @@ from torch import Tensor
 
 from imitation_fn.core import random, serialization, tree
 from imitation_fn.core.config import Config
-from imitation_fn.training.driver import TrainResult, seed_keys
-from imitation_fn.training.run import CHECKPOINT, CHECKPOINT_EVERY_SECONDS
+from imitation_fn.train.driver import TrainResult, seed_keys
+from imitation_fn.train.run import CHECKPOINT, CHECKPOINT_EVERY_SECONDS
 
 SPEC = "sweep.json"
 RUNS = "runs.json"
@@ -217,7 +217,7 @@ def _bc_context(spec: SweepSpec) -> Context:
     from imitation_fn import envs
     from imitation_fn.algorithms import bc
     from imitation_fn.data import flatten_trajectories
-    from imitation_fn.training import train
+    from imitation_fn.train import train
 
     data = flatten_trajectories(_demos(spec))
     env = envs.make(spec.env, n_envs=spec.n_eval_episodes)
@@ -243,7 +243,7 @@ def _rl_context(name: str, spec: SweepSpec) -> Context:
     import importlib
 
     from imitation_fn import envs
-    from imitation_fn.training.rl import make_init, train_rl
+    from imitation_fn.train.rl import make_init, train_rl
 
     algo = importlib.import_module(f"imitation_fn.rl.{name}")
     total = _total_timesteps(name, spec)
@@ -267,7 +267,7 @@ def _adversarial_context(name: str, spec: SweepSpec) -> Context:
 
     from imitation_fn import envs
     from imitation_fn.algorithms import adversarial
-    from imitation_fn.training.adversarial import train_adversarial
+    from imitation_fn.train.adversarial import train_adversarial
 
     algo = importlib.import_module(f"imitation_fn.algorithms.{name}")
     _total_timesteps(name, spec)

@@ -7,7 +7,7 @@ on what was collected, the relabelling with the learned reward, the PPO update, 
 seed's generator buffer and the vmapped discriminator steps: exactly ``vmap(algo.train_round)``, in
 pieces so PPO's steps can be compiled. As ``imitation``'s ``train(total_timesteps)``, a run is
 ``total_timesteps // gen_train_timesteps`` rounds. Evaluation, JSONL metrics, checkpoints and resume
-work as in :mod:`imitation_fn.training.driver`; at the end each seed's policy and reward net are saved.
+work as in :mod:`imitation_fn.train.driver`; at the end each seed's policy and reward net are saved.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.policies.io import save_policy
 from imitation_fn.rl import ppo
-from imitation_fn.training.driver import TrainResult, check_seeds, evaluate_at, seed_keys
-from imitation_fn.training.logger import ProgressBar
-from imitation_fn.training.rl import policy_for_saving
-from imitation_fn.training.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, crossed, open_run
+from imitation_fn.train.driver import TrainResult, check_seeds, evaluate_at, seed_keys
+from imitation_fn.train.logger import ProgressBar
+from imitation_fn.train.rl import policy_for_saving
+from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, crossed, open_run
 
 Round = Callable[[Any, Transitions], tuple[Any, dict[str, Tensor]]]
 
@@ -118,7 +118,7 @@ def train_adversarial(
     Runs ``total_timesteps // cfg.round_timesteps`` rounds (``imitation``'s ``train``). ``eval_every``
     counts generator env steps; evaluation (``n_eval_episodes`` deterministic episodes per seed) always
     runs at the end, after the policies and reward nets are saved. ``log_dir``, ``checkpoint_every``
-    (seconds), ``resume``, ``log_formats``: see :mod:`imitation_fn.training.run`. ``callback(round, states,
+    (seconds), ``resume``, ``log_formats``: see :mod:`imitation_fn.train.run`. ``callback(round, states,
     eval_returns or None)`` runs after every round. ``TrainResult.steps`` is the env steps each seed took.
     """
     seeds = check_seeds(seeds, "train_adversarial")

@@ -27,7 +27,7 @@ from typing import Any
 from imitation_fn.core import serialization
 from imitation_fn.core.config import Config
 from imitation_fn.core.errors import InputError
-from imitation_fn.training.logger import (
+from imitation_fn.train.logger import (
     CSV,
     TENSORBOARD,
     CsvWriter,
@@ -129,7 +129,7 @@ def open_run(
     Returns ``(run, states, step)``: the states to continue from and the step their checkpoint reached
     (0 for a fresh run). ``budget`` is the run's total in the checkpoint's unit: resuming a checkpoint
     past it is refused rather than reported as a shorter run. ``log_formats``: where metrics go besides
-    ``metrics.jsonl`` (``csv``, ``tensorboard``, ``wandb``; see :mod:`imitation_fn.training.logger`).
+    ``metrics.jsonl`` (``csv``, ``tensorboard``, ``wandb``; see :mod:`imitation_fn.train.logger`).
     """
     formats = parse_log_formats(log_formats)
     out = Path(log_dir) if log_dir is not None else None
