@@ -25,6 +25,7 @@ from torch.func import vmap
 
 from imitation_fn.core import random, tree
 from imitation_fn.envs.pendulum import Pendulum
+from imitation_fn.envs.task import Task
 from imitation_fn.rl import sac
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +40,7 @@ def _time(fn: Callable[[], Any], n: int) -> float:
 
 def run(n_seeds: int, cfg: sac.Config, n: int) -> dict[str, Any]:
     env = Pendulum(n_envs=cfg.n_envs)
-    states = vmap(lambda k: sac.init(cfg, k, env))(torch.stack([random.key(s) for s in range(n_seeds)]))
+    states = vmap(lambda k: sac.init(cfg, k, Task(env=env)))(torch.stack([random.key(s) for s in range(n_seeds)]))
     eager_collect, eager_update = sac.batched_collect(env), sac.batched_update()
     for _ in range(cfg.learning_starts // cfg.n_envs + 2):  # fill the buffer past learning_starts
         states, _ = eager_collect(states)

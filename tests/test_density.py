@@ -283,7 +283,7 @@ def test_vmapped_fit_and_reward_equal_a_loop() -> None:
 
 def test_collect_relabels_rewards_with_each_steps_time_index() -> None:
     """collect's rewards = the reward function of the visited points at their episode time steps; for a
-    stationary model they equal ppo.collect(..., reward_fn=reward_fn(model)) exactly."""
+    stationary model they equal ppo.collect_env(..., reward_fn=reward_fn(model)) exactly."""
     env = envs.make("seals/CartPole-v0", n_envs=4, max_episode_steps=10)
     demos = rollout.generate_trajectories(env, cartpole_expert, random.key(0), min_episodes=4)[:4]
     for is_stationary in (True, False):
@@ -300,7 +300,7 @@ def test_collect_relabels_rewards_with_each_steps_time_index() -> None:
         torch.testing.assert_close(batch.rews, expected.reshape(16, 4), rtol=0, atol=0)
         if is_stationary:
             fresh = density.init(SMALL_PPO, random.key(1), env, model)
-            _, direct = ppo.collect(fresh.rl, env, reward_fn=density.reward_fn(model))
+            _, direct = ppo.collect_env(fresh.rl, env, reward_fn=density.reward_fn(model))
             torch.testing.assert_close(batch.rews, direct.rews, rtol=0, atol=0)
         assert torch.equal(batch.env_rews, batch.env_rews.clamp(0, 1))  # the true rewards are kept beside
 

@@ -15,6 +15,7 @@ from imitation_fn import envs
 from imitation_fn.core import checks, random, tree
 from imitation_fn.core import compile as compile_lib
 from imitation_fn.envs.base import Env, TimeStep
+from imitation_fn.envs.task import Task
 from imitation_fn.evaluation import evaluate_policy
 from imitation_fn.nn import normalize
 from imitation_fn.policies import actor_critic as ac
@@ -97,8 +98,8 @@ def test_gae_matches_sb3s_loop() -> None:
 def test_value_target_at_episode_end_bootstraps_only_truncation(terminate: bool) -> None:
     env = Clock(n_envs=2, horizon=3, terminate=terminate)
     cfg = ppo.Config(n_envs=2, n_steps=7, batch_size=14, gamma=0.9, gae_lambda=1.0)
-    state = ppo.init(cfg, random.key(0), env)
-    state, rollout = ppo.collect(state, env)
+    state = ppo.init(cfg, random.key(0), Task(env=env))
+    state, rollout = ppo.collect_env(state, env)
     # The rollout records the true last state (t=3) in next_obs; the next obs is the reset state (t=0).
     assert rollout.dones[2].all() and (rollout.terminated[2] == terminate).all()
     assert (rollout.next_obs[2] == 3).all() and (rollout.obs[3] == 0).all()
@@ -120,7 +121,7 @@ def test_value_target_at_episode_end_bootstraps_only_truncation(terminate: bool)
 @pytest.mark.parametrize("clip_range_vf", [None, 0.1], ids=["no_vf_clip", "vf_clip"])
 def test_minibatch_loss_is_sb3s_past_both_clips(clip_range_vf: float | None) -> None:
     env = envs.make("CartPole-v1", n_envs=1)
-    state = ppo.init(ppo.Config(n_envs=1, n_steps=8, batch_size=8), random.key(0), env)
+    state = ppo.init(ppo.Config(n_envs=1, n_steps=8, batch_size=8), random.key(0), Task(env=env))
     # The network runs in float32 (it casts observations); everything after it runs in float64.
     f64 = torch.float64
     vf_clip = math.inf if clip_range_vf is None else clip_range_vf  # the state's "None"
@@ -172,7 +173,7 @@ def test_minibatch_loss_is_sb3s_past_both_clips(clip_range_vf: float | None) -> 
 
 
 def _stack_init(cfgs: list[ppo.Config], seeds: list[int], env: Env) -> Any:
-    return tree.stack([ppo.init(c, random.key(s), env) for c, s in zip(cfgs, seeds, strict=True)])
+    return tree.stack([ppo.init(c, random.key(s), Task(env=env)) for c, s in zip(cfgs, seeds, strict=True)])
 
 
 def test_vmapped_collect_and_update_equal_a_loop_and_do_not_depend_on_n() -> None:
@@ -183,15 +184,15 @@ def test_vmapped_collect_and_update_equal_a_loop_and_do_not_depend_on_n() -> Non
 
     def run_batched(states: Any) -> tuple[Any, Any, Any]:
         for _ in range(2):
-            states, rollouts = vmap(lambda s: ppo.collect(s, env))(states)
+            states, rollouts = vmap(lambda s: ppo.collect_env(s, env))(states)
             states, metrics = vmap(ppo.update)(states, rollouts)
         return states, rollouts, metrics
 
     states, rollouts, metrics = run_batched(_stack_init(cfgs, seeds, env))
     for i in range(3):
-        solo = ppo.init(cfgs[i], random.key(seeds[i]), env)
+        solo = ppo.init(cfgs[i], random.key(seeds[i]), Task(env=env))
         for _ in range(2):
-            solo, solo_rollout = ppo.collect(solo, env)
+            solo, solo_rollout = ppo.collect_env(solo, env)
             solo, solo_metrics = ppo.update(solo, solo_rollout)
         checks.assert_trees_allclose(tree.index(rollouts, i), solo_rollout, rtol=1e-6, atol=1e-6, name="rollout")
         checks.assert_trees_allclose(tree.index(states, i), solo, rtol=1e-6, atol=1e-6, name="state")
@@ -205,7 +206,7 @@ def test_vmapped_collect_and_update_equal_a_loop_and_do_not_depend_on_n() -> Non
 def test_batched_update_equals_vmapped_update() -> None:
     env = envs.make("CartPole-v1", n_envs=SMALL.n_envs)
     states = _stack_init([SMALL, SMALL], [3, 4], env)
-    states, rollouts = vmap(lambda s: ppo.collect(s, env))(states)
+    states, rollouts = vmap(lambda s: ppo.collect_env(s, env))(states)
     expected = vmap(ppo.update)(states, rollouts)
     checks.assert_trees_allclose(ppo.batched_update()(states, rollouts), expected, rtol=1e-6, atol=1e-7)
 
@@ -229,14 +230,14 @@ def test_compiled_sweep_path_equals_vmap_without_compiling(
     cfg = SMALL.model_copy(update={"normalize_obs": True, **update})
     states = _stack_init([cfg, cfg], [5, 6], env)
     rew = lambda o, a, n, d: n[:, 2].abs()  # noqa: E731 - a learned-reward stand-in
-    expected_states, expected_rollouts = vmap(lambda s: ppo.collect(s, env, reward_fn=rew))(states)
+    expected_states, expected_rollouts = vmap(lambda s: ppo.collect_env(s, env, reward_fn=rew))(states)
     got_states, got_rollouts = ppo.batched_collect(env, compile=True, reward_fn=rew)(states)
     checks.assert_trees_allclose(got_rollouts, expected_rollouts, rtol=1e-6, atol=1e-7, name="rollout")
     checks.assert_trees_allclose(got_states, expected_states, rtol=1e-6, atol=1e-7, name="state")
     keys = random.split(random.key(9), 2)
     checks.assert_trees_allclose(
         ppo.batched_collect(env, compile=True)(states, keys),
-        vmap(lambda s, k: ppo.collect(s, env, k))(states, keys),
+        vmap(lambda s, k: ppo.collect_env(s, env, k))(states, keys),
         rtol=1e-6,
         atol=1e-7,
     )
@@ -250,15 +251,15 @@ def test_compiled_sweep_path_equals_vmap_without_compiling(
 
 def test_reward_fn_replaces_the_environment_reward() -> None:
     env = envs.make("CartPole-v1", n_envs=SMALL.n_envs)
-    state = ppo.init(SMALL, random.key(0), env)
+    state = ppo.init(SMALL, random.key(0), Task(env=env))
     seen: dict[str, Tensor] = {}
 
     def reward_fn(obs: Tensor, acts: Tensor, next_obs: Tensor, dones: Tensor) -> Tensor:
         seen.update(obs=obs, acts=acts, dones=dones)
         return next_obs[:, 2] - obs[:, 2] + acts  # a learned reward sees (s, a, s', done), flattened
 
-    new, rollout = ppo.collect(state, env, reward_fn=reward_fn)
-    _, plain = ppo.collect(state, env)  # same key: the same trajectory with the env's rewards
+    new, rollout = ppo.collect_env(state, env, reward_fn=reward_fn)
+    _, plain = ppo.collect_env(state, env)  # same key: the same trajectory with the env's rewards
     torch.testing.assert_close(rollout.obs, plain.obs)
     assert seen["obs"].shape == (SMALL.n_steps * SMALL.n_envs, 4) and seen["dones"].dtype == torch.bool
     expected = rollout.next_obs[..., 2] - rollout.obs[..., 2] + rollout.acts
@@ -273,9 +274,9 @@ def test_reward_fn_replaces_the_environment_reward() -> None:
 
 def test_collect_continues_across_calls_and_advances_counters() -> None:
     env = envs.make("CartPole-v1", n_envs=SMALL.n_envs)
-    state = ppo.init(SMALL, random.key(0), env)
-    state, first = ppo.collect(state, env)
-    state, second = ppo.collect(state, env)
+    state = ppo.init(SMALL, random.key(0), Task(env=env))
+    state, first = ppo.collect_env(state, env)
+    state, second = ppo.collect_env(state, env)
     assert int(state.timesteps) == 2 * SMALL.n_steps * SMALL.n_envs
     # The second rollout starts where the first stopped (its last step's next obs, or the reset obs).
     last = torch.where(first.dones[-1, :, None], second.obs[0], first.next_obs[-1])
@@ -289,7 +290,7 @@ def test_collect_continues_across_calls_and_advances_counters() -> None:
 def test_target_kl_stops_after_the_first_minibatch_step() -> None:
     env = envs.make("CartPole-v1", n_envs=SMALL.n_envs)
     cfg = SMALL.model_copy(update={"target_kl": 1e-9, "lr": 1e-2})
-    state, rollout = ppo.collect(ppo.init(cfg, random.key(0), env), env)
+    state, rollout = ppo.collect_env(ppo.init(cfg, random.key(0), Task(env=env)), env)
     stopped, metrics = ppo.update(state, rollout)
     assert float(metrics["early_stop"]) == 1.0 and float(metrics["n_epochs"]) == 1.0
     # By hand: the first minibatch step runs (its KL, measured before the step, is ~0); nothing after.
@@ -307,10 +308,10 @@ def test_target_kl_stops_after_the_first_minibatch_step() -> None:
 def test_metrics_and_linear_learning_rate_schedule() -> None:
     env = envs.make("CartPole-v1", n_envs=SMALL.n_envs)
     cfg = SMALL.model_copy(update={"lr_schedule": "linear", "clip_range_vf": 0.2})
-    state = ppo.init(cfg, random.key(0), env, total_timesteps=4 * 32)  # 4 rollouts of 32 steps
+    state = ppo.init(cfg, random.key(0), Task(env=env, total=4 * 32))  # 4 rollouts of 32 steps
     lrs = []
     for _ in range(4):
-        state, rollout = ppo.collect(state, env)
+        state, rollout = ppo.collect_env(state, env)
         state, metrics = ppo.update(state, rollout)
         lrs.append(float(metrics["learning_rate"]))
     assert lrs == pytest.approx([3e-4, 2.25e-4, 1.5e-4, 0.75e-4])
@@ -331,15 +332,15 @@ def test_metrics_and_linear_learning_rate_schedule() -> None:
     assert float(metrics["entropy_loss"]) < 0 and float(metrics["value_loss"]) > 0
     assert int(state.n_updates) == 4
     with pytest.raises(ValueError, match="total_timesteps"):
-        ppo.init(cfg, random.key(0), env)
+        ppo.init(cfg, random.key(0), Task(env=env))
 
 
 def test_box_actions_on_a_gymnasium_env_host_side() -> None:
     env = envs.make_gym("Pendulum-v1", n_envs=2)
     cfg = ppo.Config(n_envs=2, n_steps=32, batch_size=32, n_epochs=1, normalize_obs=True)
-    state = ppo.init(cfg, random.key(0), env)
+    state = ppo.init(cfg, random.key(0), Task(env=env))
     state.params["log_std"] = torch.full((1,), 0.7)  # std 2: samples leave [-2, 2]
-    state, rollout = ppo.collect(state, env)
+    state, rollout = ppo.collect_env(state, env)
     assert rollout.acts.shape == (32, 2, 1) and float(rollout.acts.abs().max()) > 2.0
     seen = normalize.normalize(state.obs_norm, rollout.obs.flatten(0, 1))  # what the policy saw
     torch.testing.assert_close(rollout.log_probs.flatten(), ac.log_prob(state.params, seen, rollout.acts.flatten(0, 1)))
@@ -361,7 +362,7 @@ def test_bad_configs_get_clear_errors() -> None:
     with pytest.raises(ValidationError, match="n_stepz"):
         ppo.Config(n_stepz=8)  # type: ignore[call-arg]
     with pytest.raises(ValueError, match=r"n_envs=3 but cfg\.n_envs=8"):
-        ppo.init(ppo.Config(), random.key(0), envs.make("CartPole-v1", n_envs=3))
+        ppo.init(ppo.Config(), random.key(0), Task(env=envs.make("CartPole-v1", n_envs=3)))
     assert ppo.Config.from_json(CARTPOLE.to_json()) == CARTPOLE
     dict_arch = ppo.Config(net_arch={"pi": (8,), "vf": (4, 4)})
     assert ppo.Config.from_json(dict_arch.to_json()) == dict_arch
@@ -369,9 +370,9 @@ def test_bad_configs_get_clear_errors() -> None:
 
 def train_ppo(cfg: ppo.Config, key: Tensor, env: Env, iterations: int) -> ppo.State:
     """``iterations`` of collect + update (the tests' stand-in for the driver)."""
-    state = ppo.init(cfg, key, env, total_timesteps=iterations * cfg.n_steps * cfg.n_envs)
+    state = ppo.init(cfg, key, Task(env=env, total=iterations * cfg.n_steps * cfg.n_envs))
     for _ in range(iterations):
-        state, rollout = ppo.collect(state, env)
+        state, rollout = ppo.collect_env(state, env)
         state, _ = ppo.update(state, rollout)
     return state
 
@@ -382,10 +383,10 @@ def test_ppo_learns_cartpole() -> None:
     51,200-step budget (half the preset's): PPO on CartPole oscillates, so the test allows a dip at the end."""
     env, eval_env = envs.make("CartPole-v1", n_envs=CARTPOLE.n_envs), envs.make("CartPole-v1", n_envs=20)
     iterations = 200  # × 256 steps
-    state = ppo.init(CARTPOLE, random.key(0), env, total_timesteps=iterations * 256)
+    state = ppo.init(CARTPOLE, random.key(0), Task(env=env, total=iterations * 256))
     best = 0.0
     for i in range(1, iterations + 1):
-        state, rollout = ppo.collect(state, env)
+        state, rollout = ppo.collect_env(state, env)
         state, _ = ppo.update(state, rollout)
         if i >= iterations // 2 and i % 10 == 0:
             best = max(best, float(evaluate_policy(eval_env, ppo.policy(state), random.key(i)).returns.mean()))

@@ -17,6 +17,7 @@ from torch.func import grad, vmap
 from imitation_fn import envs, rewards
 from imitation_fn.core import random, serialization, tree
 from imitation_fn.core.errors import InputError
+from imitation_fn.envs.task import Task
 from imitation_fn.rewards import normalize
 from imitation_fn.rl import ppo
 
@@ -594,8 +595,8 @@ def test_reward_fn_plugs_into_vmapped_ppo_collect(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"observation_space Box\(shape=\(4,\)\).*environment has Box\(shape=\(3,\)\)"):
         rewards.load_reward("normalized", tmp_path / "r", envs.make("Pendulum-v1", n_envs=1))
     cfg = ppo.Config(n_envs=4, n_steps=8, batch_size=32)
-    states = vmap(lambda k: ppo.init(cfg, k, env))(random.split(random.key(2), 2))
-    _, rollout = vmap(lambda s: ppo.collect(s, env, reward_fn=reward_fn))(states)
+    states = vmap(lambda k: ppo.init(cfg, k, Task(env=env)))(random.split(random.key(2), 2))
+    _, rollout = vmap(lambda s: ppo.collect_env(s, env, reward_fn=reward_fn))(states)
     assert rollout.rews.shape == rollout.env_rews.shape == (2, 8, 4)
     for seed in tree.unstack(rollout):
         obs, acts, nxt, rews = (x.flatten(0, 1) for x in (seed.obs, seed.acts, seed.next_obs, seed.rews))

@@ -16,6 +16,7 @@ from imitation_fn.core import random, struct, tree
 from imitation_fn.data import buffer
 from imitation_fn.envs.base import Env, TimeStep
 from imitation_fn.envs.pendulum import Pendulum
+from imitation_fn.envs.task import Task
 from imitation_fn.evaluation import evaluate_policy
 from imitation_fn.policies import sac as sac_policy
 from imitation_fn.rl import sac
@@ -125,8 +126,8 @@ def test_log_prob_of_rescaled_tanh_gaussian_matches_torch_distributions() -> Non
 
 def test_truncation_is_stored_as_not_done_with_the_true_next_obs() -> None:
     env = CountEnv(n_envs=2)
-    state = sac.init(sac.Config(n_envs=2, train_freq=6, learning_starts=1000, **SMALL), random.key(0), env)
-    state, _ = sac.collect(state, env)
+    state = sac.init(sac.Config(n_envs=2, train_freq=6, learning_starts=1000, **SMALL), random.key(0), Task(env=env))
+    state = sac.store(*sac.collect_env(state, env))
     items = tree.map(lambda x: x[:12], state.buffer.storage)  # step-major: row 2i + j is step i of env j
     t_obs, t_next = items.obs[:, 0].reshape(6, 2), items.next_obs[:, 0].reshape(6, 2)
     dones = items.dones.reshape(6, 2)
@@ -141,11 +142,11 @@ def test_truncation_is_stored_as_not_done_with_the_true_next_obs() -> None:
 def test_random_actions_before_learning_starts_and_reward_fn() -> None:
     env = CountEnv(n_envs=2)
     cfg = sac.Config(n_envs=2, learning_starts=6, **SMALL)
-    state = sac.init(cfg, random.key(0), env)
+    state = sac.init(cfg, random.key(0), Task(env=env))
     other_actor = sac_policy.actor_init(random.key(9), env.observation_space, env.action_space, (32, 32))
     for _ in range(6):
-        new, _ = sac.collect(state, env, key=random.key(1))
-        moved, _ = sac.collect(state.replace(actor=other_actor), env, key=random.key(1))
+        new = sac.store(*sac.collect_env(state, env, key=random.key(1)))
+        moved = sac.store(*sac.collect_env(state.replace(actor=other_actor), env, key=random.key(1)))
         random_phase = bool(state.timesteps < 6)
         # Before learning_starts the actor does not matter (uniform actions); from then on it does.
         assert torch.equal(new.buffer.storage.acts, moved.buffer.storage.acts) == random_phase
@@ -153,7 +154,7 @@ def test_random_actions_before_learning_starts_and_reward_fn() -> None:
     acts = state.buffer.storage.acts[:12]
     assert acts.abs().max() <= 1.0  # stored normalised; the env got low + (a + 1) / 2 * (high - low)
     torch.testing.assert_close(state.buffer.storage.rews[:12], (-2.0 + (acts[:, 0] + 1) * 2.5))
-    relabelled, _ = sac.collect(state, env, reward_fn=lambda o, a, n, d: a[:, 0] * 0 + n[:, 0] * 10)
+    relabelled = sac.store(*sac.collect_env(state, env, reward_fn=lambda o, a, n, d: a[:, 0] * 0 + n[:, 0] * 10))
     torch.testing.assert_close(relabelled.buffer.storage.rews[12:14], 10 * relabelled.buffer.storage.next_obs[12:14, 0])
 
 
@@ -164,18 +165,18 @@ def test_random_actions_before_learning_starts_and_reward_fn() -> None:
 
 def _filled(cfg: sac.Config, key: random.Key, steps: int = 40) -> sac.State:
     env = Pendulum(n_envs=cfg.n_envs)
-    state = sac.init(cfg, key, env)
+    state = sac.init(cfg, key, Task(env=env))
     for _ in range(steps):
-        state, _ = sac.collect(state, env)
+        state = sac.store(*sac.collect_env(state, env))
     return state
 
 
 def test_no_update_before_learning_starts() -> None:
     env = Pendulum(n_envs=4)
-    state = sac.init(sac.Config(n_envs=4, learning_starts=12, **SMALL), random.key(0), env)
+    state = sac.init(sac.Config(n_envs=4, learning_starts=12, **SMALL), random.key(0), Task(env=env))
     first = state
     for i in range(1, 5):
-        state, m = sac.update(*sac.collect(state, env))
+        state, m = sac.update(*sac.collect_env(state, env))
         learned = tree.map(
             torch.equal, (state.actor, state.critic, state.log_alpha), (first.actor, first.critic, first.log_alpha)
         )
@@ -189,7 +190,7 @@ def test_update_is_sb3_sac_and_polyak_averages_the_targets() -> None:
     # Targets different from the critics, so that the polyak average is visible.
     targets = sac_policy.critic_init(random.key(5), env.observation_space, env.action_space, (32, 32))
     state = _filled(cfg, random.key(0)).replace(target_critic=targets)
-    new, m = sac.update(state)
+    new, m = sac.learn(state)
     expected = tree.map(lambda t, c: 0.7 * t + 0.3 * c, state.target_critic, new.critic)
     assert tree.allclose(new.target_critic, expected, atol=1e-7)
     # The losses of SB3's train(), recomputed from the same minibatch and samples.
@@ -215,7 +216,7 @@ def test_update_is_sb3_sac_and_polyak_averages_the_targets() -> None:
 
 def test_fixed_ent_coef_is_not_tuned() -> None:
     state = _filled(sac.Config(ent_coef=0.2, learning_starts=0, **SMALL), random.key(0), steps=10)
-    new, m = sac.update(state)
+    new, m = sac.learn(state)
     torch.testing.assert_close(new.log_alpha, torch.log(torch.tensor(0.2)))
     assert "ent_coef_loss" not in m and math.isclose(float(m["ent_coef"]), 0.2, rel_tol=1e-6)
 
@@ -226,16 +227,16 @@ def test_vmapped_collect_and_update_equal_the_loop_and_do_not_depend_on_n() -> N
 
     def run(keys: torch.Tensor, batched: bool) -> tuple[Any, Any]:
         def step(s: sac.State) -> tuple[sac.State, Any]:
-            return sac.update(*sac.collect(s, env))
+            return sac.update(*sac.collect_env(s, env))
 
         if batched:
-            states = vmap(lambda k: sac.init(cfg, k, env))(keys)
+            states = vmap(lambda k: sac.init(cfg, k, Task(env=env)))(keys)
             for _ in range(10):
                 states, metrics = vmap(step)(states)
             return states, metrics
         outs = []
         for k in keys:
-            s = sac.init(cfg, k, env)
+            s = sac.init(cfg, k, Task(env=env))
             for _ in range(10):
                 s, m = step(s)
             outs.append((s, m))
@@ -261,7 +262,7 @@ def test_compiled_sweep_path_equals_vmap_without_compiling(monkeypatch: pytest.M
     monkeypatch.setattr(compile_lib, "compiled", lambda fn, vectorize=True: fn)
     cfg = sac.Config(n_envs=2, learning_starts=6, gradient_steps=2, **SMALL)
     env = Pendulum(n_envs=2)
-    states = vmap(lambda k: sac.init(cfg, k, env))(torch.stack([random.key(5), random.key(6)]))
+    states = vmap(lambda k: sac.init(cfg, k, Task(env=env)))(torch.stack([random.key(5), random.key(6)]))
     # A learned-reward stand-in with per-seed parameters, as preference comparisons passes them.
     reward_params = {"w": torch.tensor([[1.0, 0.0, 2.0], [0.0, -1.0, 0.5]])}
 
@@ -273,7 +274,7 @@ def test_compiled_sweep_path_equals_vmap_without_compiling(monkeypatch: pytest.M
     expected = states
     for _ in range(4):  # ready from the 4th iteration on (8 > 6 steps): both phases of update
         states, batch = collect(states, None, reward_params)
-        expected, expected_batch = vmap(lambda s, p: sac.collect(s, env, reward_fn=lambda *x: reward_fn(p, *x)))(
+        expected, expected_batch = vmap(lambda s, p: sac.collect_env(s, env, reward_fn=lambda *x: reward_fn(p, *x)))(
             expected, reward_params
         )
         assert tree.allclose(batch, expected_batch, rtol=1e-6, atol=1e-6)
@@ -284,7 +285,8 @@ def test_compiled_sweep_path_equals_vmap_without_compiling(monkeypatch: pytest.M
     assert states.n_updates.tolist() == [2, 2]
     keys = random.split(random.key(9), 2)
     assert tree.allclose(
-        sac.batched_collect(env, compile=True)(states, keys), vmap(lambda s, k: sac.collect(s, env, k))(states, keys)
+        sac.batched_collect(env, compile=True)(states, keys),
+        vmap(lambda s, k: sac.collect_env(s, env, k))(states, keys),
     )
     # collect + update as one compiled function: the same as the two pieces.
     fused = sac.batched_train_step(env, compile=True, reward_fn=reward_fn)(states, reward_params)
@@ -296,7 +298,7 @@ def test_config_round_trip_and_errors() -> None:
     cfg = sac.Config(ent_coef=0.1, target_entropy=-3.0, net_arch=(64, 64))
     assert sac.Config.from_json(cfg.to_json()) == cfg
     with pytest.raises(ValueError, match="n_envs"):
-        sac.init(sac.Config(n_envs=2), random.key(0), Pendulum(n_envs=1))
+        sac.init(sac.Config(n_envs=2), random.key(0), Task(env=Pendulum(n_envs=1)))
     with pytest.raises(TypeError, match="Box"):
         sac_policy.actor_init(random.key(0), OBS, gym.spaces.Discrete(2))
 
@@ -310,10 +312,10 @@ def test_critics_fit_rewards_and_actor_climbs_them() -> None:
     """With gamma = 0, Q(s, a) = r(s, a) = env action: the critics fit it and the actor pushes towards high."""
     env = CountEnv(n_envs=8)
     cfg = sac.Config(n_envs=8, gamma=0.0, learning_starts=64, lr=3e-3, ent_coef=0.01, **SMALL)
-    state = sac.init(cfg, random.key(0), env)
+    state = sac.init(cfg, random.key(0), Task(env=env))
     losses = []
     for _ in range(80):
-        state, m = sac.update(*sac.collect(state, env))
+        state, m = sac.update(*sac.collect_env(state, env))
         losses.append(float(m["critic_loss"]))
     assert np.mean(losses[-10:]) < 0.05 * np.mean(losses[10:20])
     actions = sac.policy(state)(torch.zeros(4, 2), random.key(1))
@@ -325,9 +327,9 @@ def test_sac_learns_pendulum() -> None:
     """rl-zoo's Pendulum settings (lr 1e-3, learning_starts 1000) with 64x64 networks: ~5k steps to solve."""
     cfg = sac.Config(learning_starts=1000, lr=1e-3, net_arch=(64, 64))
     env = Pendulum(n_envs=1)
-    state = sac.init(cfg, random.key(0), env)
+    state = sac.init(cfg, random.key(0), Task(env=env))
     for _ in range(6000):
-        state, _ = sac.update(*sac.collect(state, env))
+        state, _ = sac.update(*sac.collect_env(state, env))
     returns = evaluate_policy(Pendulum(n_envs=50), sac.policy(state), random.key(1)).returns
     # Random: about -1200. Seeds pass the -200 expert bar from ~5k steps but dip now and then (lr 1e-3).
     assert float(returns.mean()) >= -400

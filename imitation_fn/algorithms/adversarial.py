@@ -30,6 +30,7 @@ from imitation_fn.data import buffer as buffer_lib
 from imitation_fn.data.buffer import ReplayBuffer
 from imitation_fn.data.types import Trajectory, Transitions
 from imitation_fn.envs.base import Env, PolicyFn
+from imitation_fn.envs.task import Task
 from imitation_fn.nn import normalize as nn_normalize
 from imitation_fn.policies import actor_critic
 from imitation_fn.rewards import normalize as reward_norm
@@ -134,7 +135,7 @@ LossFn = Callable[[Params, Any, Transitions, Transitions, random.Key], tuple[Ten
 def init_fields(cfg: Config, key: random.Key, env: Env, net: RewardNet) -> dict[str, Any]:
     """The shared fields of a fresh state (an algorithm's ``init`` adds its own and builds its State)."""
     k_gen, k_disc, k_state, k_stagger = random.split(key, 4)
-    gen = ppo.init(cfg.gen, k_gen, env)
+    gen = ppo.init(cfg.gen, k_gen, Task(env=env))
     if cfg.stagger_envs:
         gen = stagger(gen, env, k_stagger)
     params = net.init(k_disc)
@@ -229,7 +230,7 @@ def transitions(state: State, rollout: ppo.Rollout) -> Transitions:
 
 def collect(state: S, env: Env, reward_fn: RewardFn, key: random.Key | None = None) -> tuple[S, ppo.Rollout]:
     """One generator rollout (``ppo.collect``) whose ``rews`` are ``reward_fn``'s: see :func:`label`."""
-    gen, rollout = ppo.collect(state.gen, env, key)
+    gen, rollout = ppo.collect_env(state.gen, env, key)
     return label(state.replace(gen=gen), rollout, reward_fn)
 
 

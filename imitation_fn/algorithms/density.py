@@ -36,6 +36,7 @@ from imitation_fn.data import rollout as rollout_lib
 from imitation_fn.data.types import Trajectory, TrajectoryWithRew, Transitions
 from imitation_fn.data.utils import check_spaces
 from imitation_fn.envs.base import Env, PolicyFn
+from imitation_fn.envs.task import Task
 from imitation_fn.policies import actor_critic
 from imitation_fn.rl import ppo
 
@@ -364,7 +365,7 @@ def reward_fn(model: DensityModel) -> Callable[..., Tensor]:
     """The learned reward ``(obs, acts, next_obs, dones, steps=None) -> rews (N,)`` float32: ``log p̂_t(·)``.
 
     ``steps: (N,)`` int, each row's time step in its episode, is needed only by a non-stationary model;
-    a stationary model's reward is a ``ppo.collect(..., reward_fn=...)`` reward. Pure. Compact kernels
+    a stationary model's reward is a ``ppo.collect_env(..., reward_fn=...)`` reward. Pure. Compact kernels
     (tophat, epanechnikov, linear, cosine) give ``-inf`` outside every demonstration's support.
     """
 
@@ -393,7 +394,7 @@ def init(
     cfg: ppo.Config, key: random.Key, env: Env, density: DensityModel, total_timesteps: int | None = None
 ) -> State:
     """PPO's fresh state (``ppo.init``) next to the density reward; the env is reset, so every episode is at t = 0."""
-    rl = ppo.init(cfg, key, env, total_timesteps=total_timesteps)
+    rl = ppo.init(cfg, key, Task(env=env, total=total_timesteps))
     return State(density=density, rl=rl, ep_t=torch.zeros(env.n_envs, dtype=torch.int64))
 
 
@@ -409,7 +410,7 @@ def episode_steps(ep_t: Tensor, dones: Tensor) -> tuple[Tensor, Tensor]:
 
 def collect(state: State, env: Env, key: random.Key | None = None) -> tuple[State, ppo.Rollout]:
     """``ppo.collect`` with ``rews`` replaced by the density reward (``env_rews`` keeps the true one). Pure."""
-    rl, rollout = ppo.collect(state.rl, env, key)
+    rl, rollout = ppo.collect_env(state.rl, env, key)
     steps, ep_t = episode_steps(state.ep_t, rollout.dones)
     acts = actor_critic.clip_action(rollout.acts.flatten(0, 1), rl.action_bounds)  # what the env received
     rews = reward_fn(state.density)(

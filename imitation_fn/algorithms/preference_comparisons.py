@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -51,7 +50,7 @@ from imitation_fn.data.fragments import Pool, check_fragment_supply, pool_from_t
 from imitation_fn.data.gatherers import synthetic_preferences
 from imitation_fn.data.preferences import Fragments, PreferenceDataset
 from imitation_fn.data.query_schedule import comparison_schedule
-from imitation_fn.envs.base import Env, PolicyFn
+from imitation_fn.envs.base import Env, PolicyFn, RewardFn
 from imitation_fn.nn.normalize import RunningMeanStd
 from imitation_fn.rewards import preference_model
 from imitation_fn.rewards.preference_model import (
@@ -222,7 +221,6 @@ class State(struct.PyTreeNode):
 
 
 Metrics = dict[str, Tensor]
-RewardFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
 
 
 # ---------------------------------------------------------------------------------------------------------------------

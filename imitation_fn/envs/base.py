@@ -26,6 +26,8 @@ from imitation_fn.core.random import Key
 
 PolicyFn = Callable[[Tensor, Key], Tensor]
 """A policy acting in an Env: ``(obs (n, *obs_shape), key) -> actions (n, *act_shape)``."""
+RewardFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+"""A reward of transitions: ``(obs, acts, next_obs, dones) -> rewards``, each with a leading ``(n,)`` axis."""
 
 
 class TimeStep(struct.PyTreeNode):

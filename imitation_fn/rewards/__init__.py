@@ -5,7 +5,7 @@
     rews = net.apply(params, obs, acts, next_obs, dones)                    # (N,); vmap / grad freely
     norm = rewards.normalize.update(rewards.normalize.init(), rews)         # NormalizedRewardNet's statistics
     rewards.save("runs/r", net, params, norm)
-    reward_fn = rewards.load_reward("normalized", "runs/r", env)           # for ppo.collect(..., reward_fn=)
+    reward_fn = rewards.load_reward("normalized", "runs/r", env)           # for ppo.collect_env(..., reward_fn=)
 
 A net is a frozen, hashable spec (spaces, flags, widths) whose methods are pure: ``init(key)``,
 ``preprocess`` (one-hot Discrete, images / 255), ``forward`` (preprocessed inputs, what losses

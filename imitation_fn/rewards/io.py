@@ -3,7 +3,7 @@
     rewards.save("runs/airl/reward", net, params, norm_state)      # a directory, or "x.safetensors"
     loaded = rewards.load("runs/airl/reward")                       # LoadedReward(net, params, norm_state)
     reward_fn = rewards.load_reward("normalized", "runs/airl/reward", env)
-    state, rollout = ppo.collect(state, env, reward_fn=reward_fn)  # (obs, acts, next_obs, dones) -> (N,)
+    state, rollout = ppo.collect_env(state, env, reward_fn=reward_fn)  # (obs, acts, next_obs, dones) -> (N,)
 
 ``reward.json`` holds the net's spec (``net.to_json()``: spaces, flags, widths), from which the params'
 shapes follow. The safetensors header records the spec, dtype and normalisation flag with their
@@ -39,6 +39,7 @@ from torch import Tensor
 
 from imitation_fn.core import random, serialization, tree
 from imitation_fn.core.errors import InputError
+from imitation_fn.envs.base import RewardFn
 from imitation_fn.nn.normalize import RunningMeanStd
 from imitation_fn.rewards import normalize
 from imitation_fn.rewards.cnn import BasicPotentialCNN, CnnRewardNet
@@ -51,9 +52,6 @@ from imitation_fn.rewards.nets import (
     ShapedRewardNet,
     SpaceSpec,
 )
-
-RewardFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
-"""``reward_fn(obs (N, *obs_shape), acts (N, *act_shape), next_obs (N, *obs_shape), dones (N,)) -> (N,)``."""
 
 FORMAT = "imitation_fn.reward"
 FORMAT_VERSION = 1
@@ -339,7 +337,7 @@ def load_reward(
     device: torch.device | str | None = None,
     **kwargs: Any,
 ) -> RewardFn:
-    """A saved reward as ``reward_fn(obs, acts, next_obs, dones) -> (N,)`` for ``ppo.collect(..., reward_fn=)``.
+    """A saved reward as ``reward_fn(obs, acts, next_obs, dones) -> (N,)`` for ``ppo.collect_env(..., reward_fn=)``.
 
     ``kind``: one of ``KINDS`` (or imitation's ``RewardNet_*`` names). ``env`` (optional, anything with
     ``observation_space``/``action_space``) is checked against the saved spaces. ``kwargs``: ``alpha``

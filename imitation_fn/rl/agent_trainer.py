@@ -29,13 +29,12 @@ from torch import Tensor
 from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import random, struct
 from imitation_fn.data.fragments import Pool
-from imitation_fn.envs.base import Env, PolicyFn, TimeStep
+from imitation_fn.envs.base import Env, PolicyFn, RewardFn, TimeStep
 from imitation_fn.policies import sac as sac_policy
 from imitation_fn.policies import simple
 from imitation_fn.rl import ppo, sac
 
 Metrics = dict[str, Tensor]
-RewardFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
 AGENTS: dict[str, ModuleType] = {"ppo": ppo, "sac": sac}
 
 

@@ -1,8 +1,9 @@
 """Proximal Policy Optimisation (Schulman et al., 2017), as Stable-Baselines3 implements it, in pure functions.
 
-    state = ppo.init(cfg, key, env)                 # env = envs.make("CartPole-v1", n_envs=cfg.n_envs)
+    task = Task(env=envs.make("CartPole-v1", n_envs=cfg.n_envs))
+    state = ppo.init(cfg, key, task)
     for _ in range(n_iterations):
-        state, rollout = ppo.collect(state, env)    # n_steps × n_envs transitions, pure for torch envs
+        state, rollout = ppo.collect(state, task)   # n_steps × n_envs transitions, pure for torch envs
         state, metrics = ppo.update(state, rollout)  # GAE, then n_epochs of shuffled clipped-surrogate SGD
     actions = ppo.policy(state)(obs, key)
 
@@ -34,14 +35,13 @@ from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import optim, random, struct, tree
 from imitation_fn.core.config import Config as BaseConfig
 from imitation_fn.data import rollout as rollout_lib
-from imitation_fn.envs.base import Env, PolicyFn, TimeStep
+from imitation_fn.envs.base import Env, PolicyFn, RewardFn, TimeStep
+from imitation_fn.envs.task import Task
 from imitation_fn.nn import normalize
 from imitation_fn.nn.normalize import RunningMeanStd
 from imitation_fn.policies import actor_critic
 
 Metrics = dict[str, Tensor]
-RewardFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
-"""``reward_fn(obs (N, *obs_shape), acts (N, *act_shape), next_obs (N, *obs_shape), dones (N,)) -> rews (N,)``."""
 
 
 class Config(BaseConfig):
@@ -184,11 +184,14 @@ class Progress(struct.PyTreeNode):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def init(cfg: Config, key: random.Key, env: Env, total_timesteps: int | None = None) -> State:
-    """A fresh state: actor-critic params from ``key``, Adam at step 0, ``env`` reset (so ``collect`` can start).
+def init(cfg: Config, key: random.Key, task: Task) -> State:
+    """A fresh state: actor-critic params from ``key``, Adam at step 0, ``task.env`` reset (so ``collect`` can start).
 
-    ``total_timesteps`` is needed only for ``lr_schedule="linear"`` (the schedule's horizon).
+    ``task.total`` (the run's env steps) is needed only for ``lr_schedule="linear"`` (the schedule's horizon).
     """
+    task.require("env", who="ppo.init")
+    env, total_timesteps = task.env, task.total
+    assert env is not None
     if env.n_envs != cfg.n_envs:
         raise ValueError(f"ppo.init: the env has n_envs={env.n_envs} but cfg.n_envs={cfg.n_envs}")
     if cfg.lr_schedule == "linear" and total_timesteps is None:
@@ -243,7 +246,13 @@ def _normalize(state: State, obs: Tensor) -> Tensor:
     return normalize.normalize(state.obs_norm, obs.to(torch.float32)) if state.normalize_obs else obs
 
 
-def collect(
+def collect(state: State, task: Task, key: random.Key | None = None) -> tuple[State, Rollout]:
+    """:func:`collect_env` on ``task.env``, rewarded by ``task.reward_fn`` when the task has one."""
+    assert task.env is not None, "ppo.collect: the task has no env"
+    return collect_env(state, task.env, key, task.reward_fn)
+
+
+def collect_env(
     state: State, env: Env, key: random.Key | None = None, reward_fn: RewardFn | None = None
 ) -> tuple[State, Rollout]:
     """Run the current policy for ``n_steps`` steps in each of ``env``'s ``n_envs`` environments.
@@ -357,7 +366,7 @@ class BatchedCollect(Protocol):
 def batched_collect(env: Env, compile: bool = False, reward_fn: RewardFn | None = None) -> BatchedCollect:
     """``collect`` over a stack of states (leading seed axis): ``run(states, keys=None) -> (states, rollouts)``.
 
-    Equal to ``vmap(lambda s, k: collect(s, env, k, reward_fn))``. With ``compile=True`` the rollout (its
+    Equal to ``vmap(lambda s, k: collect_env(s, env, k, reward_fn))``. With ``compile=True`` the rollout (its
     randomness, then policy forward + env step, vmapped over seeds, in a ``while_loop``) is one compiled
     call; ``reward_fn`` runs uncompiled on its result.
     """
@@ -365,8 +374,8 @@ def batched_collect(env: Env, compile: bool = False, reward_fn: RewardFn | None 
 
         def eager(states: State, keys: random.Key | None = None) -> tuple[State, Rollout]:
             if keys is None:
-                return torch.func.vmap(lambda s: collect(s, env, None, reward_fn))(states)
-            return torch.func.vmap(lambda s, k: collect(s, env, k, reward_fn))(states, keys)
+                return torch.func.vmap(lambda s: collect_env(s, env, None, reward_fn))(states)
+            return torch.func.vmap(lambda s, k: collect_env(s, env, k, reward_fn))(states, keys)
 
         return eager
     # Scalar C++: the build the RL-engine timings (benchmarks/rl_sweep.py) were measured with.

@@ -6,10 +6,11 @@ before ``learning_starts``, and a replay buffer that stores the true next observ
 ``done = terminated`` only, so time-limit truncations bootstrap. Actions are stored and fed to the
 critics normalised to ``[-1, 1]``; the environment receives them rescaled to its Box bounds.
 
-    state = sac.init(cfg, key, env)
+    task = Task(env=env)
+    state = sac.init(cfg, key, task)
     for _ in range(n_iterations):
-        state = sac.collect(state, env)         # train_freq env steps of every sub-env, into the buffer
-        state, metrics = sac.update(state)      # gradient_steps SAC steps (none before learning_starts)
+        state, batch = sac.collect(state, task)     # train_freq env steps of every sub-env
+        state, metrics = sac.update(state, batch)   # into the buffer, then gradient_steps SAC steps
     actions = sac.policy(state)(obs, key)
 
 Everything is a tensor in ``State`` (buffer, env state, RNG key, counters, gamma/tau/target entropy
@@ -39,12 +40,11 @@ from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import optim, random, struct, tree
 from imitation_fn.core.config import Config as BaseConfig
 from imitation_fn.data import buffer as replay
-from imitation_fn.envs.base import Env, PolicyFn, TimeStep, mask
+from imitation_fn.envs.base import Env, PolicyFn, RewardFn, TimeStep, mask
+from imitation_fn.envs.task import Task
 from imitation_fn.policies import sac as sac_policy
 
 Metrics = dict[str, Tensor]
-RewardFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
-"""``reward_fn(obs (n, *obs_shape), acts (n, act_dim), next_obs (n, *obs_shape), dones (n,)) -> rews (n,)``."""
 ParamRewardFn = Callable[[Any, Tensor, Tensor, Tensor, Tensor], Tensor]
 """``reward_fn(params, obs, acts, next_obs, dones) -> rews``: a learned reward with its parameters passed in."""
 
@@ -127,8 +127,16 @@ _ADAM = optim.inject_hyperparams(optim.adam)
 _OPT = _ADAM(learning_rate=0.0)
 
 
-def init(cfg: Config, key: random.Key, env: Env) -> State:
-    """A fresh SAC state for ``env`` (which must have ``cfg.n_envs`` sub-environments and Box actions)."""
+def init(cfg: Config, key: random.Key, task: Task) -> State:
+    """A fresh SAC state for ``task.env`` (which must have ``cfg.n_envs`` sub-environments and Box actions)."""
+    task.require("env", who="sac.init")
+    env = task.env
+    assert env is not None
+    if cfg.train_freq * cfg.n_envs > cfg.buffer_size:
+        raise ValueError(
+            f"sac.init: one collection ({cfg.train_freq} × {cfg.n_envs} transitions) does not fit a buffer of "
+            f"buffer_size={cfg.buffer_size}"
+        )
     if env.n_envs != cfg.n_envs:
         raise ValueError(f"sac.init: env has n_envs={env.n_envs}, config says n_envs={cfg.n_envs}")
     space = env.action_space
@@ -182,13 +190,19 @@ def init(cfg: Config, key: random.Key, env: Env) -> State:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def collect(
+def collect(state: State, task: Task, key: random.Key | None = None) -> tuple[State, Item]:
+    """:func:`collect_env` on ``task.env``, rewarded by ``task.reward_fn`` when the task has one."""
+    assert task.env is not None, "sac.collect: the task has no env"
+    return collect_env(state, task.env, key, task.reward_fn)
+
+
+def collect_env(
     state: State, env: Env, key: random.Key | None = None, reward_fn: RewardFn | None = None
 ) -> tuple[State, Item]:
-    """Step every sub-env ``train_freq`` times with the current actor and add the transitions to the buffer.
+    """Step every sub-env ``train_freq`` times with the current actor.
 
-    Returns the new state and the transitions just collected, ``(train_freq * n_envs, ...)`` (e.g. for a
-    discriminator); ``update`` itself trains on minibatches drawn from the buffer.
+    Returns the new state and the transitions collected, ``(train_freq * n_envs, ...)``, step-major;
+    :func:`update` adds them to the buffer and trains on minibatches drawn from it.
 
     Uniform random actions while ``timesteps < learning_starts`` (as SB3). ``key`` defaults to a
     split of ``state.key``. ``reward_fn(obs, acts, next_obs, dones) -> (n_envs,)`` replaces the env's
@@ -199,7 +213,7 @@ def collect(
     if key is None:
         state_key, key = random.split(state.key)
         state = state.replace(key=state_key)
-    timestep, buffer, timesteps = state.timestep, state.buffer, state.timesteps
+    timestep, timesteps = state.timestep, state.timesteps
     collected = []
     for i in range(state.train_freq):
         k_act, k_random, k_step = random.split(random.fold_in(key, i), 3)
@@ -219,11 +233,10 @@ def collect(
             next_obs=timestep.final_obs.to(torch.float32),
             dones=mask(timestep.terminated).to(torch.float32),
         )
-        buffer = replay.add(buffer, item)
         collected.append(item)
         timesteps = timesteps + obs.shape[0]
     batch = tree.map(lambda *xs: torch.cat(xs), *collected)
-    return state.replace(timestep=timestep, buffer=buffer, timesteps=timesteps), batch
+    return state.replace(timestep=timestep, timesteps=timesteps), batch
 
 
 def policy(state: State, deterministic: bool = True) -> PolicyFn:
@@ -348,11 +361,18 @@ def update_end(state: State, new: State, history: list[Metrics]) -> tuple[State,
     return state, metrics
 
 
-def update(state: State, batch: Item | None = None) -> tuple[State, Metrics]:
-    """``gradient_steps`` SAC steps on minibatches from the buffer; a no-op until ``timesteps > learning_starts``.
+def update(state: State, batch: Item) -> tuple[State, Metrics]:
+    """Add ``batch`` (what :func:`collect` returned) to the replay buffer, then :func:`learn` from the buffer."""
+    return learn(store(state, batch))
 
-    ``batch`` (what ``collect`` returned) is not used: SAC learns from the whole buffer. It is accepted
-    so every RL algorithm runs as ``update(*collect(state, env))``.
+
+def store(state: State, batch: Item) -> State:
+    """``batch`` added to the replay buffer (the oldest items overwritten once it is full)."""
+    return state.replace(buffer=replay.add(state.buffer, batch))
+
+
+def learn(state: State) -> tuple[State, Metrics]:
+    """``gradient_steps`` SAC steps on minibatches from the buffer; a no-op until ``timesteps > learning_starts``.
 
     Metrics (SB3's names) are means over the gradient steps; before learning starts they are computed
     but nothing is applied (``n_updates`` tells which). For many seeds, :func:`batched_update` is
@@ -379,7 +399,7 @@ def _batched_collect(
     reward_params: Any,
 ) -> tuple[State, Item]:
     def one(s: State, k: random.Key | None, p: Any) -> tuple[State, Item]:
-        return collect(s, env, k, None if reward_fn is None else functools.partial(reward_fn, p))
+        return collect_env(s, env, k, None if reward_fn is None else functools.partial(reward_fn, p))
 
     in_dims = (0, None if keys is None else 0, None if reward_params is None else 0)
     return torch.func.vmap(one, in_dims=in_dims)(states, keys, reward_params)
@@ -389,9 +409,13 @@ def _batched_train_step(
     env: Env, reward_fn: ParamRewardFn | None, states: State, reward_params: Any
 ) -> tuple[State, Metrics]:
     def one(s: State, p: Any) -> tuple[State, Metrics]:
-        return update(*collect(s, env, None, None if reward_fn is None else functools.partial(reward_fn, p)))
+        return update(*collect_env(s, env, None, None if reward_fn is None else functools.partial(reward_fn, p)))
 
     return torch.func.vmap(one, in_dims=(0, None if reward_params is None else 0))(states, reward_params)
+
+
+def _batched_store(states: State, batch: Item) -> State:
+    return torch.func.vmap(store)(states, batch)
 
 
 def _batched_gradient_step(states: State, keys: random.Key, g: Tensor) -> tuple[State, Metrics]:
@@ -443,7 +467,7 @@ def batched_train_step(
 
 
 def batched_update(compile: bool = False) -> Callable[..., tuple[State, Metrics]]:
-    """``update`` over a stack of states (leading seed axis): ``run(states, batch=None) -> (states, metrics)``.
+    """``update`` over a stack of states (leading seed axis): ``run(states, batch) -> (states, metrics)``.
 
     Equal to ``vmap(update)``. With ``compile=True`` one vmapped gradient step and the final masking go
     through ``torch.compile`` and a Python loop runs the ``gradient_steps``: the step index is a tensor, so
@@ -453,7 +477,8 @@ def batched_update(compile: bool = False) -> Callable[..., tuple[State, Metrics]
     end = compile_lib.compiled(_batched_update_end) if compile else _batched_update_end
     indices: dict[int, Tensor] = {}
 
-    def run(states: State, batch: Item | None = None) -> tuple[State, Metrics]:
+    def run(states: State, batch: Item) -> tuple[State, Metrics]:
+        states = _batched_store(states, batch)
         if compile:
             states = compile_lib.standard_layout(states)
         new, history = states, []
@@ -478,10 +503,13 @@ __all__ = [
     "batched_train_step",
     "batched_update",
     "collect",
+    "collect_env",
     "critic_loss",
     "gradient_step",
     "init",
+    "learn",
     "policy",
+    "store",
     "td_target",
     "update",
     "update_end",

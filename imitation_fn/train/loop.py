@@ -1,0 +1,298 @@
+"""The training loop: any algorithm, N seeds at once, with evaluation, checkpoints, resume and metrics.
+
+    result = loop.train(specs.BC, bc.Config(), Task(env=env, demos=demos), seeds=range(8), budget=10_000)
+
+``init`` is vmapped over the seeds' keys; every iteration is one batched step (the algorithm's
+``collect`` then ``update``, or ``update`` on minibatches of the task's data for an offline algorithm),
+so seed ``i`` trains exactly as it would alone. This module alone owns what happens around the steps:
+the budget, the evaluation schedule, the run directory (config, metrics writers, atomic checkpoints
+and resume: :mod:`imitation_fn.train.run`), the progress bar and the result. What differs between
+algorithms is a small :class:`Spec`: how to count progress, how to batch a step, what to evaluate and
+what to export.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from imitation_fn.algorithms.protocol import Metrics, Task
+from imitation_fn.core import random, tree
+from imitation_fn.core.config import Config
+from imitation_fn.core.errors import InputError
+from imitation_fn.data.types import Transitions
+from imitation_fn.envs.base import Env
+from imitation_fn.envs.gym import GymEnv
+from imitation_fn.evaluation import evaluate_policy
+from imitation_fn.evaluation_gym import evaluate_gym_policy
+from imitation_fn.train.logger import ProgressBar
+from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, Run, crossed, open_run
+
+Step = Callable[[Any, int], tuple[Any, Metrics]]
+"""``(states stacked over seeds, progress before the step) -> (states, metrics)``."""
+MakeStep = Callable[[ModuleType, Config, Task, Tensor, bool], Step]
+"""``(algo, cfg, task, data_keys: (n_seeds, 2), compile) -> Step``."""
+Evaluate = Callable[[ModuleType, Task, Any, Tensor], dict[str, Tensor]]
+"""``(algo, task, states, keys: (n_seeds, 2)) -> metrics``; ``returns`` is ``(n_seeds, n_episodes)``."""
+Export = Callable[[Path, Any, Sequence[int], Task], object]
+"""``(out, states, seeds, task)``: write each seed's artifacts (policies, rewards) under ``out``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """What :func:`train` returns, for every algorithm."""
+
+    states: Any  # the algorithm's State with a leading (n_seeds,) axis
+    seeds: list[int]
+    steps: int  # progress every seed reached, in the spec's unit (env steps, gradient steps, iterations)
+    evaluation: dict[str, Tensor]  # the last evaluation; "returns" is (n_seeds, n_episodes) when the spec has one
+
+    @property
+    def eval_returns(self) -> Tensor:
+        return self.evaluation["returns"]
+
+
+# --- Steps -----------------------------------------------------------------------------------------
+
+
+def acting_step(algo: ModuleType, cfg: Config, task: Task, data_keys: Tensor, compile: bool) -> Step:
+    """``vmap(collect)`` then ``vmap(update)``, the update compiled when asked (compile outside the transform)."""
+    collect = torch.func.vmap(lambda s: algo.collect(s, task))
+    update = torch.func.vmap(algo.update)
+    update = torch.compile(update) if compile else update
+
+    def step(states: Any, done: int) -> tuple[Any, Metrics]:
+        states, batch = collect(states)
+        return update(states, batch)
+
+    return step
+
+
+def minibatch_step(algo: ModuleType, cfg: Config, task: Task, data_keys: Tensor, compile: bool) -> Step:
+    """``vmap(update)`` on each seed's next minibatch of ``task.demos`` (offline algorithms).
+
+    Seed ``i`` shuffles the data once per epoch with ``fold_in(data_key_i, epoch)`` and takes
+    ``cfg.batch_size`` rows at a time, dropping the last partial batch (``imitation``'s loader), so its
+    batches never depend on the other seeds. ``done`` (gradient steps taken) says where it is.
+    """
+    data = task.demos
+    assert isinstance(data, Transitions), "minibatch_step: task.demos must be Transitions"
+    batch_size = int(cfg.batch_size)  # type: ignore[attr-defined]
+    per_epoch = len(data) // batch_size
+    update = torch.func.vmap(algo.update)
+    update = torch.compile(update) if compile else update
+    cached: dict[int, Tensor] = {}
+
+    def step(states: Any, done: int) -> tuple[Any, Metrics]:
+        epoch, j = divmod(done, per_epoch)
+        if epoch not in cached:
+            cached.clear()
+            cached[epoch] = torch.func.vmap(lambda k: random.permutation(random.fold_in(k, epoch), len(data)))(
+                data_keys
+            )
+        idx = cached[epoch][:, j * batch_size : (j + 1) * batch_size]  # (n_seeds, batch_size)
+        return update(states, tree.index(data, idx))
+
+    return step
+
+
+# --- Evaluation ------------------------------------------------------------------------------------
+
+
+def policy_returns(algo: ModuleType, task: Task, states: Any, keys: Tensor) -> dict[str, Tensor]:
+    """Each seed's deterministic policy on ``task.eval_env``: ``returns`` ``(n_seeds, eval_env.n_envs)``.
+
+    One vmapped evaluation on a torch env; a gymnasium env (``GymEnv``) steps on the host, seed by seed.
+    """
+    env = task.eval_env
+    assert env is not None, "policy_returns: the task has no eval_env"
+    return {"returns": evaluate_seeds(algo, env, states, keys)}
+
+
+def evaluate_seeds(algo: ModuleType, env: Env, states: Any, keys: Tensor) -> Tensor:
+    """``(n_seeds, env.n_envs)`` returns of each seed's ``algo.policy`` on ``env``, one key per seed."""
+    with torch.no_grad():
+        if isinstance(env, GymEnv):
+            return torch.stack(
+                [
+                    evaluate_gym_policy(env, algo.policy(state), key, env.n_envs).returns
+                    for state, key in zip(tree.unstack(states), keys, strict=True)
+                ]
+            )
+        return torch.func.vmap(lambda s, k: evaluate_policy(env, algo.policy(s), k).returns)(states, keys)
+
+
+def eval_keys_at(eval_keys: Tensor, step: int) -> Tensor:
+    """The seeds' evaluation keys at ``step``: they depend on seed and step only (resumes evaluate alike)."""
+    return torch.func.vmap(random.fold_in)(eval_keys, torch.full((eval_keys.shape[0],), step))
+
+
+# --- The spec and the loop -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """An algorithm's part in the loop: its protocol module and what the loop cannot read from it.
+
+    ``progress(states)`` is how far every seed is, in the unit the budget counts (the minimum over
+    seeds); ``make_step`` batches one iteration; ``evaluate`` (None: no evaluation) and ``export``
+    (None: nothing beside the checkpoint) run at evaluation points; ``finished(states)`` ends a run
+    before its budget (e.g. every seed has converged); metrics are written every ``log_every`` units
+    (None: every iteration) and at the end; ``bar`` names the metrics the progress bar shows.
+    """
+
+    algo: ModuleType
+    progress: Callable[[Any], int]
+    make_step: MakeStep = acting_step
+    evaluate: Evaluate | None = policy_returns
+    export: Export | None = None
+    finished: Callable[[Any], bool] | None = None
+    log_every: int | None = None
+    unit: str = "env steps"
+    bar: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.algo.__name__.rsplit(".", 1)[-1]
+
+
+def check_seeds(seeds: Sequence[int], who: str) -> list[int]:
+    """``seeds`` as a list of distinct ints; raises a clear error otherwise."""
+    seeds = [int(s) for s in seeds]
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise InputError(f"{who}: seeds must be a non-empty list of distinct integers, got {seeds}")
+    return seeds
+
+
+def seed_keys(seeds: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-seed ``(init, data, eval)`` keys, each ``(n_seeds, 2)``; seed i's keys depend on seed i only."""
+    keys = torch.stack([random.split(random.key(s), 3) for s in seeds])
+    return keys[:, 0], keys[:, 1], keys[:, 2]
+
+
+def init_states(spec: Spec, cfg: Config, task: Task, seeds: Sequence[int]) -> Any:
+    """``vmap(algo.init)`` over the seeds' init keys: the states stacked over seeds."""
+    init_keys, _, _ = seed_keys(seeds)
+    return torch.func.vmap(lambda k: spec.algo.init(cfg, k, task))(init_keys)
+
+
+def train(
+    spec: Spec,
+    cfg: Config,
+    task: Task,
+    *,
+    budget: int,
+    seeds: Sequence[int] = (0,),
+    eval_every: int | None = None,
+    log_dir: str | Path | None = None,
+    checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
+    log_formats: Sequence[str] = DEFAULT_LOG_FORMATS,
+    resume: bool = False,
+    compile: bool = False,
+    progress: bool = True,
+    env_id: str | None = None,
+    on_open: Callable[[Run], None] | None = None,
+    callback: Callable[[int, Any, Metrics, dict[str, Tensor] | None], None] | None = None,
+) -> Result:
+    """Train ``spec.algo`` with ``cfg`` on ``task`` for every seed until each has reached ``budget``.
+
+    ``eval_every`` counts the spec's unit; evaluation also runs at the end. ``log_dir``,
+    ``checkpoint_every`` (seconds), ``log_formats`` and ``resume``: see :mod:`imitation_fn.train.run`
+    (a resumed run gives the same result as an uninterrupted one). ``compile`` puts the batched step
+    through ``torch.compile``. ``env_id`` is recorded in the checkpoint. ``on_open(run)`` runs once
+    the run directory is open (to write files of the caller's own); ``callback(progress, states,
+    metrics, evaluation or None)`` after every iteration.
+    """
+    name = spec.name
+    seeds = check_seeds(seeds, name)
+    if budget < 1:
+        raise InputError(f"{name}: the budget must be >= 1 {spec.unit}, got {budget}")
+    if eval_every is not None and eval_every < 1:
+        raise InputError(f"{name}: eval_every must be >= 1, got {eval_every}")
+    _, data_keys, eval_keys = seed_keys(seeds)
+    states = init_states(spec, cfg, task, seeds)
+    run, states, _ = open_run(
+        log_dir,
+        resume,
+        states,
+        cfg,
+        seeds,
+        algorithm=name,
+        env_id=env_id,
+        budget=budget,
+        checkpoint_every=checkpoint_every,
+        log_formats=log_formats,
+    )
+    if spec.export is not None:
+        export = spec.export
+        run.export = lambda out, states: export(out, states, seeds, task)
+    if on_open is not None:
+        on_open(run)
+    step = spec.make_step(spec.algo, cfg, task, data_keys, compile)
+
+    def finished(states: Any, done: int) -> bool:
+        return done >= budget or (spec.finished is not None and spec.finished(states))
+
+    def evaluate(states: Any, done: int) -> dict[str, Tensor]:
+        if spec.evaluate is None:
+            return {}
+        evaluation = spec.evaluate(spec.algo, task, states, eval_keys_at(eval_keys, done))
+        returns = evaluation["returns"]
+        run.write_eval(done, {"return_mean": returns.mean(-1), **evaluation})
+        bar.advance(done, {"return": returns})
+        return evaluation
+
+    evaluation: dict[str, Tensor] | None = None
+    done = spec.progress(states)
+    with ProgressBar(
+        budget, f"{name}{f' on {env_id}' if env_id else ''} × {len(seeds)} seeds", enabled=progress
+    ) as bar:
+        bar.advance(done)
+        if run.pending_eval:  # its checkpoint was saved, its evaluation not logged
+            evaluation = evaluate(states, done)
+        while not finished(states, done):
+            before = done
+            states, metrics = step(tree.contiguous(states), done)  # see tree.contiguous: exact resumes
+            done = spec.progress(states)
+            last = finished(states, done)
+            if last or spec.log_every is None or crossed(before, done, spec.log_every):
+                run.writer.write(done, "train", metrics)
+                bar.advance(done, {k: metrics[k] for k in spec.bar if k in metrics})
+            evaluating = spec.evaluate is not None and (last or crossed(before, done, eval_every))
+            run.after_update(states, done, evaluating=evaluating, final=last)
+            shown = evaluate(states, done) if evaluating else None
+            evaluation = shown if shown is not None else evaluation
+            if not evaluating:
+                bar.advance(done)
+            if callback is not None:
+                callback(done, states, metrics, shown)
+    if evaluation is None:  # resumed a run that had finished and logged its evaluation
+        evaluation = (
+            spec.evaluate(spec.algo, task, states, eval_keys_at(eval_keys, done)) if spec.evaluate is not None else {}
+        )
+    return Result(states=states, seeds=seeds, steps=done, evaluation=evaluation)
+
+
+__all__ = [
+    "Evaluate",
+    "Export",
+    "MakeStep",
+    "Result",
+    "Spec",
+    "Step",
+    "acting_step",
+    "check_seeds",
+    "eval_keys_at",
+    "evaluate_seeds",
+    "init_states",
+    "minibatch_step",
+    "policy_returns",
+    "seed_keys",
+    "train",
+]
