@@ -176,15 +176,27 @@ def seed_keys(seeds: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
     return keys[:, 0], keys[:, 1], keys[:, 2]
 
 
-def init_states(spec: Spec, cfg: Config, task: Task, seeds: Sequence[int]) -> Any:
-    """``vmap(algo.init)`` over the seeds' init keys: the states stacked over seeds."""
+def init_states(spec: Spec, cfg: Config | Sequence[Config], task: Task, seeds: Sequence[int]) -> Any:
+    """``vmap(algo.init)`` over the seeds' init keys: the states stacked over seeds.
+
+    With one config per seed (a sweep over fields that are 0-d tensors in the state, such as learning
+    rates), each seed is initialised with its own and the states are stacked: the same states vmap
+    would give, and one vmapped training from there on.
+    """
     init_keys, _, _ = seed_keys(seeds)
-    return torch.func.vmap(lambda k: spec.algo.init(cfg, k, task))(init_keys)
+    if isinstance(cfg, Config):
+        return torch.func.vmap(lambda k: spec.algo.init(cfg, k, task))(init_keys)
+    if len(cfg) != len(seeds):
+        raise ValueError(f"{spec.name}: {len(cfg)} configs for {len(seeds)} seeds")
+    try:
+        return tree.stack([spec.algo.init(c, k, task) for c, k in zip(cfg, init_keys, strict=True)])
+    except (ValueError, RuntimeError) as e:
+        raise ValueError(f"{spec.name}: per-seed configs may differ only in fields that are 0-d tensors: {e}") from e
 
 
 def train(
     spec: Spec,
-    cfg: Config,
+    cfg: Config | Sequence[Config],
     task: Task,
     *,
     budget: int,
@@ -202,6 +214,8 @@ def train(
 ) -> Result:
     """Train ``spec.algo`` with ``cfg`` on ``task`` for every seed until each has reached ``budget``.
 
+    ``cfg`` may be one config per seed (see :func:`init_states`); the first is the run's ``config.json``.
+
     ``eval_every`` counts the spec's unit; evaluation also runs at the end. ``log_dir``,
     ``checkpoint_every`` (seconds), ``log_formats`` and ``resume``: see :mod:`imitation_fn.train.run`
     (a resumed run gives the same result as an uninterrupted one). ``compile`` puts the batched step
@@ -217,11 +231,12 @@ def train(
         raise InputError(f"{name}: eval_every must be >= 1, got {eval_every}")
     _, data_keys, eval_keys = seed_keys(seeds)
     states = init_states(spec, cfg, task, seeds)
+    run_cfg = cfg if isinstance(cfg, Config) else cfg[0]
     run, states, _ = open_run(
         log_dir,
         resume,
         states,
-        cfg,
+        run_cfg,
         seeds,
         algorithm=name,
         env_id=env_id,
@@ -234,7 +249,7 @@ def train(
         run.export = lambda out, states: export(out, states, seeds, task)
     if on_open is not None:
         on_open(run)
-    step = spec.make_step(spec.algo, cfg, task, data_keys, compile)
+    step = spec.make_step(spec.algo, run_cfg, task, data_keys, compile)
 
     def finished(states: Any, done: int) -> bool:
         return done >= budget or (spec.finished is not None and spec.finished(states))
