@@ -30,6 +30,7 @@ from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import random, struct
 from imitation_fn.data.fragments import Pool
 from imitation_fn.envs.base import Env, PolicyFn, RewardFn, TimeStep
+from imitation_fn.envs.task import Task
 from imitation_fn.policies import sac as sac_policy
 from imitation_fn.policies import simple
 from imitation_fn.rl import ppo, sac
@@ -48,8 +49,7 @@ class Exploration(NamedTuple):
 
 def init_agent(agent_name: str, cfg: Any, key: random.Key, env: Env, total_timesteps: int) -> Any:
     """A fresh agent on ``env`` (PPO's learning-rate schedule spans ``total_timesteps``)."""
-    kwargs = {"total_timesteps": total_timesteps} if agent_name == "ppo" else {}
-    return AGENTS[agent_name].init(cfg, key, env, **kwargs)
+    return AGENTS[agent_name].init(cfg, key, Task(env=env, total=total_timesteps))
 
 
 def steps_per_call(agent_name: str, cfg: Any) -> int:
@@ -228,10 +228,10 @@ def train_agent(agent: Any, agent_name: str, env: Env, reward_fn: RewardFn, n_ca
     """``n_calls`` agent ``collect`` + ``update`` steps on ``reward_fn``; metrics ``agent/…`` averaged. Pure."""
     if n_calls == 0 or not has_agent(agent):
         return agent, {}
-    algo = AGENTS[agent_name]
+    algo, task = AGENTS[agent_name], Task(env=env, reward_fn=reward_fn)
     history = []
     for _ in range(n_calls):
-        agent, batch = algo.collect(agent, env, reward_fn=reward_fn)
+        agent, batch = algo.collect(agent, task)
         agent, metrics = algo.update(agent, batch)
         history.append(metrics)
     out = {f"agent/{k}": torch.stack([m[k].to(torch.float32) for m in history]).mean() for k in history[0]}
