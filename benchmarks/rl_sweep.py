@@ -37,9 +37,10 @@ from rich.table import Table
 
 from imitation_fn import envs, presets
 from imitation_fn.core import checks, random
+from imitation_fn.envs.task import Task
 from imitation_fn.rl import ppo
 from imitation_fn.train.driver import evaluate_seeds, seed_keys
-from imitation_fn.train.rl import batched_train_step, make_init
+from imitation_fn.train.rl import PPO_SPEC
 
 TARGET = 475.0
 EVAL_EVERY = 2  # iterations (rollouts)
@@ -58,14 +59,20 @@ def _setup(n_seeds: int, seed0: int = 0) -> tuple[ppo.Config, Any, Any, Any, Any
     cfg = ppo.Config(**preset.config)
     env = _env(cfg.n_envs)
     init_keys, _, eval_keys = seed_keys(range(seed0, seed0 + n_seeds))
-    states = torch.func.vmap(make_init(ppo, cfg, env, preset.total_timesteps))(init_keys)
+    states = torch.func.vmap(lambda k: ppo.init(cfg, k, Task(env=env, total=preset.total_timesteps)))(init_keys)
     return cfg, env, states, eval_keys, preset
+
+
+def batched_train_step(env: Any, compile: bool) -> Any:
+    """The loop's PPO step (collect + update for stacked seeds), as ``states -> (states, metrics)``."""
+    step = PPO_SPEC.make_step(ppo, ppo.Config(), Task(env=env), torch.empty(0), compile)
+    return lambda states: step(states, 0)
 
 
 def ours(n_seeds: int, max_steps: int, compile: bool, seed0: int = 0) -> dict[str, Any]:
     _, env, states, eval_keys, preset = _setup(n_seeds, seed0)
     eval_env = _env(EVAL_EPISODES)
-    step = batched_train_step(ppo, env, compile)
+    step = batched_train_step(env, compile)
     compile_s = 0.0
     if compile:  # compile (and warm up) on a throwaway copy: same shapes, never timed below
         t0 = time.perf_counter()
@@ -111,7 +118,7 @@ def check_compiled_equals_eager(n_iterations: int = 3) -> float:
     """Max abs difference of params after ``n_iterations`` compiled vs eager iterations (2 seeds)."""
     _, env, states, _, _ = _setup(2)
     a, b = states, states
-    eager, compiled = batched_train_step(ppo, env, False), batched_train_step(ppo, env, True)
+    eager, compiled = batched_train_step(env, False), batched_train_step(env, True)
     for _ in range(n_iterations):
         a, _ = eager(a)
         b, _ = compiled(b)

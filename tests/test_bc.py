@@ -16,6 +16,7 @@ from imitation_fn.core.errors import InputError
 from imitation_fn.data import flatten_trajectories, generate_trajectories
 from imitation_fn.data.types import Transitions
 from imitation_fn.envs.experts import cartpole_expert
+from imitation_fn.envs.task import Task
 from imitation_fn.train import load_run, train
 from imitation_fn.train.logger import read_metrics
 
@@ -39,7 +40,7 @@ def demos() -> Transitions:
 
 def test_loss_matches_imitation_definition() -> None:
     cfg = bc.Config(ent_weight=0.1, l2_weight=0.01)
-    state = bc.init(cfg, random.key(0), OBS, DISCRETE)
+    state = bc.init(cfg, random.key(0), Task(spaces=(OBS, DISCRETE)))
     batch = _batch(random.key(1))
     total, m = bc.loss(state.params, state, batch)
     # Recompute with torch.distributions and the parameter list, as imitation's loss calculator does.
@@ -62,7 +63,7 @@ def test_loss_matches_imitation_definition() -> None:
 @pytest.mark.parametrize("space", [DISCRETE, CONTINUOUS], ids=["discrete", "continuous"])
 def test_update_lowers_the_loss(space: gym.Space) -> None:
     continuous = isinstance(space, gym.spaces.Box)
-    state = bc.init(bc.Config(lr=1e-2), random.key(0), OBS, space)
+    state = bc.init(bc.Config(lr=1e-2), random.key(0), Task(spaces=(OBS, space)))
     batch = _batch(random.key(1), n=256, continuous=continuous)
     first = None
     for _ in range(100):
@@ -75,7 +76,7 @@ def test_update_lowers_the_loss(space: gym.Space) -> None:
 
 @pytest.mark.parametrize("n", [1, 3, 8])
 def test_vmapped_update_equals_loop_and_does_not_depend_on_n(n: int) -> None:
-    init = functools.partial(bc.init, bc.Config(), observation_space=OBS, action_space=DISCRETE)
+    init = functools.partial(bc.init, bc.Config(), task=Task(spaces=(OBS, DISCRETE)))
     keys = torch.stack([random.key(s) for s in range(n)])
     batches = tree.stack([_batch(random.key(100 + s)) for s in range(n)])
     states = vmap(init)(keys)
@@ -91,18 +92,18 @@ def test_vmapped_update_equals_loop_and_does_not_depend_on_n(n: int) -> None:
 
 def test_learning_rate_and_weights_are_sweepable_under_vmap() -> None:
     lrs = [1e-4, 1e-3, 1e-2]
-    states = tree.stack([bc.init(bc.Config(lr=lr), random.key(0), OBS, DISCRETE) for lr in lrs])
+    states = tree.stack([bc.init(bc.Config(lr=lr), random.key(0), Task(spaces=(OBS, DISCRETE))) for lr in lrs])
     batch = _batch(random.key(1))
     batches = tree.stack([batch] * len(lrs))
     states, _ = vmap(bc.update)(states, batches)
     for i, lr in enumerate(lrs):
-        solo, _ = bc.update(bc.init(bc.Config(lr=lr), random.key(0), OBS, DISCRETE), batch)
+        solo, _ = bc.update(bc.init(bc.Config(lr=lr), random.key(0), Task(spaces=(OBS, DISCRETE))), batch)
         checks.assert_trees_allclose(tree.index(states, i).params, solo.params, rtol=1e-6, atol=1e-7)
     moved = [
         float(
             (
                 tree.index(states, i).params["pi"]["layers.0.weight"]
-                - bc.init(bc.Config(), random.key(0), OBS, DISCRETE).params["pi"]["layers.0.weight"]
+                - bc.init(bc.Config(), random.key(0), Task(spaces=(OBS, DISCRETE))).params["pi"]["layers.0.weight"]
             )
             .abs()
             .max()
@@ -182,7 +183,7 @@ def test_bad_input_gets_clear_errors(demos: Transitions) -> None:
         bc.Config(batch_sise=64)  # type: ignore[call-arg]
     with pytest.raises(ValidationError, match="lr"):
         bc.Config(lr=-1.0)
-    state = bc.init(cfg, random.key(0), OBS, DISCRETE)
+    state = bc.init(cfg, random.key(0), Task(spaces=(OBS, DISCRETE)))
     with pytest.raises(AssertionError, match=r"batch.obs has shape \(8, 3\), expected \(8, 4\)"):
         bc.update(
             state,

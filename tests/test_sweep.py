@@ -70,7 +70,7 @@ def test_fields_are_classified_by_their_effect_on_the_state():
             "activation": ["tanh", "relu"],
         }
     )
-    ctx = sweep.RUNNERS["bc"].context(spec)
+    ctx = sweep.context(spec)
     kinds = sweep.classify_fields(
         ctx.init_one, lambda p: bc.Config(**{**BASE, **p}), {k: v for k, v in spec.grid.items()}
     )

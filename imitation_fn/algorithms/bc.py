@@ -4,7 +4,7 @@ The loss is ``imitation``'s ``BehaviorCloningLossCalculator``:
 
     loss = −E[log π(a_E | s)] − ent_weight · E[H(π(· | s))] + l2_weight · ½ Σ‖θ‖²
 
-    state = bc.init(cfg, key, env.observation_space, env.action_space)
+    state = bc.init(cfg, key, Task(env=env))      # the task gives the spaces
     state, metrics = bc.update(state, batch)      # batch: Transitions with (batch_size, ...) leaves
     actions = bc.policy(state)(obs, key)
 
@@ -26,6 +26,7 @@ from imitation_fn import policies
 from imitation_fn.core import checks, optim, random, struct
 from imitation_fn.core.config import Config as BaseConfig
 from imitation_fn.data.types import Transitions
+from imitation_fn.envs.task import Task
 from imitation_fn.nn import l2_norm
 
 Metrics = dict[str, Tensor]
@@ -86,9 +87,10 @@ def _optimizer(
     return optim.chain(optim.clip_by_global_norm(max_grad_norm), base)
 
 
-def init(cfg: Config, key: random.Key, observation_space: gym.Space[Any], action_space: gym.Space[Any]) -> State:
-    """A fresh BC state: policy parameters drawn from ``key``, optimiser at step 0."""
-    params = policies.init(key, observation_space, action_space, cfg.net_arch)
+def init(cfg: Config, key: random.Key, task: Task) -> State:
+    """A fresh BC state for ``task``'s spaces: policy parameters drawn from ``key``, optimiser at step 0."""
+    observation_space = task.observation_space
+    params = policies.init(key, observation_space, task.action_space, cfg.net_arch)
     return State(
         params=params,
         opt_state=_optimizer(cfg.optimizer, cfg.max_grad_norm, cfg.lr, cfg.weight_decay).init(params),

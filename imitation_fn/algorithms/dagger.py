@@ -37,6 +37,7 @@ from imitation_fn.core import random, struct, tree
 from imitation_fn.data import buffer as buffer_lib
 from imitation_fn.data import rollout as rollout_lib
 from imitation_fn.data.types import Transitions
+from imitation_fn.envs.task import Task
 from imitation_fn.envs.base import Env, PolicyFn, TimeStep
 
 Metrics = dict[str, Tensor]
@@ -170,7 +171,7 @@ def init(
     if demos is not None and len(demos) > 0:
         data = buffer_lib.add(data, _cast_like(demos, example))
     return State(
-        bc=bc.init(cfg, k_bc, env.observation_space, env.action_space),
+        bc=bc.init(cfg, k_bc, Task(env=env)),
         data=data,
         timestep=timestep,
         key=k_state,

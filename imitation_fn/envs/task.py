@@ -21,7 +21,8 @@ class Task:
     the expert data as the user gave it; ``expert`` a policy to query (DAgger); ``mdp`` a tabular MDP
     (MCE IRL); ``reward_fn`` replaces the environment's reward in training (RL on a learned reward);
     ``total`` is the run's budget in the algorithm's unit (schedules such as PPO's linear learning rate
-    and the preference-query schedule are fractions of it); ``eval_env`` runs the evaluations.
+    and the preference-query schedule are fractions of it); ``eval_env`` runs the evaluations;
+    ``spaces`` gives ``(observation_space, action_space)`` to an offline algorithm without an env.
     """
 
     env: Env | None = None
@@ -31,22 +32,27 @@ class Task:
     reward_fn: RewardFn | None = None
     total: int | None = None
     eval_env: Env | None = None
+    spaces: tuple[gym.Space[Any], gym.Space[Any]] | None = None  # (observation, action) when there is no env
 
     @property
     def observation_space(self) -> gym.Space[Any]:
+        if self.spaces is not None:
+            return self.spaces[0]
         if self.env is not None:
             return self.env.observation_space
         if self.mdp is not None:  # the MDP's observation vectors (one-hot states by default)
             return gym.spaces.Box(-float("inf"), float("inf"), (self.mdp.obs_dim,))
-        raise ValueError("Task: neither env nor mdp is set, so there are no spaces")
+        raise ValueError("Task: none of spaces, env and mdp is set, so there are no spaces")
 
     @property
     def action_space(self) -> gym.Space[Any]:
+        if self.spaces is not None:
+            return self.spaces[1]
         if self.env is not None:
             return self.env.action_space
         if self.mdp is not None:
             return gym.spaces.Discrete(self.mdp.n_actions)
-        raise ValueError("Task: neither env nor mdp is set, so there are no spaces")
+        raise ValueError("Task: none of spaces, env and mdp is set, so there are no spaces")
 
     def require(self, *names: str, who: str) -> None:
         """Raise one clear error if a field ``who`` needs is missing."""

@@ -1,27 +1,20 @@
-"""The host-side drivers that compose an algorithm's pure ``init`` / ``update`` into a run."""
+"""Training: the one loop (:mod:`loop`), run directories, metric writers, sweeps, and each algorithm's spec."""
 
-from imitation_fn.train.driver import (
-    SavedRun,
-    TrainResult,
-    evaluate_seeds,
-    init_states,
-    load_run,
-    make_update,
-    seed_keys,
-    train,
-)
+from imitation_fn.train.driver import SavedRun, TrainResult, evaluate_seeds, load_run, seed_keys, train
+from imitation_fn.train.loop import Result, Spec, init_states
 from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, Run, load_checkpoint, open_run
 
 __all__ = [
     "CHECKPOINT_EVERY_SECONDS",
+    "Result",
     "Run",
     "SavedRun",
+    "Spec",
     "TrainResult",
     "evaluate_seeds",
     "init_states",
     "load_checkpoint",
     "load_run",
-    "make_update",
     "open_run",
     "seed_keys",
     "train",

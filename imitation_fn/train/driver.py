@@ -1,67 +1,45 @@
-"""The driver: trains any offline ``(init, update)`` algorithm for N seeds at once.
+"""Offline training (BC): minibatches of demonstrations through :mod:`imitation_fn.train.loop`, and run exports.
 
     result = train(bc, bc.Config(), demos, env, seeds=range(8), n_epochs=10)
 
-``init`` is vmapped over per-seed keys and ``update`` over the stacked states, so N seeds cost one
-batched computation per step. Seed ``i``'s minibatches are drawn from its own key
-(``fold_in(data_key_i, epoch)`` → a permutation), so its results never depend on which other seeds
-run beside it. Everything host-side lives here: batching, evaluation schedule, JSONL metrics,
-safetensors checkpoints, resume and the progress bar. The algorithm files stay pure math.
+Seed ``i``'s minibatches are drawn from its own key (``fold_in(data_key_i, epoch)`` → a permutation),
+so its results never depend on which other seeds run beside it (:func:`loop.minibatch_step`). Also
+here: each seed's policy exported beside a run (:func:`export_policies`) and a run read back
+(:func:`load_run`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import gymnasium as gym
-import torch
 from torch import Tensor
 
-from imitation_fn.core import checks, random, serialization, tree
+from imitation_fn import envs
+from imitation_fn.algorithms import bc
+from imitation_fn.core import checks, serialization, tree
 from imitation_fn.core.config import Config
 from imitation_fn.core.errors import InputError
-from imitation_fn.data.types import Transitions
+from imitation_fn.data.rollout import flatten_trajectories
+from imitation_fn.data.types import Trajectory, Transitions
 from imitation_fn.envs.base import Env
-from imitation_fn.envs.gym import GymEnv
-from imitation_fn.evaluation import evaluate_policy
-from imitation_fn.evaluation_gym import evaluate_gym_policy
+from imitation_fn.envs.task import Task
 from imitation_fn.policies.io import save_policy
-from imitation_fn.train.logger import ProgressBar
-from imitation_fn.train.run import (
-    CHECKPOINT,
-    CHECKPOINT_EVERY_SECONDS,
-    CONFIG,
-    DEFAULT_LOG_FORMATS,
-    check_config_file,
-    open_run,
-)
+from imitation_fn.train import loop
+from imitation_fn.train.run import CHECKPOINT, CHECKPOINT_EVERY_SECONDS, CONFIG, DEFAULT_LOG_FORMATS, check_config_file
+
+TrainResult = loop.Result  # the one result type; the name kept for the API's users
+check_seeds, seed_keys, evaluate_seeds = loop.check_seeds, loop.seed_keys, loop.evaluate_seeds
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainResult:
-    """What :func:`train` returns: final states stacked over seeds and the last evaluation."""
-
-    states: Any  # the algorithm's State with a leading (n_seeds,) axis
-    seeds: list[int]
-    steps: int  # gradient steps taken per seed
-    eval_returns: Tensor  # (n_seeds, n_eval_episodes): returns of the final evaluation
-
-
-def seed_keys(seeds: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-seed ``(init, data, eval)`` keys, each ``(n_seeds, 2)``; seed i's keys depend on seed i only."""
-    keys = torch.stack([random.split(random.key(s), 3) for s in seeds])
-    return keys[:, 0], keys[:, 1], keys[:, 2]
-
-
-def _validate(data: Transitions, env: Env, batch_size: int) -> None:
+def _validate(data: Transitions, spaces: tuple[gym.Space[Any], gym.Space[Any]], batch_size: int) -> None:
     if len(data) == 0:
         raise ValueError("train: the dataset is empty (0 transitions)")
-    obs_shape = tuple(env.observation_space.shape or ())
+    obs_shape = tuple(spaces[0].shape or ())
     if tuple(data.obs.shape[1:]) != obs_shape:
         raise ValueError(
             f"train: demonstrations have observations of shape {tuple(data.obs.shape[1:])}, "
@@ -73,14 +51,54 @@ def _validate(data: Transitions, env: Env, batch_size: int) -> None:
         raise ValueError(f"train: the dataset has {len(data)} transitions, fewer than batch_size={batch_size}")
 
 
-@functools.cache
-def make_update(algo: ModuleType, compile: bool = False) -> Callable[[Any, Any], tuple[Any, dict[str, Tensor]]]:
-    """``vmap(algo.update)``, optionally under ``torch.compile`` (compile outside the transform).
+PolicyExport = tuple[str, Any, dict[str, Any], Any]
+"""``(kind, params, config, obs_norm)`` of one seed's acting policy: :func:`policies.save_policy`'s arguments."""
 
-    Cached, so every run in a process shares one compiled function (and its compiled graphs).
-    """
-    update = torch.func.vmap(algo.update)
-    return torch.compile(update) if compile else update
+# The policy files an offline algorithm's runs export beside their checkpoint (``OUT/policies/seed_<s>``).
+POLICY_EXPORTS: dict[str, Callable[[Any], PolicyExport]] = {
+    "bc": lambda state: ("mlp", state.params, {"activation": state.activation}, None),
+}
+
+
+def gradient_steps(states: Any) -> int:
+    """Gradient steps every seed has taken (an offline algorithm's progress)."""
+    return int(states.step.min())
+
+
+def offline_spec(algo: ModuleType) -> loop.Spec:
+    """The loop spec of an offline ``(init, update, policy)`` algorithm trained on minibatches of demonstrations."""
+    name = algo.__name__.rsplit(".", 1)[-1]
+    policy_of = POLICY_EXPORTS.get(name)
+    export = None
+    if policy_of is not None:
+
+        def export(out: Path, states: Any, seeds: Sequence[int], task: Task) -> object:
+            return export_policies(
+                out / "policies", states, seeds, (task.observation_space, task.action_space), policy_of
+            )
+
+    return loop.Spec(
+        algo=algo,
+        progress=gradient_steps,
+        make_step=loop.minibatch_step,
+        export=export,
+        log_every=100,
+        unit="gradient steps",
+        bar=("loss",),
+    )
+
+
+BC_SPEC = offline_spec(bc)
+
+
+def make_task(
+    cfg: Config, env_id: str, *, budget: int, n_eval_episodes: int, demos: Sequence[Trajectory] | Transitions
+) -> Task:
+    """The task of an offline run on ``env_id``: the demonstrations as transitions, ``n_eval_episodes`` eval envs."""
+    data = demos if isinstance(demos, Transitions) else flatten_trajectories(demos)
+    env = envs.make(env_id, n_envs=n_eval_episodes)
+    _validate(data, (env.observation_space, env.action_space), int(cfg.batch_size))  # type: ignore[attr-defined]
+    return Task(env=env, demos=data, eval_env=env, total=budget)
 
 
 def train(
@@ -101,142 +119,62 @@ def train(
     compile: bool = False,
     progress: bool = True,
     env_id: str | None = None,
-) -> TrainResult:
-    """Train ``algo`` (a module with ``init``/``update``/``policy``) on ``data`` for every seed.
+) -> loop.Result:
+    """Train ``algo`` (a module with ``init``/``update``/``policy``, e.g. :mod:`bc`) on ``data`` for every seed.
 
     Exactly one of ``n_epochs`` and ``n_batches`` (``imitation``'s BC.train convention). ``env``
     gives the spaces and runs evaluation: ``env.n_envs`` episodes per seed every ``eval_every``
-    steps and at the end (a gymnasium env is evaluated seed by seed on the host). With ``log_dir``
-    (see :mod:`imitation_fn.train.run`): metrics, the config, and a checkpoint every
-    ``checkpoint_every`` seconds, at every evaluation (before it) and at the end; ``resume``
-    continues from that checkpoint and gives the same result as an uninterrupted run. ``env_id``,
+    steps and at the end (a gymnasium env is evaluated seed by seed on the host). ``log_dir``,
+    ``checkpoint_every``, ``log_formats`` and ``resume``: see :func:`loop.train`. ``env_id``,
     when given, is recorded in the checkpoint (``eval --run`` and ``analyze`` read it).
     """
-    seeds = check_seeds(seeds, "train")
     if (n_epochs is None) == (n_batches is None):
         raise ValueError("train: give exactly one of n_epochs and n_batches")
     for name, value in (("n_epochs", n_epochs), ("n_batches", n_batches), ("eval_every", eval_every)):
         if value is not None and value < 1:
             raise InputError(f"train: {name} must be >= 1, got {value}")
     batch_size = int(cfg.batch_size)  # type: ignore[attr-defined]
-    _validate(data, env, batch_size)
+    _validate(data, (env.observation_space, env.action_space), batch_size)
     batches_per_epoch = len(data) // batch_size  # the last partial batch is dropped, as imitation's loader does
     total = n_batches if n_batches is not None else int(n_epochs or 0) * batches_per_epoch
-
-    init_keys, data_keys, eval_keys = seed_keys(seeds)
-    states = init_states(algo, cfg, init_keys, env.observation_space, env.action_space)
-    update = make_update(algo, compile)
-    name = getattr(algo, "__name__", "algo").rsplit(".", 1)[-1]
-    run, states, start = open_run(
-        log_dir,
-        resume,
-        states,
+    task = Task(env=env, demos=data, eval_env=env, total=total)
+    spec = dataclasses.replace(offline_spec(algo), log_every=log_every)
+    return loop.train(
+        spec,
         cfg,
-        seeds,
-        algorithm=name,
-        env_id=env_id,
+        task,
         budget=total,
+        seeds=seeds,
+        eval_every=eval_every,
+        log_dir=log_dir,
         checkpoint_every=checkpoint_every,
         log_formats=log_formats,
+        resume=resume,
+        compile=compile,
+        progress=progress,
+        env_id=env_id,
     )
-    if name in POLICY_EXPORTS:
-        run.export = lambda out, states: export_policies(out / "policies", states, seeds, env, POLICY_EXPORTS[name])
-
-    def permutations(epoch: int) -> Tensor:
-        return torch.func.vmap(lambda k: random.permutation(random.fold_in(k, epoch), len(data)))(data_keys)
-
-    def is_eval_point(step: int) -> bool:
-        return bool(eval_every and step % eval_every == 0) or step == total
-
-    def evaluate(states: Any, step: int) -> Tensor:
-        returns = evaluate_at(algo, env, states, eval_keys, step)
-        run.write_eval(step, {"return_mean": returns.mean(-1), "returns": returns})
-        bar.advance(step, {"return": returns})
-        return returns
-
-    eval_returns: Tensor | None = None
-    epoch_cached, perms = -1, torch.empty(0)
-    with ProgressBar(total, f"{name} × {len(seeds)} seeds", enabled=progress) as bar:
-        bar.advance(start)
-        if run.pending_eval:
-            eval_returns = evaluate(states, start)  # its checkpoint was saved, its evaluation not logged
-        for step in range(start, total):
-            epoch, j = divmod(step, batches_per_epoch)
-            if epoch != epoch_cached:
-                epoch_cached, perms = epoch, permutations(epoch)
-            idx = perms[:, j * batch_size : (j + 1) * batch_size]  # (n_seeds, batch_size)
-            batch = tree.index(data, idx)  # (n_seeds, batch_size, ...)
-            states, metrics = update(tree.contiguous(states), batch)  # see tree.contiguous: exact resumes
-            done = step + 1
-            if done % log_every == 0 or done == total:
-                run.writer.write(done, "train", metrics)
-                bar.advance(done, {"loss": metrics["loss"]} if "loss" in metrics else None)
-            evaluating = is_eval_point(done)
-            run.after_update(states, done, evaluating=evaluating)
-            if evaluating:
-                eval_returns = evaluate(states, done)
-            else:
-                bar.advance(done)
-    if eval_returns is None:  # resumed a run that had already finished and logged its evaluation
-        eval_returns = evaluate_at(algo, env, states, eval_keys, total)
-    return TrainResult(states=states, seeds=seeds, steps=total, eval_returns=eval_returns)
-
-
-def check_seeds(seeds: Sequence[int], who: str) -> list[int]:
-    """``seeds`` as a list of distinct ints; raises a clear error otherwise."""
-    seeds = [int(s) for s in seeds]
-    if len(set(seeds)) != len(seeds) or not seeds:
-        raise ValueError(f"{who}: seeds must be a non-empty list of distinct integers, got {seeds}")
-    return seeds
 
 
 def evaluate_at(algo: ModuleType, env: Env, states: Any, eval_keys: Tensor, step: int) -> Tensor:
     """Each seed's evaluation returns ``(n_seeds, env.n_envs)`` at ``step``; the keys depend on seed and step only."""
-    step_t = torch.full((eval_keys.shape[0],), step)
-    return evaluate_seeds(algo, env, states, torch.func.vmap(random.fold_in)(eval_keys, step_t))
-
-
-def init_states(
-    algo: ModuleType, cfg: Config, keys: Tensor, observation_space: gym.Space[Any], action_space: gym.Space[Any]
-) -> Any:
-    """``vmap(algo.init)`` over ``keys: (n_seeds, 2)``: states stacked over seeds."""
-    init = functools.partial(algo.init, cfg, observation_space=observation_space, action_space=action_space)
-    return torch.func.vmap(init)(keys)
-
-
-def evaluate_seeds(algo: ModuleType, env: Env, states: Any, keys: Tensor) -> Tensor:
-    """Returns ``(n_seeds, env.n_envs)`` of each seed's ``algo.policy`` on ``env``.
-
-    One vmapped evaluation on a torch env; a gymnasium env (``GymEnv``) steps on the host, seed by seed.
-    """
-    if isinstance(env, GymEnv):
-        return torch.stack(
-            [
-                evaluate_gym_policy(env, algo.policy(state), key, env.n_envs).returns
-                for state, key in zip(tree.unstack(states), keys, strict=True)
-            ]
-        )
-    return torch.func.vmap(lambda s, k: evaluate_policy(env, algo.policy(s), k).returns)(states, keys)
-
-
-PolicyExport = tuple[str, Any, dict[str, Any], Any]
-"""``(kind, params, config, obs_norm)`` of one seed's acting policy: :func:`policies.save_policy`'s arguments."""
-
-# The policy files an offline algorithm's runs export beside their checkpoint (``OUT/policies/seed_<s>``).
-POLICY_EXPORTS: dict[str, Callable[[Any], PolicyExport]] = {
-    "bc": lambda state: ("mlp", state.params, {"activation": state.activation}, None),
-}
+    return loop.evaluate_seeds(algo, env, states, loop.eval_keys_at(eval_keys, step))
 
 
 def export_policies(
-    out: Path, states: Any, seeds: Sequence[int], env: Env, policy_of: Callable[[Any], PolicyExport]
+    out: Path,
+    states: Any,
+    seeds: Sequence[int],
+    spaces: Env | tuple[gym.Space[Any], gym.Space[Any]],
+    policy_of: Callable[[Any], PolicyExport],
 ) -> list[Path]:
     """Each seed's acting policy as ``out/seed_<s>/`` (``policies.load_policy`` reads it); returns the paths."""
+    space_pair = spaces if isinstance(spaces, tuple) else (spaces.observation_space, spaces.action_space)
     paths = []
     for seed, state in zip(seeds, tree.unstack(states), strict=True):
         kind, params, config, obs_norm = policy_of(state)
         path = Path(out) / f"seed_{seed}"
-        save_policy(path, kind, params, (env.observation_space, env.action_space), config, obs_norm)  # type: ignore[arg-type]
+        save_policy(path, kind, params, space_pair, config, obs_norm)  # type: ignore[arg-type]
         paths.append(path)
     return paths
 
@@ -269,7 +207,7 @@ def load_run(
     check_config_file(out)
     cfg = algo.Config.load(out / CONFIG)
     seeds = [int(s) for s in meta["seeds"]]
-    template = init_states(algo, cfg, seed_keys(seeds)[0], observation_space, action_space)
+    template = loop.init_states(offline_spec(algo), cfg, Task(spaces=(observation_space, action_space)), seeds)
     flat = serialization.load_flat(out / CHECKPOINT)  # a damaged file: its own error
     try:
         states = serialization.from_flat_dict(flat, template, what=str(out / CHECKPOINT))
@@ -283,15 +221,18 @@ def load_run(
 
 
 __all__ = [
+    "BC_SPEC",
+    "POLICY_EXPORTS",
     "SavedRun",
     "TrainResult",
     "check_seeds",
     "evaluate_at",
     "evaluate_seeds",
     "export_policies",
-    "init_states",
+    "gradient_steps",
     "load_run",
-    "make_update",
+    "make_task",
+    "offline_spec",
     "seed_keys",
     "train",
 ]

@@ -1,69 +1,85 @@
-"""The RL driver: trains a ``(init, collect, update)`` algorithm (PPO, SAC) for N seeds at once.
+"""RL (PPO, SAC) through :mod:`imitation_fn.train.loop`: N seeds at once on a torch environment.
 
     result = train_rl(ppo, ppo.Config(), "CartPole-v1", seeds=range(8), total_timesteps=100_000)
 
-On a torch environment every step of the loop is one vmapped ``collect`` and one vmapped ``update``
-over the stacked seeds; each seed's environments live in its own state, so seed ``i`` trains exactly
-as it would alone. A gymnasium environment (``GymEnv``) cannot be vmapped: each seed then gets its
-own ``GymEnv`` and the seeds run one after another. Evaluation, JSONL metrics, checkpoints, resume
-and the progress bar work as in :mod:`imitation_fn.train.driver`.
+Every iteration is one vmapped ``collect`` and one vmapped ``update`` over the stacked seeds
+(:func:`ppo.batched_collect` / :func:`ppo.batched_update` and SAC's, whose pieces go through
+``torch.compile`` when asked); each seed's environments live in its own state, so seed ``i`` trains
+exactly as it would alone.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import torch
-from torch import Tensor
-
 from imitation_fn import envs
-from imitation_fn.core import tree
 from imitation_fn.core.config import Config
 from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
+from imitation_fn.envs.task import Task
 from imitation_fn.rewards import RewardFn
-from imitation_fn.train.driver import TrainResult, check_seeds, evaluate_at, export_policies, seed_keys
-from imitation_fn.train.logger import ProgressBar
-from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, crossed, open_run
-
-Step = Callable[[Any], tuple[Any, dict[str, Tensor]]]
-
-
-def make_init(algo: ModuleType, cfg: Config, env: Env, total_timesteps: int) -> Callable[[Tensor], Any]:
-    """``key -> State`` for one seed (vmap it over keys)."""
-    kwargs = (
-        {"total_timesteps": total_timesteps} if "total_timesteps" in inspect.signature(algo.init).parameters else {}
-    )
-    return functools.partial(algo.init, cfg, env=env, **kwargs)
+from imitation_fn.rl import ppo, sac
+from imitation_fn.train import loop
+from imitation_fn.train.driver import export_policies
+from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS
 
 
-@functools.cache
-def batched_train_step(algo: ModuleType, env: Env, compile: bool, reward_fn: RewardFn | None = None) -> Step:
-    """collect + update for stacked seeds: vmapped, and compiled when asked (the pieces the algorithm names).
+def env_steps(states: Any) -> int:
+    """Environment steps every seed has collected (equal across seeds: every seed steps the same env sizes)."""
+    return int(states.timesteps.min())
 
-    ``reward_fn`` (e.g. ``rewards.load_reward(...)``) replaces the environment's rewards in training.
-    """
-    collect: Callable[[Any], tuple[Any, Any]]
-    if hasattr(algo, "batched_collect"):  # the algorithm knows how to compile its rollout
-        collect = algo.batched_collect(env, compile, reward_fn)
-    else:
-        collect = torch.func.vmap(lambda s: algo.collect(s, env, reward_fn=reward_fn))
-    if hasattr(algo, "batched_update"):  # the algorithm knows which piece is worth compiling
-        update = algo.batched_update(compile)
-    else:
-        update = torch.func.vmap(algo.update)
-        update = torch.compile(update) if compile else update
 
-    def step(states: Any) -> tuple[Any, dict[str, Tensor]]:
-        states, batch = collect(states)
-        return update(states, batch)
+def ppo_step(algo: ModuleType, cfg: Config, task: Task, data_keys: Any, compile: bool) -> loop.Step:
+    """PPO's rollout and update over stacked seeds, each piece compiled when asked."""
+    assert task.env is not None
+    collect, update = ppo.batched_collect(task.env, compile, task.reward_fn), ppo.batched_update(compile)
+
+    def step(states: Any, done: int) -> tuple[Any, loop.Metrics]:
+        return update(*collect(states))
 
     return step
+
+
+def sac_step(algo: ModuleType, cfg: Config, task: Task, data_keys: Any, compile: bool) -> loop.Step:
+    """SAC's collection and update over stacked seeds, each piece compiled when asked."""
+    assert task.env is not None
+    reward_fn = task.reward_fn
+    collect = sac.batched_collect(task.env, compile, None if reward_fn is None else lambda _, *x: reward_fn(*x))
+    update = sac.batched_update(compile)
+
+    def step(states: Any, done: int) -> tuple[Any, loop.Metrics]:
+        return update(*collect(states))
+
+    return step
+
+
+def export_rl_policies(out: Path, states: Any, seeds: Sequence[int], task: Task) -> object:
+    assert task.env is not None
+    name = "sac" if isinstance(states, sac.State) else "ppo"
+    return export_policies(out / "policies", states, seeds, task.env, functools.partial(policy_for_saving, name))
+
+
+PPO_SPEC = loop.Spec(algo=ppo, progress=env_steps, make_step=ppo_step, export=export_rl_policies)
+SAC_SPEC = loop.Spec(algo=sac, progress=env_steps, make_step=sac_step, export=export_rl_policies)
+SPECS = {"ppo": PPO_SPEC, "sac": SAC_SPEC}
+
+
+def make_task(
+    cfg: Config, env_id: str, *, budget: int, n_eval_episodes: int, reward_fn: RewardFn | None = None
+) -> Task:
+    """The task of an RL run: ``cfg.n_envs`` training envs per seed, ``n_eval_episodes`` evaluation envs."""
+    env = envs.make(env_id, n_envs=int(cfg.n_envs))  # type: ignore[attr-defined]
+    eval_env = envs.make(env_id, n_envs=n_eval_episodes)
+    if isinstance(env, GymEnv) or isinstance(eval_env, GymEnv):
+        raise NotImplementedError(
+            f"{env_id} has no torch version; vmapped seeds need one. Use the algorithm's collect/update "
+            "directly on a GymEnv, one seed at a time."
+        )
+    return Task(env=env, eval_env=eval_env, reward_fn=reward_fn, total=budget)
 
 
 def train_rl(
@@ -82,78 +98,36 @@ def train_rl(
     compile: bool = False,
     progress: bool = True,
     reward_fn: RewardFn | None = None,
-) -> TrainResult:
-    """Train ``algo`` on ``env_id`` for every seed until each has collected ``total_timesteps`` env steps.
+) -> loop.Result:
+    """Train ``algo`` (:mod:`ppo` or :mod:`sac`) on ``env_id`` for every seed up to ``total_timesteps`` env steps.
 
     ``eval_every`` counts environment steps; evaluation always runs at the end (``n_eval_episodes``
-    episodes per seed, deterministic policy). ``log_dir``, ``checkpoint_every`` (seconds) and ``resume``:
-    see :mod:`imitation_fn.train.run`. ``TrainResult.steps`` is the number
-    of environment steps each seed took. ``reward_fn`` replaces the environment's reward in training
-    (a learned reward, e.g. ``rewards.load_reward``); evaluation still reports the environment's return.
+    episodes per seed, deterministic policy). ``reward_fn`` replaces the environment's reward in
+    training (a learned reward, e.g. ``rewards.load_reward``); evaluation still reports the
+    environment's return. The rest: :func:`loop.train`. ``Result.steps`` is each seed's env steps.
     """
-    seeds = check_seeds(seeds, "train_rl")
-    n_envs = int(cfg.n_envs)  # type: ignore[attr-defined]
-    env = envs.make(env_id, n_envs=n_envs)
-    eval_env = envs.make(env_id, n_envs=n_eval_episodes)
-    if isinstance(env, GymEnv) or isinstance(eval_env, GymEnv):
-        raise NotImplementedError(
-            f"train_rl: {env_id} has no torch version; vmapped seeds need one. Use the algorithm's collect/update "
-            "directly on a GymEnv, one seed at a time."
-        )
-    init_keys, _, eval_keys = seed_keys(seeds)
-    states = torch.func.vmap(make_init(algo, cfg, env, total_timesteps))(init_keys)
-    step = batched_train_step(algo, env, compile, reward_fn)
-    name = algo.__name__.rsplit(".", 1)[-1]
-    run, states, _ = open_run(
-        log_dir,
-        resume,
-        states,
+    spec = SPECS[algo.__name__.rsplit(".", 1)[-1]]
+    task = make_task(cfg, env_id, budget=total_timesteps, n_eval_episodes=n_eval_episodes, reward_fn=reward_fn)
+    return loop.train(
+        spec,
         cfg,
-        seeds,
-        algorithm=name,
-        env_id=env_id,
+        task,
         budget=total_timesteps,
+        seeds=seeds,
+        eval_every=eval_every,
+        log_dir=log_dir,
         checkpoint_every=checkpoint_every,
         log_formats=log_formats,
+        resume=resume,
+        compile=compile,
+        progress=progress,
+        env_id=env_id,
     )
-    run.export = lambda out, states: export_policies(
-        out / "policies", states, seeds, eval_env, functools.partial(policy_for_saving, algo)
-    )
-
-    def evaluate(states: Any, t: int) -> Tensor:
-        returns = evaluate_at(algo, eval_env, states, eval_keys, t)
-        run.write_eval(t, {"return_mean": returns.mean(-1), "returns": returns})
-        bar.advance(t, {"return": returns})
-        return returns
-
-    def timesteps(states: Any) -> int:
-        return int(states.timesteps.min())  # equal across seeds: every seed steps the same env sizes
-
-    eval_returns: Tensor | None = None
-    done = timesteps(states)
-    with ProgressBar(total_timesteps, f"{name} on {env_id} × {len(seeds)} seeds", enabled=progress) as bar:
-        bar.advance(done)
-        if run.pending_eval:
-            eval_returns = evaluate(states, done)
-        while done < total_timesteps:
-            before = done
-            states, metrics = step(tree.contiguous(states))  # see tree.contiguous: exact resumes
-            done = timesteps(states)
-            run.writer.write(done, "train", metrics)
-            evaluating = done >= total_timesteps or crossed(before, done, eval_every)
-            run.after_update(states, done, evaluating=evaluating)
-            if evaluating:
-                eval_returns = evaluate(states, done)
-            else:
-                bar.advance(done)
-    if eval_returns is None:  # resumed a finished run whose evaluation was logged
-        eval_returns = evaluate_at(algo, eval_env, states, eval_keys, done)
-    return TrainResult(states=states, seeds=seeds, steps=done, eval_returns=eval_returns)
 
 
-def policy_for_saving(algo: ModuleType, state: Any) -> tuple[str, Any, dict[str, Any], Any]:
+def policy_for_saving(algo: ModuleType | str, state: Any) -> tuple[str, Any, dict[str, Any], Any]:
     """``(kind, params, config, obs_norm)`` of one seed's acting policy, for :func:`policies.save_policy`."""
-    name = algo.__name__.rsplit(".", 1)[-1]
+    name = algo if isinstance(algo, str) else algo.__name__.rsplit(".", 1)[-1]
     if name == "ppo":
         return (
             "actor_critic",
@@ -166,9 +140,9 @@ def policy_for_saving(algo: ModuleType, state: Any) -> tuple[str, Any, dict[str,
     raise ValueError(f"no policy export for algorithm {name!r}")
 
 
-def save_policies(algo: ModuleType, result: TrainResult, env: Env, out: str | Path) -> list[Path]:
+def save_policies(algo: ModuleType, result: loop.Result, env: Env, out: str | Path) -> list[Path]:
     """Save every seed's policy as ``out/seed_<s>/`` (safetensors + JSON); returns the directories."""
     return export_policies(Path(out), result.states, result.seeds, env, functools.partial(policy_for_saving, algo))
 
 
-__all__ = ["batched_train_step", "make_init", "policy_for_saving", "save_policies", "train_rl"]
+__all__ = ["PPO_SPEC", "SAC_SPEC", "SPECS", "env_steps", "make_task", "policy_for_saving", "save_policies", "train_rl"]

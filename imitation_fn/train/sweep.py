@@ -10,11 +10,11 @@ it does to the algorithm's ``State`` (:func:`classify_fields`): a *tensor* field
 leaves (learning rates, entropy/L2 weights: ``optim.inject_hyperparams`` puts lr in the state), so
 runs that differ in it share one vmapped training; a *structural* field (network sizes, batch size,
 anything static or read by the driver) splits the runs into separate vmapped groups. Each group is
-cut into chunks of at most ``chunk_size`` runs (to fit memory); a chunk is one call of the driver
-(``training.train``, ``train_rl``, ``train_adversarial``) and, with Ray, one task. Chunks write to
-``OUT/chunks/chunk_NNN/`` (the driver's run directory plus ``runs.json`` and, once finished,
-``result.json``), so a killed sweep resumes by re-running only the chunks without ``result.json``,
-each from its last checkpoint.
+cut into chunks of at most ``chunk_size`` runs (to fit memory); a chunk is one call of
+:func:`loop.train` (each run initialised with its own config, then one vmapped training) and, with
+Ray, one task. Chunks write to ``OUT/chunks/chunk_NNN/`` (the loop's run directory plus ``runs.json``
+and, once finished, ``result.json``), so a killed sweep resumes by re-running only the chunks without
+``result.json``, each from its last checkpoint.
 
 Seeds: run ``(point j, seed s)`` trains with driver seed ``s + seed_stride · j``, so every run has
 its own random stream and its result does not depend on which other runs share its chunk.
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import itertools
 import json
 import math
@@ -41,7 +42,8 @@ from torch import Tensor
 
 from imitation_fn.core import random, serialization, tree
 from imitation_fn.core.config import Config
-from imitation_fn.train.driver import TrainResult, seed_keys
+from imitation_fn.envs.task import Task
+from imitation_fn.train import loop
 from imitation_fn.train.run import CHECKPOINT, CHECKPOINT_EVERY_SECONDS
 
 SPEC = "sweep.json"
@@ -86,8 +88,8 @@ class Distribution(Config):
 class SweepSpec(Config):
     """A sweep, as written in a YAML/JSON file (every key below; only ``algorithm`` is required)."""
 
-    algorithm: Literal["bc", "ppo", "sac", "gail", "airl"]
-    """The algorithm (a key of :data:`RUNNERS`)."""
+    algorithm: Literal["bc", "dagger", "gail", "airl", "density", "mce_irl", "preference_comparisons", "ppo", "sac"]
+    """The algorithm (a key of :data:`ALGORITHMS`)."""
     env: str = "CartPole-v1"
     """Environment id (a torch environment: the runs are vmapped)."""
     config: dict[str, Any] = Field(default_factory=dict)
@@ -110,9 +112,9 @@ class SweepSpec(Config):
     """Driver budget and schedule, e.g. ``{"n_batches": 500, "eval_every": 100}`` (BC) or
     ``{"total_timesteps": 50000}`` (PPO/SAC); see the runner's ``train_keys``."""
     demos: str = "zoo"
-    """BC, GAIL, AIRL: demonstrations directory, or ``"zoo"`` for the shipped expert's demos of ``env``."""
+    """BC, GAIL, AIRL, density: demonstrations directory, or ``"zoo"`` for the shipped expert's demos of ``env``."""
     n_demos: PositiveInt | None = None
-    """BC, GAIL, AIRL: use only the first ``n_demos`` episodes."""
+    """BC, GAIL, AIRL, density: use only the first ``n_demos`` episodes."""
     n_eval_episodes: PositiveInt = 10
     """Evaluation episodes per run."""
     checkpoint_every: NonNegativeFloat = CHECKPOINT_EVERY_SECONDS
@@ -177,24 +179,78 @@ def points(spec: SweepSpec) -> list[dict[str, Any]]:
     return [{**g, **d} for g in grid for d in draws]
 
 
-# --- Runners: how a sweep trains one algorithm -----------------------------------------------------
+# --- The algorithms a sweep can train --------------------------------------------------------------
+
+RL_KEYS = ("total_timesteps", "eval_every", "compile")
 
 
 @dataclasses.dataclass(frozen=True)
+class Entry:
+    """How a sweep trains one algorithm: the train module holding its loop spec and ``make_task``."""
+
+    module: str
+    spec: str  # the loop.Spec's name in ``module``
+    train_keys: tuple[str, ...]  # the keys ``train:`` accepts
+    demos: bool = False  # its task holds the sweep's demonstrations
+
+
+ALGORITHMS: dict[str, Entry] = {
+    "bc": Entry(
+        "imitation_fn.train.driver", "BC_SPEC", ("n_epochs", "n_batches", "eval_every", "log_every", "compile"), True
+    ),
+    "dagger": Entry("imitation_fn.train.dagger", "SPEC", RL_KEYS),
+    "gail": Entry("imitation_fn.train.adversarial", "GAIL_SPEC", RL_KEYS, True),
+    "airl": Entry("imitation_fn.train.adversarial", "AIRL_SPEC", RL_KEYS, True),
+    "density": Entry("imitation_fn.train.density", "SPEC", RL_KEYS, True),
+    "mce_irl": Entry("imitation_fn.train.mce_irl", "SPEC", ("eval_every", "compile")),
+    "preference_comparisons": Entry("imitation_fn.train.preference_comparisons", "SPEC", RL_KEYS),
+    "ppo": Entry("imitation_fn.train.rl", "PPO_SPEC", RL_KEYS),
+    "sac": Entry("imitation_fn.train.rl", "SAC_SPEC", RL_KEYS),
+}
+"""Every algorithm, by the name a sweep file gives it. Each trains through :func:`loop.train`."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: one per sweep spec and process
 class Context:
-    """What a runner needs once per process: the algorithm, its env(s), its data."""
+    """What a sweep needs once per process: the algorithm's spec, its data, and its tasks by config."""
 
-    algo: types.ModuleType
-    init_one: Callable[[Config, Tensor], Any]  # (cfg, key) -> one run's State (for classifying fields)
-    train: Callable[..., TrainResult]  # (algo, cfg, seeds, log_dir, resume, progress) -> TrainResult
+    spec: loop.Spec
+    sweep: SweepSpec
+    make_task: Callable[..., Task]
+    demos: list[Any] | None
+
+    @property
+    def algo(self) -> types.ModuleType:
+        return self.spec.algo
+
+    def budget(self, cfg: Config) -> int:
+        """The run's budget in the spec's unit, from the sweep's ``train`` keys."""
+        name, train = self.sweep.algorithm, self.sweep.train
+        if name == "mce_irl":
+            return int(cfg.max_iter)  # type: ignore[attr-defined]
+        if name == "bc":
+            if train.get("n_batches") is not None:
+                return int(train["n_batches"])
+            n_transitions = sum(len(t) for t in self.demos or [])
+            return int(train.get("n_epochs") or 1) * (n_transitions // int(cfg.batch_size))  # type: ignore[attr-defined]
+        total = int(train.get("total_timesteps", 0))
+        if total <= 0:
+            raise ValueError(f"sweep: {name} needs train.total_timesteps > 0")
+        return total
+
+    def task(self, cfg: Config) -> Task:
+        return _task(self, cfg.to_json())
+
+    def init_one(self, cfg: Config, key: Tensor) -> Any:
+        """One run's initial state (to tell tensor fields from structural ones)."""
+        return self.algo.init(cfg, key, self.task(cfg))
 
 
-@dataclasses.dataclass(frozen=True)
-class Runner:
-    """An algorithm's plug-in: which driver arguments it accepts and how to build its :class:`Context`."""
-
-    train_keys: tuple[str, ...]
-    context: Callable[[SweepSpec], Context]
+@functools.cache
+def _task(ctx: Context, cfg_json: str) -> Task:
+    cfg = ctx.algo.Config.model_validate_json(cfg_json)
+    data = {"demos": ctx.demos} if ctx.demos is not None else {}
+    return ctx.make_task(cfg, ctx.sweep.env, budget=ctx.budget(cfg), n_eval_episodes=ctx.sweep.n_eval_episodes, **data)
 
 
 def _demos(spec: SweepSpec) -> list[Any]:
@@ -206,103 +262,17 @@ def _demos(spec: SweepSpec) -> list[Any]:
     return list(trajs[: spec.n_demos] if spec.n_demos else trajs)
 
 
-def _total_timesteps(name: str, spec: SweepSpec) -> int:
-    total = int(spec.train.get("total_timesteps", 0))
-    if total <= 0:
-        raise ValueError(f"sweep: {name} needs train.total_timesteps > 0")
-    return total
-
-
-def _bc_context(spec: SweepSpec) -> Context:
-    from imitation_fn import envs
-    from imitation_fn.algorithms import bc
-    from imitation_fn.data import flatten_trajectories
-    from imitation_fn.train import train
-
-    data = flatten_trajectories(_demos(spec))
-    env = envs.make(spec.env, n_envs=spec.n_eval_episodes)
-
-    def run(
-        algo: types.ModuleType, cfg: Config, seeds: list[int], log_dir: Path, resume: bool, progress: bool
-    ) -> TrainResult:
-        kwargs = {"n_batches": None, "n_epochs": None, **spec.train}
-        if kwargs["n_batches"] is None and kwargs["n_epochs"] is None:
-            kwargs["n_epochs"] = 1
-        return train(
-            algo, cfg, data, env, seeds=seeds, log_dir=log_dir, resume=resume, progress=progress,
-            checkpoint_every=spec.checkpoint_every, **kwargs,
-        )  # fmt: skip
-
-    def init_one(cfg: Config, key: Tensor) -> bc.State:
-        return bc.init(cfg, key, env.observation_space, env.action_space)  # type: ignore[arg-type]
-
-    return Context(bc, init_one, run)
-
-
-def _rl_context(name: str, spec: SweepSpec) -> Context:
-    import importlib
-
-    from imitation_fn import envs
-    from imitation_fn.train.rl import make_init, train_rl
-
-    algo = importlib.import_module(f"imitation_fn.rl.{name}")
-    total = _total_timesteps(name, spec)
-
-    def init_one(cfg: Config, key: Tensor) -> Any:
-        return make_init(algo, cfg, envs.make(spec.env, n_envs=int(cfg.n_envs)), total)(key)  # type: ignore[attr-defined]
-
-    def run(
-        algo_: types.ModuleType, cfg: Config, seeds: list[int], log_dir: Path, resume: bool, progress: bool
-    ) -> TrainResult:
-        return train_rl(
-            algo_, cfg, spec.env, seeds=seeds, log_dir=log_dir, resume=resume, progress=progress,
-            n_eval_episodes=spec.n_eval_episodes, checkpoint_every=spec.checkpoint_every, **spec.train,
-        )  # fmt: skip
-
-    return Context(algo, init_one, run)
-
-
-def _adversarial_context(name: str, spec: SweepSpec) -> Context:
-    import importlib
-
-    from imitation_fn import envs
-    from imitation_fn.algorithms import adversarial
-    from imitation_fn.train.adversarial import train_adversarial
-
-    algo = importlib.import_module(f"imitation_fn.algorithms.{name}")
-    _total_timesteps(name, spec)
-    demos = _demos(spec)
-
-    def init_one(cfg: Config, key: Tensor) -> Any:
-        return algo.init(cfg, key, envs.make(spec.env, n_envs=int(cfg.gen.n_envs)))  # type: ignore[attr-defined]
-
-    def run(
-        algo_: types.ModuleType, cfg: Config, seeds: list[int], log_dir: Path, resume: bool, progress: bool
-    ) -> TrainResult:
-        assert isinstance(cfg, adversarial.Config)
-        return train_adversarial(
-            algo_, cfg, spec.env, demos, seeds=seeds, log_dir=log_dir, resume=resume, progress=progress,
-            n_eval_episodes=spec.n_eval_episodes, checkpoint_every=spec.checkpoint_every, **spec.train,
-        )  # fmt: skip
-
-    return Context(algo, init_one, run)
-
-
-RUNNERS: dict[str, Runner] = {
-    "bc": Runner(("n_epochs", "n_batches", "eval_every", "log_every", "compile"), _bc_context),
-    "ppo": Runner(("total_timesteps", "eval_every", "compile"), functools.partial(_rl_context, "ppo")),
-    "sac": Runner(("total_timesteps", "eval_every", "compile"), functools.partial(_rl_context, "sac")),
-    "gail": Runner(("total_timesteps", "eval_every", "compile"), functools.partial(_adversarial_context, "gail")),
-    "airl": Runner(("total_timesteps", "eval_every", "compile"), functools.partial(_adversarial_context, "airl")),
-}
-"""Algorithms a sweep can train. A new one adds a :class:`Runner` whose driver inits states with
-``vmap(algo.init)`` over the keys of ``driver.seed_keys(seeds)`` (the adapter relies on that)."""
+def context(spec: SweepSpec) -> Context:
+    """The sweep's algorithm, data and tasks (built once per process)."""
+    return _context(spec.model_dump_json())
 
 
 @functools.cache
 def _context(spec_json: str) -> Context:
-    spec = SweepSpec.model_validate_json(spec_json)
-    return RUNNERS[spec.algorithm].context(spec)
+    sweep = SweepSpec.model_validate_json(spec_json)
+    entry = ALGORITHMS[sweep.algorithm]
+    module = importlib.import_module(entry.module)
+    return Context(getattr(module, entry.spec), sweep, module.make_task, _demos(sweep) if entry.demos else None)
 
 
 # --- Tensor vs structural fields -------------------------------------------------------------------
@@ -350,29 +320,6 @@ def classify_fields(
     return out
 
 
-def _adapter(algo: types.ModuleType, keys: Tensor, slots: list[int], values: Tensor) -> types.ModuleType:
-    """``algo`` whose ``init`` sets the swept 0-d leaves to each run's values.
-
-    The driver calls ``vmap(init)`` over the runs' keys ``keys: (n_runs, 2)``; inside, a run finds its
-    row by matching its key (the run seeds are distinct, so the keys are), then writes
-    ``values[row]: (n_slots,)`` into the leaves ``slots`` — pure and vmappable.
-    """
-    wrapped = types.ModuleType(algo.__name__, algo.__doc__)
-    wrapped.__dict__.update({k: v for k, v in vars(algo).items() if not k.startswith("__")})
-
-    @functools.wraps(algo.init)
-    def init(cfg: Config, key: Tensor, *args: Any, **kwargs: Any) -> Any:
-        state = algo.init(cfg, key, *args, **kwargs)
-        row = (keys == key).all(-1).to(torch.int64).argmax()
-        flat, spec = tree.flatten(state)
-        for j, i in enumerate(slots):
-            flat[i] = values[row, j].to(flat[i].dtype)
-        return tree.unflatten(flat, spec)
-
-    wrapped.init = init  # type: ignore[attr-defined]
-    return wrapped
-
-
 # --- Planning and running chunks ---------------------------------------------------------------
 
 
@@ -397,12 +344,10 @@ def _make_cfg(spec: SweepSpec, algo: types.ModuleType) -> Callable[[Mapping[str,
 def plan(spec: SweepSpec) -> Plan:
     """Expand ``spec`` into runs, classify the swept fields and cut the structural groups into chunks."""
     ctx = _context(spec.model_dump_json())
-    unknown = set(spec.train) - set(RUNNERS[spec.algorithm].train_keys)
+    train_keys = ALGORITHMS[spec.algorithm].train_keys
+    unknown = set(spec.train) - set(train_keys)
     if unknown:
-        raise ValueError(
-            f"sweep: unknown train keys {sorted(unknown)} for {spec.algorithm}; "
-            f"use {RUNNERS[spec.algorithm].train_keys}"
-        )
+        raise ValueError(f"sweep: unknown train keys {sorted(unknown)} for {spec.algorithm}; use {train_keys}")
     pts = points(spec)
     make_cfg = _make_cfg(spec, ctx.algo)
     for p in pts:
@@ -460,38 +405,36 @@ def run_chunk(spec_json: str, out: str, chunk: int, progress: bool = False) -> d
     sweep_plan = plan(spec)
     runs = [sweep_plan.runs[i] for i in sweep_plan.chunks[chunk]]
     make_cfg = _make_cfg(spec, ctx.algo)
-    seeds = [r.run_seed for r in runs]
-    init_keys = seed_keys(seeds)[0]
-    # The swept 0-d leaves: where the runs' states differ (the non-swept leaves agree by construction).
-    by_point = {r.point: ctx.init_one(make_cfg(r.params), random.key(0)) for r in runs}
-    flat = {j: tree.leaves(s) for j, s in by_point.items()}
-    first = flat[runs[0].point]
-    slots = sorted(
-        {
-            i
-            for leaves in flat.values()
-            for i, (x, y) in enumerate(zip(first, leaves, strict=True))
-            if not torch.equal(x, y)
-        }
-    )
-    values = (
-        torch.stack([torch.stack([flat[r.point][i].to(torch.float64) for i in slots]) for r in runs])
-        if slots
-        else torch.zeros(len(runs), 0)
-    )
-    algo = _adapter(ctx.algo, init_keys, slots, values)
-    cfg = make_cfg(runs[0].params)  # structural fields are equal in a chunk; the swept tensors come from `values`
+    cfgs = [make_cfg(r.params) for r in runs]  # differ only in tensor fields: one vmapped training
     resume = _prepare_resume(d)
     d.mkdir(parents=True, exist_ok=True)
     serialization.write_text_atomic(d / RUNS, json.dumps([_run_json(r, make_cfg) for r in runs], indent=1))
-    result = ctx.train(algo, cfg, seeds, d, resume, progress)
+    train = spec.train
+    loop_spec = ctx.spec
+    if train.get("log_every") is not None:
+        loop_spec = dataclasses.replace(loop_spec, log_every=int(train["log_every"]))
+    result = loop.train(
+        loop_spec,
+        cfgs,
+        ctx.task(cfgs[0]),
+        budget=ctx.budget(cfgs[0]),
+        seeds=[r.run_seed for r in runs],
+        eval_every=train.get("eval_every"),
+        log_dir=d,
+        checkpoint_every=spec.checkpoint_every,
+        resume=resume,
+        compile=bool(train.get("compile", False)),
+        progress=progress,
+        env_id=spec.env,
+    )
+    returns = result.evaluation.get("returns")
     record = {
         "chunk": chunk,
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "runs": [r.index for r in runs],
         "steps": result.steps,
-        "eval_returns": result.eval_returns.tolist(),
+        "eval_returns": returns.tolist() if returns is not None else [[] for _ in runs],
     }
     serialization.write_text_atomic(d / RESULT, json.dumps(record))
     return record
@@ -639,16 +582,17 @@ def label(algorithm: str, params: Mapping[str, Any]) -> str:
 
 
 __all__ = [
-    "RUNNERS",
+    "ALGORITHMS",
     "Context",
     "Distribution",
+    "Entry",
     "Plan",
     "Run",
-    "Runner",
     "SweepResult",
     "SweepSpec",
     "chunk_dir",
     "classify_fields",
+    "context",
     "finished_chunks",
     "label",
     "load_run_state",
