@@ -254,8 +254,8 @@ TINY: dict[str, str] = {
         "--episodes 2"
     ),
     "imitation-fn eval --policy my_sb3_expert.zip --env Pendulum-v1 --n-episodes 20 --video videos/": "--n-episodes 2",
-    # examples/sweep_bc.yaml in the scratch directory is a tiny copy of the real one (see tiny_sweep_file).
-    "imitation-fn sweep examples/sweep_bc.yaml --out runs/sweep": "",
+    # examples/sweeps/bc.yaml in the scratch directory is a tiny copy of the real one (see tiny_sweep_file).
+    "imitation-fn sweep examples/sweeps/bc.yaml --out runs/sweep": "",
     "imitation-fn analyze runs/sweep runs/dagger --out runs/analysis": "--n-resamples 200",
 }
 
@@ -300,8 +300,8 @@ def tiny_sweep_file(path: Path) -> None:
     """The README's sweep file with the same fields and grid, at a few seconds' budget."""
     import yaml
 
-    spec = yaml.safe_load((REPO / "examples" / "sweep_bc.yaml").read_text())
-    assert spec.get("algorithm") == "bc", "examples/sweep_bc.yaml changed algorithm: update tiny_sweep_file"
+    spec = yaml.safe_load((REPO / "examples" / "sweeps" / "bc.yaml").read_text())
+    assert spec.get("algorithm") == "bc", "examples/sweeps/bc.yaml changed algorithm: update tiny_sweep_file"
     spec.update(seeds=2, n_demos=2, n_eval_episodes=2, train={"n_batches": 20, "eval_every": 10})
     if "checkpoint_every" in spec:
         spec["checkpoint_every"] = 10
@@ -400,8 +400,8 @@ def readme(tmp_path_factory: pytest.TempPathFactory) -> ReadmeRunner:
     workdir = tmp_path_factory.mktemp("readme")
     (workdir / "tests").mkdir()
     (workdir / "tests" / "data").symlink_to(REPO / "tests" / "data", target_is_directory=True)
-    (workdir / "examples").mkdir()
-    tiny_sweep_file(workdir / "examples" / "sweep_bc.yaml")
+    (workdir / "examples" / "sweeps").mkdir(parents=True)
+    tiny_sweep_file(workdir / "examples" / "sweeps" / "bc.yaml")
     return ReadmeRunner(workdir)
 
 

@@ -281,7 +281,7 @@ def test_bar_two_hyperparameters_by_eight_seeds_local_vmapped_equals_ray_tasks(t
 
 
 def test_the_example_sweep_file_is_one_vmapped_group_in_two_chunks():
-    spec = sweep.SweepSpec.from_file(Path(__file__).resolve().parents[1] / "examples" / "sweep_bc.yaml")
+    spec = sweep.SweepSpec.from_file(Path(__file__).resolve().parents[1] / "examples" / "sweeps" / "bc.yaml")
     p = sweep.plan(spec)
     assert len(p.runs) == 32 and [len(c) for c in p.chunks] == [16, 16] and p.structural_fields == []
 

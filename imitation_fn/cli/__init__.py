@@ -13,7 +13,7 @@
     imitation-fn density --env seals/CartPole-v0 --demos demos/ --density-type state_action --seeds 8
     imitation-fn mce-irl --env CliffWorld --horizon 40 --seeds 16 --out runs/mce
     imitation-fn preference-comparisons --env Pendulum-v1 --seeds 4 --out runs/pc
-    imitation-fn sweep examples/sweep_bc.yaml --out sweeps/bc [--ray] [--resume]
+    imitation-fn sweep examples/sweeps/bc.yaml --out sweeps/bc [--ray] [--resume]
     imitation-fn analyze runs/ sweeps/bc --out analysis/ --baseline "bc[lr=0.001, l2_weight=0]"
 
 Every ``Config`` field is a flag (``--net-arch 64 64``, ``--max-grad-norm none``); ``--config FILE``
