@@ -591,13 +591,13 @@ def _run(
     return finish_fn(state, carry, data)
 
 
-def update(state: State, rollout: Rollout) -> tuple[State, Metrics]:
+def update(state: State, batch: Rollout) -> tuple[State, Metrics]:
     """One PPO update on a rollout just collected with ``state.params``: GAE, then ``n_epochs`` of minibatch SGD.
 
     Pure: ``vmap(update)`` over stacked states and rollouts trains a sweep. Under ``torch.compile``,
     rather than this unrolled loop, use :func:`batched_update` (its steps in a ``while_loop``).
     """
-    return _run(state, rollout, prepare, minibatch_step, finish, epoch_indices)
+    return _run(state, batch, prepare, minibatch_step, finish, epoch_indices)
 
 
 # The vmapped pieces of a sweep, each its own function: torch.compile caches compiled code per code object
