@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 from typing import Any, Literal
 
-import gymnasium as gym
 import torch
 from pydantic import Field, PositiveFloat, PositiveInt
 from torch import Tensor
