@@ -145,6 +145,9 @@ class Spec:
     (None: nothing beside the checkpoint) run at evaluation points; ``finished(states)`` ends a run
     before its budget (e.g. every seed has converged); metrics are written every ``log_every`` units
     (None: every iteration) and at the end; ``bar`` names the metrics the progress bar shows.
+    ``prepare(states, log_dir, resume)`` (None: the states as ``init`` made them) returns the states a
+    run starts from, or loads its checkpoint into: for states that change shape as they train (DAgger's
+    growing aggregate) it shapes them like the checkpoint, and it can read back files of the spec's own.
     """
 
     algo: ModuleType
@@ -156,6 +159,7 @@ class Spec:
     log_every: int | None = None
     unit: str = "env steps"
     bar: tuple[str, ...] = ()
+    prepare: Callable[[Any, Path | None, bool], Any] | None = None
 
     @property
     def name(self) -> str:
@@ -231,6 +235,8 @@ def train(
         raise InputError(f"{name}: eval_every must be >= 1, got {eval_every}")
     _, data_keys, eval_keys = seed_keys(seeds)
     states = init_states(spec, cfg, task, seeds)
+    if spec.prepare is not None:  # before a checkpoint loads into them
+        states = spec.prepare(states, Path(log_dir) if log_dir is not None else None, resume)
     run_cfg = cfg if isinstance(cfg, Config) else cfg[0]
     run, states, _ = open_run(
         log_dir,
