@@ -36,7 +36,7 @@ from imitation_fn.core import random
 from imitation_fn.data import serialize
 from imitation_fn.evaluation import evaluate_policy
 from imitation_fn.train import adversarial as driver
-from imitation_fn.train.driver import seed_keys
+from imitation_fn.train import loop
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERTS = ROOT / "tests" / "data" / "experts"
@@ -66,22 +66,23 @@ def run(
     assert preset is not None, f"no preset for {name} on {env_id}"
     cfg = algo.Config(**preset.config)
     trajs = serialize.load(EXPERTS / env_id.replace("/", "_") / "demos")[:n_demos]
-    env = envs.make(env_id, n_envs=cfg.gen.n_envs)
-    eval_env, final_env = envs.make(env_id, n_envs=16), envs.make(env_id, n_envs=50)
-    demos = driver.prepare_demos(trajs, env, cfg.allow_variable_horizon)
-    seeds = list(range(n_seeds))
-    _, _, eval_keys = seed_keys(seeds)
-    t0 = time.perf_counter()
-    states = driver.init_states(algo, cfg, env, seeds)
-    init_s = time.perf_counter() - t0
-    step = driver.batched_round(algo, env, compile)
     n_rounds = max_steps // cfg.round_timesteps
+    task = driver.make_task(cfg, env_id, budget=n_rounds * cfg.round_timesteps, n_eval_episodes=16, demos=trajs)
+    env, eval_env, final_env = task.env, task.eval_env, envs.make(env_id, n_envs=50)
+    assert env is not None and eval_env is not None
+    seeds = list(range(n_seeds))
+    spec = driver.SPECS[name]
+    _, data_keys, eval_keys = loop.seed_keys(seeds)
+    t0 = time.perf_counter()
+    states = loop.init_states(spec, cfg, task, seeds)
+    init_s = time.perf_counter() - t0
+    step = spec.make_step(algo, cfg, task, data_keys, compile)
     curve: list[dict[str, Any]] = []
     reached: list[tuple[int, float] | None] = [None] * n_seeds
     train_s, first_round_s = 0.0, 0.0
     for r in range(1, n_rounds + 1):
         t = time.perf_counter()
-        states, metrics = step(states, demos)
+        states, metrics = step(states, (r - 1) * cfg.round_timesteps)
         if r == 1:  # warm-up (and compilation): timed apart, replaced by the mean round time below
             first_round_s = time.perf_counter() - t
         else:

@@ -11,16 +11,18 @@ import torch
 import torch.nn.functional as F
 
 from imitation_fn import cli, envs, presets, rewards
-from imitation_fn.algorithms import adversarial, airl, gail
+from imitation_fn.algorithms import adversarial, airl, gail, protocol
 from imitation_fn.cli import main
 from imitation_fn.core import checks, random, tree
 from imitation_fn.data import flatten_trajectories, generate_trajectories, serialize
 from imitation_fn.data.types import Transitions
 from imitation_fn.envs.experts import cartpole_expert
+from imitation_fn.envs.task import Task
 from imitation_fn.nn import normalize as nn_normalize
 from imitation_fn.policies import actor_critic
 from imitation_fn.rl import ppo
 from imitation_fn.train import adversarial as driver
+from imitation_fn.train import loop
 
 DEMOS = Path(__file__).parent / "data" / "experts" / "seals_CartPole-v0" / "demos"
 ENV_ID = "seals/CartPole-v0"
@@ -41,7 +43,11 @@ def expert_transitions() -> Transitions:
 
 
 def states_for(algo: ModuleType, cfg: Any, env: envs.Env, seeds: list[int]) -> Any:
-    return driver.init_states(algo, cfg, env, seeds)
+    return loop.init_states(driver.SPECS[algo.__name__.rsplit(".", 1)[-1]], cfg, Task(env=env), seeds)
+
+
+def task_for(env: envs.Env, demos: Any = None) -> Task:
+    return Task(env=env, demos=expert_transitions() if demos is None else demos)
 
 
 # --- one round: pure, vmappable, seed-independent ---------------------------------------------------------------------
@@ -50,16 +56,17 @@ def states_for(algo: ModuleType, cfg: Any, env: envs.Env, seeds: list[int]) -> A
 @pytest.mark.parametrize("algo", ALGOS)
 def test_vmapped_round_equals_a_loop_and_seed_i_does_not_depend_on_n(algo: ModuleType) -> None:
     cfg = algo.Config(**SMALL)
-    env, demos = envs.make(ENV_ID, n_envs=GEN.n_envs), expert_transitions()
+    env = envs.make(ENV_ID, n_envs=GEN.n_envs)
+    task = task_for(env)
     states = states_for(algo, cfg, env, [0, 1, 2])
-    batched, metrics = torch.func.vmap(lambda s: algo.train_round(s, env, demos))(states)
+    batched, metrics = torch.func.vmap(lambda s: algo.train_round(s, task))(states)
     for i in range(3):
-        alone, m = algo.train_round(tree.index(states, i), env, demos)
+        alone, m = algo.train_round(tree.index(states, i), task)
         checks.assert_trees_allclose(tree.index(batched, i), alone, rtol=1e-5, atol=1e-6)
         assert torch.allclose(metrics["disc_loss"][i], m["disc_loss"], rtol=1e-5, atol=1e-6)
     # Seed 1 run alone (N=1) equals seed 1 in the sweep of 3, through the driver's batched round too.
     one = states_for(algo, cfg, env, [1])
-    one, _ = driver.batched_round(algo, env)(one, demos)
+    one, _ = driver.round_step(algo, cfg, task, torch.zeros(1, 2, dtype=torch.int64), False)(one, 0)
     checks.assert_trees_allclose(tree.index(one, 0), tree.index(batched, 1), rtol=1e-5, atol=1e-6)
     assert int(batched.rounds[0]) == 1 and int(batched.buffer.size[0]) == GEN.n_envs * GEN.n_steps
     assert not tree.allclose(tree.index(batched, 0).disc_params, tree.index(batched, 1).disc_params)
@@ -77,11 +84,12 @@ def test_stagger_spreads_the_envs_over_the_episode_and_stays_pure() -> None:
 
 def test_collect_then_update_is_one_round() -> None:
     cfg = gail.Config(**SMALL)
-    env, demos = envs.make(ENV_ID, n_envs=GEN.n_envs), expert_transitions()
-    state = gail.init(cfg, random.key(3), env)
-    whole, _ = gail.train_round(state, env, demos)
-    s, rollout = gail.collect(state, env)
-    s, metrics = gail.update(s, rollout, demos)
+    task = task_for(envs.make(ENV_ID, n_envs=GEN.n_envs), expert_trajectories())  # demos as given: flattened
+    state = gail.init(cfg, random.key(3), task)
+    whole, _ = gail.train_round(state, task)
+    s, batch = gail.collect(state, task)
+    assert torch.equal(batch.demos.obs, expert_transitions().obs)
+    s, metrics = gail.update(s, batch)
     checks.assert_trees_allclose(s, whole, rtol=0, atol=0)
     expected = {"disc_loss", "disc_acc", "disc_acc_expert", "disc_acc_gen", "disc_entropy"}
     expected |= {"disc_proportion_expert_pred", "n_expert", "n_generated", "gen/policy_gradient_loss"}
@@ -89,15 +97,33 @@ def test_collect_then_update_is_one_round() -> None:
     assert float(metrics["n_expert"]) == float(metrics["n_generated"]) == cfg.demo_batch_size
 
 
+@pytest.mark.parametrize("algo", ALGOS)
+def test_the_protocol_and_the_loops_generic_step_equal_the_drivers_round(algo: ModuleType) -> None:
+    assert isinstance(algo, protocol.Acting) and isinstance(algo, protocol.RewardLearner)
+    cfg = algo.Config(**SMALL)
+    env = envs.make(ENV_ID, n_envs=GEN.n_envs)
+    task = task_for(env)
+    states = states_for(algo, cfg, env, [0, 1])
+    keys = torch.zeros(2, 2, dtype=torch.int64)
+    generic, m = loop.acting_step(algo, cfg, task, keys, False)(states, 0)  # vmap(collect), then vmap(update)
+    driven, md = driver.round_step(algo, cfg, task, keys, False)(states, 0)
+    checks.assert_trees_allclose(generic, driven, rtol=1e-5, atol=1e-6)
+    assert set(m) == set(md) and torch.allclose(m["disc_loss"], md["disc_loss"], rtol=1e-5, atol=1e-6)
+    b = expert_transitions()
+    exported = algo.reward(tree.index(driven, 0))(b.obs, b.acts, b.next_obs, b.dones)
+    expected = (airl.reward_test if algo is airl else gail.reward_train)(tree.index(driven, 0))
+    assert torch.equal(exported, expected(b.obs, b.acts, b.next_obs, b.dones))
+
+
 def test_several_rollouts_per_round_and_a_larger_buffer() -> None:
     rollout = GEN.n_envs * GEN.n_steps
     cfg = gail.Config(**SMALL, gen_train_timesteps=2 * rollout, gen_replay_buffer_capacity=3 * rollout)
-    env, demos = envs.make(ENV_ID, n_envs=GEN.n_envs), expert_transitions()
-    state, _ = gail.train_round(gail.init(cfg, random.key(0), env), env, demos)
+    task = task_for(envs.make(ENV_ID, n_envs=GEN.n_envs))
+    state, _ = gail.train_round(gail.init(cfg, random.key(0), task), task)
     assert int(state.gen.n_updates) == 2 and int(state.gen.timesteps) == 2 * rollout
     assert int(state.buffer.size) == 2 * rollout and state.buffer.capacity == 3 * rollout
     with pytest.raises(ValueError, match="train_round"):
-        gail.update(*gail.collect(state, env), demos)
+        gail.update(*gail.collect(state, task))
     with pytest.raises(ValueError, match="not a multiple"):
         gail.Config(**SMALL, gen_train_timesteps=rollout + 1)
 
@@ -107,7 +133,7 @@ def test_several_rollouts_per_round_and_a_larger_buffer() -> None:
 
 def test_gail_reward_is_minus_log_one_minus_d_and_logits_come_from_the_net() -> None:
     env = envs.make(ENV_ID, n_envs=GEN.n_envs)
-    state = gail.init(gail.Config(**SMALL), random.key(1), env)
+    state = gail.init(gail.Config(**SMALL), random.key(1), Task(env=env))
     batch = tree.index(expert_transitions(), slice(0, 8))
     net_params = adversarial.disc_net_params(state, state.disc_params)  # input normalisation folded in
     logit = state.net.apply(net_params, batch.obs, batch.acts, batch.next_obs, batch.dones)
@@ -119,8 +145,8 @@ def test_gail_reward_is_minus_log_one_minus_d_and_logits_come_from_the_net() -> 
 
 def test_gail_gradient_penalty_adds_a_differentiable_term() -> None:
     env = envs.make(ENV_ID, n_envs=GEN.n_envs)
-    plain = gail.init(gail.Config(**SMALL), random.key(1), env)
-    penalised = gail.init(gail.Config(**SMALL, grad_penalty=10.0), random.key(1), env)
+    plain = gail.init(gail.Config(**SMALL), random.key(1), Task(env=env))
+    penalised = gail.init(gail.Config(**SMALL, grad_penalty=10.0), random.key(1), Task(env=env))
     expert, gen = tree.index(expert_transitions(), slice(0, 16)), tree.index(expert_transitions(), slice(16, 32))
     gen = gen.replace(obs=gen.obs + 1.0)
     base, _ = gail.loss(plain.disc_params, plain, expert, gen, random.key(0))
@@ -135,7 +161,7 @@ def test_gail_gradient_penalty_of_a_linear_discriminator_is_lambda_times_norm_w_
     # logit(x) = w·x + b has ∇_x logit = w at every interpolate x̂, so the penalty is λ·(‖w‖ − 1)² exactly.
     env = envs.make(ENV_ID, n_envs=GEN.n_envs)
     cfg = gail.Config(**SMALL, reward_hid_sizes=(), normalize_disc_inputs=False, grad_penalty=10.0)
-    state = gail.init(cfg, random.key(1), env)
+    state = gail.init(cfg, random.key(1), Task(env=env))
     assert set(state.disc_params["mlp"]) == {"layers.0.weight", "layers.0.bias"}  # one linear layer
     w = torch.tensor([[2.0, -1.0, 1.0, -1.0, 1.0, 1.0]])  # x = (4 observations, one-hot action of 2): ‖w‖ = 3
     b = torch.tensor([0.5])
@@ -155,7 +181,7 @@ def test_gail_gradient_penalty_of_a_linear_discriminator_is_lambda_times_norm_w_
 
 def test_airl_logits_are_f_minus_log_pi_and_test_reward_is_unshaped() -> None:
     env = envs.make(ENV_ID, n_envs=GEN.n_envs)
-    state = airl.init(airl.Config(**SMALL), random.key(2), env)
+    state = airl.init(airl.Config(**SMALL), random.key(2), Task(env=env))
     b = tree.index(expert_transitions(), slice(0, 8))
     net_params = adversarial.disc_net_params(state, state.disc_params)
     f = state.net.apply(net_params, b.obs, b.acts, b.next_obs, b.dones)
@@ -171,7 +197,7 @@ def test_airl_logits_are_f_minus_log_pi_and_test_reward_is_unshaped() -> None:
 @pytest.mark.parametrize("algo", ALGOS)
 def test_input_normalisation_folded_into_the_first_layer_equals_normalising_the_inputs(algo: ModuleType) -> None:
     env = envs.make(ENV_ID, n_envs=GEN.n_envs)
-    state = algo.init(algo.Config(**SMALL, use_next_state=True), random.key(4), env)
+    state = algo.init(algo.Config(**SMALL, use_next_state=True), random.key(4), Task(env=env))
     b = tree.index(expert_transitions(), slice(0, 64))
     obs = torch.cat([b.obs, b.obs * 3.0 + 1.0])
     norm = nn_normalize.update(state.disc_input_norm, obs)
@@ -203,11 +229,12 @@ def test_discriminator_metrics_are_imitations() -> None:
 
 def test_discriminator_steps_separate_expert_from_generated() -> None:
     cfg = gail.Config(**{**SMALL, "n_disc_updates_per_round": 30, "demo_batch_size": 64, "disc_lr": 3e-3})
-    env, demos = envs.make(ENV_ID, n_envs=GEN.n_envs), expert_transitions()
-    state = gail.init(cfg, random.key(0), env)
+    demos = expert_transitions()
+    task = task_for(envs.make(ENV_ID, n_envs=GEN.n_envs))
+    state = gail.init(cfg, random.key(0), task)
     for _ in range(8):  # after ~100 steps a random policy's poles have fallen: nothing like the expert's states
-        state, rollout = gail.collect(state, env)
-    state = adversarial.store(state, rollout)
+        state, batch = gail.collect(state, task)
+    state = adversarial.store(state, batch.rollout)
     _, first = adversarial.disc_step(state, demos, gail.loss)
     state, _ = gail.update_discriminator(state, demos)
     _, last = adversarial.disc_step(state, demos, gail.loss)
@@ -219,11 +246,11 @@ def test_discriminator_steps_separate_expert_from_generated() -> None:
 
 def test_variable_horizon_is_refused_unless_allowed() -> None:
     cfg = gail.Config(**SMALL)
-    env = envs.make("CartPole-v1", n_envs=GEN.n_envs)  # terminates when the pole falls
-    state = gail.init(cfg, random.key(0), env)
+    task = task_for(envs.make("CartPole-v1", n_envs=GEN.n_envs))  # terminates when the pole falls
+    state = gail.init(cfg, random.key(0), task)
     with pytest.raises(ValueError, match="allow_variable_horizon=True"):
         for _ in range(5):  # a random policy drops the pole within 5 × 16 steps
-            state, _ = gail.collect(state, env)
+            state, _ = gail.collect(state, task)
     with pytest.raises(ValueError, match=r"different length.*allow_variable_horizon"):
         driver.train_adversarial(gail, cfg, "CartPole-v1", expert_trajectories(), total_timesteps=320, progress=False)
     allowed = gail.Config(**SMALL, allow_variable_horizon=True)

@@ -5,8 +5,12 @@ A *round* of training, as ``AdversarialTrainer.train`` runs it, for every seed a
     1. ``collect``: ``n_steps × n_envs`` generator (PPO) transitions, rewarded by the current discriminator;
     2. ``update_generator``: a PPO update on them, then they join the generator replay buffer
        (1–2 repeat ``gen_train_timesteps / (n_steps · n_envs)`` times);
-    3. ``update_discriminator``: ``n_disc_updates_per_round`` steps of binary cross-entropy on logits,
+    3. ``end_round``: ``n_disc_updates_per_round`` discriminator steps of binary cross-entropy on logits,
        ``demo_batch_size`` expert transitions (label 1) against as many from the buffer (label 0).
+
+In the protocol's terms (:mod:`imitation_fn.algorithms.protocol`) ``collect`` returns a :class:`Batch`
+(the rollout and the expert's transitions) and ``update`` is 2–3 on it, so with one rollout a round
+(``imitation``'s default) ``update(*collect(state, task))`` is a round; :func:`train_round` runs any round.
 
 The algorithm files supply what differs: the discriminator's loss (its logits) and the reward the
 generator trains on. Everything here is pure for torch environments; host-side checks (the
@@ -27,9 +31,10 @@ from torch import Tensor
 from imitation_fn.core import optim, random, struct, tree
 from imitation_fn.core.config import Config as BaseConfig
 from imitation_fn.data import buffer as buffer_lib
+from imitation_fn.data import flatten_trajectories
 from imitation_fn.data.buffer import ReplayBuffer
 from imitation_fn.data.types import Trajectory, Transitions
-from imitation_fn.envs.base import Env, PolicyFn
+from imitation_fn.envs.base import Env, PolicyFn, RewardFn
 from imitation_fn.envs.task import Task
 from imitation_fn.nn import normalize as nn_normalize
 from imitation_fn.policies import actor_critic
@@ -38,7 +43,6 @@ from imitation_fn.rewards.nets import BasicPotentialMLP, BasicRewardNet, Params,
 from imitation_fn.rl import ppo
 
 Metrics = dict[str, Tensor]
-RewardFn = ppo.RewardFn
 
 VARIABLE_HORIZON_URL = "https://imitation.readthedocs.io/en/latest/guide/variable_horizon.html"
 
@@ -121,6 +125,13 @@ class State(struct.PyTreeNode):
     disc_adam_eps: float = struct.field(static=True)
 
 
+class Batch(struct.PyTreeNode):
+    """What ``update`` learns from: a generator rollout rewarded by the learned reward, and the expert's data."""
+
+    rollout: ppo.Rollout  # (n_steps, n_envs): ``rews`` the learned reward's (see label), ``env_rews`` the env's
+    demos: Transitions  # every expert transition; the same for all seeds (vmap broadcasts it without a copy)
+
+
 S = TypeVar("S", bound=State)
 
 LossFn = Callable[[Params, Any, Transitions, Transitions, random.Key], tuple[Tensor, Tensor]]
@@ -132,10 +143,17 @@ LossFn = Callable[[Params, Any, Transitions, Transitions, random.Key], tuple[Ten
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def init_fields(cfg: Config, key: random.Key, env: Env, net: RewardNet) -> dict[str, Any]:
-    """The shared fields of a fresh state (an algorithm's ``init`` adds its own and builds its State)."""
+def init_fields(cfg: Config, key: random.Key, task: Task, net: RewardNet) -> dict[str, Any]:
+    """The shared fields of a fresh state (an algorithm's ``init`` adds its own and builds its State).
+
+    The generator is ``ppo.init`` on ``task`` (``task.env``; ``task.total``, the run's env steps, is the
+    horizon of a linear learning-rate schedule). The expert data is not read here: ``collect`` hands it on.
+    """
+    task.require("env", who="adversarial.init")
+    env = task.env
+    assert env is not None
     k_gen, k_disc, k_state, k_stagger = random.split(key, 4)
-    gen = ppo.init(cfg.gen, k_gen, Task(env=env))
+    gen = ppo.init(cfg.gen, k_gen, task)
     if cfg.stagger_envs:
         gen = stagger(gen, env, k_stagger)
     params = net.init(k_disc)
@@ -228,10 +246,19 @@ def transitions(state: State, rollout: ppo.Rollout) -> Transitions:
     )
 
 
-def collect(state: S, env: Env, reward_fn: RewardFn, key: random.Key | None = None) -> tuple[S, ppo.Rollout]:
-    """One generator rollout (``ppo.collect``) whose ``rews`` are ``reward_fn``'s: see :func:`label`."""
-    gen, rollout = ppo.collect_env(state.gen, env, key)
-    return label(state.replace(gen=gen), rollout, reward_fn)
+def collect(state: S, task: Task, reward_fn: RewardFn, key: random.Key | None = None) -> tuple[S, Batch]:
+    """One generator rollout (``ppo.collect`` on ``task.env``) whose ``rews`` are ``reward_fn``'s (see :func:`label`),
+    with the expert's transitions (``task.demos``, flattened when they are trajectories)."""
+    gen, rollout = ppo.collect(state.gen, task, key)
+    state, rollout = label(state.replace(gen=gen), rollout, reward_fn)
+    return state, Batch(rollout=rollout, demos=expert_transitions(task.demos))
+
+
+def expert_transitions(demos: Sequence[Trajectory] | Transitions | None) -> Transitions:
+    """The expert data as transitions, what the discriminator samples from (trajectories are flattened)."""
+    if demos is None:
+        raise ValueError("adversarial: the task has no demos (the expert's trajectories or transitions)")
+    return demos if isinstance(demos, Transitions) else flatten_trajectories(demos)
 
 
 def label(state: S, rollout: ppo.Rollout, reward_fn: RewardFn) -> tuple[S, ppo.Rollout]:
@@ -411,31 +438,41 @@ def _fold_first_layer(mlp: Params, blocks: Sequence[tuple[bool, Tensor, Tensor]]
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def train_round(
-    state: S, env: Env, demos: Transitions, reward_fn: Callable[[Any], RewardFn], loss_fn: LossFn
-) -> tuple[S, Metrics]:
+def update(state: S, batch: Batch, loss_fn: LossFn) -> tuple[S, Metrics]:
+    """The rest of a one-rollout round after :func:`collect`: PPO update and store, then the discriminator steps.
+
+    With several rollouts a round (``gen_train_timesteps``) the generator updates between them and the
+    discriminator only after the last: use :func:`train_round`.
+    """
+    if state.n_gen_updates != 1:
+        raise ValueError("update finishes a round of one rollout; with gen_train_timesteps > a rollout use train_round")
+    state, gen_metrics = update_generator(state, batch.rollout)
+    return end_round(state, batch.demos, loss_fn, gen_metrics)
+
+
+def train_round(state: S, task: Task, reward_fn: Callable[[Any], RewardFn], loss_fn: LossFn) -> tuple[S, Metrics]:
     """A whole round: ``n_gen_updates`` × (collect, PPO update, store), then the discriminator steps.
 
     ``reward_fn(state)`` builds the generator's reward from the state before the round's discriminator
-    steps (imitation's order). Pure for torch envs: ``vmap`` it over states (``demos`` shared).
+    steps (imitation's order). Pure for torch envs: ``vmap`` it over states (``task.demos`` shared).
     """
-    gen_history = []
+    history = []
     for _ in range(state.n_gen_updates):
-        state, rollout = collect(state, env, reward_fn(state))
-        state, gen_metrics = update_generator(state, rollout)
-        gen_history.append(gen_metrics)
-    state, metrics = update_discriminator(state, demos, loss_fn)
-    metrics.update(tree.map(lambda *xs: torch.stack(xs).mean(), *gen_history))
-    return state.replace(rounds=state.rounds + 1), metrics
+        state, batch = collect(state, task, reward_fn(state))
+        state, gen_metrics = update_generator(state, batch.rollout)
+        history.append(gen_metrics)
+    return end_round(state, batch.demos, loss_fn, mean_metrics(history))
 
 
-def finish_round(state: S, rollout: ppo.Rollout, demos: Transitions, loss_fn: LossFn) -> tuple[S, Metrics]:
-    """The rest of a one-rollout round after ``collect``: PPO update, store, discriminator steps."""
-    if state.n_gen_updates != 1:
-        raise ValueError("update finishes a round of one rollout; with gen_train_timesteps > a rollout use train_round")
-    state, gen_metrics = update_generator(state, rollout)
+def end_round(state: S, demos: Transitions, loss_fn: LossFn, gen_metrics: Metrics) -> tuple[S, Metrics]:
+    """The discriminator steps that end a round, after its generator updates (``gen_metrics``: theirs)."""
     state, metrics = update_discriminator(state, demos, loss_fn)
     return state.replace(rounds=state.rounds + 1), {**metrics, **gen_metrics}
+
+
+def mean_metrics(history: Sequence[Metrics]) -> Metrics:
+    """The mean of each metric over a round's generator updates (along the first axis: also for stacked seeds)."""
+    return tree.map(lambda *xs: torch.stack(xs).mean(0), *history)
 
 
 def policy(state: State, deterministic: bool = True) -> PolicyFn:
@@ -497,6 +534,7 @@ def check_demo_horizon(demos: Sequence[Trajectory] | Transitions, allow_variable
 
 __all__ = [
     "VARIABLE_HORIZON_URL",
+    "Batch",
     "Config",
     "LossFn",
     "Metrics",
@@ -509,11 +547,14 @@ __all__ = [
     "disc_metrics",
     "disc_net_params",
     "disc_step",
+    "end_round",
+    "expert_transitions",
     "generator_metrics",
     "init_fields",
     "label",
     "labels_expert_is_one",
     "log_policy_act_prob",
+    "mean_metrics",
     "policy",
     "sample_expert",
     "stagger",
@@ -521,6 +562,7 @@ __all__ = [
     "store",
     "train_round",
     "transitions",
+    "update",
     "update_discriminator",
     "update_generator",
     "variable_horizon_error",

@@ -11,9 +11,10 @@ The discriminator has AIRL's special form, with a potential-shaped reward net ``
 ``log π`` is the current generator's, not differentiated. Rounds as in
 :mod:`~imitation_fn.algorithms.adversarial`:
 
-    state = airl.init(cfg, key, env)
-    state, metrics = airl.train_round(state, env, demos)
-    rews = airl.reward_test(state)(obs, acts, next_obs, dones)
+    task = Task(env=envs.make("seals/CartPole-v0", n_envs=cfg.gen.n_envs), demos=trajectories)
+    state = airl.init(cfg, key, task)
+    state, metrics = airl.update(*airl.collect(state, task))     # one round
+    rews = airl.reward(state)(obs, acts, next_obs, dones)          # reward_test: the unshaped g
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from pydantic import Field, PositiveInt
 from torch import Tensor
 
 from imitation_fn.algorithms import adversarial
-from imitation_fn.algorithms.adversarial import Metrics, RewardFn, policy
+from imitation_fn.algorithms.adversarial import Batch, Metrics, policy
 from imitation_fn.core import random, tree
 from imitation_fn.data.types import Transitions
-from imitation_fn.envs.base import Env
+from imitation_fn.envs.base import RewardFn
+from imitation_fn.envs.task import Task
 from imitation_fn.rewards.nets import BasicShapedRewardNet, Params, ShapedRewardNet
-from imitation_fn.rl import ppo
 
 
 class Config(adversarial.Config):
@@ -55,27 +56,6 @@ class Config(adversarial.Config):
 
 class State(adversarial.State):
     pass
-
-
-def reward_net(cfg: Config, env: Env) -> ShapedRewardNet:
-    """``f = g + γ·h(s') − h(s)`` for ``env``'s spaces."""
-    return BasicShapedRewardNet(
-        env.observation_space,
-        env.action_space,
-        reward_hid_sizes=cfg.reward_hid_sizes,
-        potential_hid_sizes=cfg.potential_hid_sizes,
-        use_state=cfg.use_state,
-        use_action=cfg.use_action,
-        use_next_state=cfg.use_next_state,
-        use_done=cfg.use_done,
-        discount_factor=cfg.gen.gamma if cfg.discount_factor is None else cfg.discount_factor,
-        activation=cfg.reward_activation,
-    )
-
-
-def init(cfg: Config, key: random.Key, env: Env) -> State:
-    """A fresh generator (PPO on ``env``), shaped reward net and empty generator buffer, all from ``key``."""
-    return State(**adversarial.init_fields(cfg, key, env, reward_net(cfg, env)))
 
 
 def logits(params: Params, state: State, batch: Transitions) -> Tensor:
@@ -111,9 +91,41 @@ def reward_test(state: State) -> RewardFn:
     return lambda obs, acts, next_obs, dones: net.unshaped(params, obs, acts, next_obs, dones)
 
 
-def collect(state: State, env: Env, key: random.Key | None = None) -> tuple[State, ppo.Rollout]:
-    """A generator rollout rewarded by :func:`reward_train` (normalised when ``normalize_reward``)."""
-    return adversarial.collect(state, env, reward_train(state), key)
+def reward_net(cfg: Config, task: Task) -> ShapedRewardNet:
+    """``f = g + γ·h(s') − h(s)`` for the task's spaces."""
+    return BasicShapedRewardNet(
+        task.observation_space,
+        task.action_space,
+        reward_hid_sizes=cfg.reward_hid_sizes,
+        potential_hid_sizes=cfg.potential_hid_sizes,
+        use_state=cfg.use_state,
+        use_action=cfg.use_action,
+        use_next_state=cfg.use_next_state,
+        use_done=cfg.use_done,
+        discount_factor=cfg.gen.gamma if cfg.discount_factor is None else cfg.discount_factor,
+        activation=cfg.reward_activation,
+    )
+
+
+def init(cfg: Config, key: random.Key, task: Task) -> State:
+    """A fresh generator (PPO on ``task.env``), shaped reward net and empty generator buffer, all from ``key``."""
+    return State(**adversarial.init_fields(cfg, key, task, reward_net(cfg, task)))
+
+
+def collect(state: State, task: Task, key: random.Key | None = None) -> tuple[State, Batch]:
+    """A generator rollout rewarded by :func:`reward_train` (normalised when ``normalize_reward``), and the expert's
+    transitions."""
+    return adversarial.collect(state, task, reward_train(state), key)
+
+
+def update(state: State, batch: Batch) -> tuple[State, Metrics]:
+    """The rest of a one-rollout round after :func:`collect`: PPO update, store, discriminator steps."""
+    return adversarial.update(state, batch, loss)
+
+
+def train_round(state: State, task: Task) -> tuple[State, Metrics]:
+    """One whole round (``gen_train_timesteps`` of collect + PPO, then the discriminator). Pure: vmap it."""
+    return adversarial.train_round(state, task, reward_train, loss)
 
 
 def update_discriminator(state: State, demos: Transitions) -> tuple[State, Metrics]:
@@ -121,17 +133,13 @@ def update_discriminator(state: State, demos: Transitions) -> tuple[State, Metri
     return adversarial.update_discriminator(state, demos, loss)
 
 
-def update(state: State, rollout: ppo.Rollout, demos: Transitions) -> tuple[State, Metrics]:
-    """The rest of a one-rollout round after :func:`collect`: PPO update, store, discriminator steps."""
-    return adversarial.finish_round(state, rollout, demos, loss)
-
-
-def train_round(state: State, env: Env, demos: Transitions) -> tuple[State, Metrics]:
-    """One whole round (``gen_train_timesteps`` of collect + PPO, then the discriminator). Pure: vmap it."""
-    return adversarial.train_round(state, env, demos, reward_train, loss)
+def reward(state: State) -> RewardFn:
+    """The learned reward to export: :func:`reward_test`, the unshaped ``g`` (AIRL's transferable reward)."""
+    return reward_test(state)
 
 
 __all__ = [
+    "Batch",
     "Config",
     "State",
     "collect",
@@ -139,6 +147,7 @@ __all__ = [
     "logits",
     "loss",
     "policy",
+    "reward",
     "reward_net",
     "reward_test",
     "reward_train",

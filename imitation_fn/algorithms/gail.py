@@ -8,11 +8,14 @@ The discriminator is a reward net read as logits, ``D(s, a) = sigmoid(logit(s, a
 with the discriminator's observations standardised by running statistics (``normalize_disc_inputs``), trained
 against a PPO generator, one round at a time (see :mod:`~imitation_fn.algorithms.adversarial`):
 
-    state = gail.init(cfg, key, env)                           # env = envs.make("seals/CartPole-v0", n_envs=...)
-    state, metrics = gail.train_round(state, env, demos)       # collect + PPO update + discriminator steps
+    task = Task(env=envs.make("seals/CartPole-v0", n_envs=cfg.gen.n_envs), demos=trajectories)
+    state = gail.init(cfg, key, task)
+    state, batch = gail.collect(state, task)           # a generator rollout on the learned reward + the expert's data
+    state, metrics = gail.update(state, batch)         # PPO update, then the discriminator steps: one round
     actions = gail.policy(state)(obs, key)
+    rewards = gail.reward(state)(obs, acts, next_obs, dones)
 
-Everything is pure for torch environments: ``vmap(train_round)`` over stacked states trains many seeds.
+Everything is pure for torch environments: ``vmap`` over stacked states trains many seeds.
 """
 
 from __future__ import annotations
@@ -23,12 +26,12 @@ from pydantic import Field, PositiveInt
 from torch import Tensor
 
 from imitation_fn.algorithms import adversarial
-from imitation_fn.algorithms.adversarial import Metrics, RewardFn, policy
+from imitation_fn.algorithms.adversarial import Batch, Metrics, policy
 from imitation_fn.core import random, struct, tree
 from imitation_fn.data.types import Transitions
-from imitation_fn.envs.base import Env
+from imitation_fn.envs.base import RewardFn
+from imitation_fn.envs.task import Task
 from imitation_fn.rewards.nets import BasicRewardNet, Params
-from imitation_fn.rl import ppo
 
 
 class Config(adversarial.Config):
@@ -53,26 +56,6 @@ class Config(adversarial.Config):
 class State(adversarial.State):
     grad_penalty: Tensor  # () λ, sweepable
     use_grad_penalty: bool = struct.field(static=True)  # grad_penalty > 0 at init: skip the double backward if not
-
-
-def reward_net(cfg: Config, env: Env) -> BasicRewardNet:
-    """The discriminator's network for ``env``'s spaces."""
-    return BasicRewardNet(
-        env.observation_space,
-        env.action_space,
-        cfg.use_state,
-        cfg.use_action,
-        cfg.use_next_state,
-        cfg.use_done,
-        hid_sizes=cfg.reward_hid_sizes,
-        activation=cfg.reward_activation,
-    )
-
-
-def init(cfg: Config, key: random.Key, env: Env) -> State:
-    """A fresh generator (PPO on ``env``), discriminator and empty generator buffer, all from ``key``."""
-    fields = adversarial.init_fields(cfg, key, env, reward_net(cfg, env))
-    return State(**fields, grad_penalty=torch.tensor(cfg.grad_penalty), use_grad_penalty=cfg.grad_penalty > 0)
 
 
 def logits(params: Params, state: State, batch: Transitions) -> Tensor:
@@ -125,9 +108,40 @@ def reward_train(state: State) -> RewardFn:
 reward_test = reward_train  # imitation's GAIL uses one reward for both
 
 
-def collect(state: State, env: Env, key: random.Key | None = None) -> tuple[State, ppo.Rollout]:
-    """A generator rollout rewarded by :func:`reward_train` (normalised when ``normalize_reward``)."""
-    return adversarial.collect(state, env, reward_train(state), key)
+def reward_net(cfg: Config, task: Task) -> BasicRewardNet:
+    """The discriminator's network for the task's spaces."""
+    return BasicRewardNet(
+        task.observation_space,
+        task.action_space,
+        cfg.use_state,
+        cfg.use_action,
+        cfg.use_next_state,
+        cfg.use_done,
+        hid_sizes=cfg.reward_hid_sizes,
+        activation=cfg.reward_activation,
+    )
+
+
+def init(cfg: Config, key: random.Key, task: Task) -> State:
+    """A fresh generator (PPO on ``task.env``), discriminator and empty generator buffer, all from ``key``."""
+    fields = adversarial.init_fields(cfg, key, task, reward_net(cfg, task))
+    return State(**fields, grad_penalty=torch.tensor(cfg.grad_penalty), use_grad_penalty=cfg.grad_penalty > 0)
+
+
+def collect(state: State, task: Task, key: random.Key | None = None) -> tuple[State, Batch]:
+    """A generator rollout rewarded by :func:`reward_train` (normalised when ``normalize_reward``), and the expert's
+    transitions."""
+    return adversarial.collect(state, task, reward_train(state), key)
+
+
+def update(state: State, batch: Batch) -> tuple[State, Metrics]:
+    """The rest of a one-rollout round after :func:`collect`: PPO update, store, discriminator steps."""
+    return adversarial.update(state, batch, loss)
+
+
+def train_round(state: State, task: Task) -> tuple[State, Metrics]:
+    """One whole round (``gen_train_timesteps`` of collect + PPO, then the discriminator). Pure: vmap it."""
+    return adversarial.train_round(state, task, reward_train, loss)
 
 
 def update_discriminator(state: State, demos: Transitions) -> tuple[State, Metrics]:
@@ -135,17 +149,13 @@ def update_discriminator(state: State, demos: Transitions) -> tuple[State, Metri
     return adversarial.update_discriminator(state, demos, loss)
 
 
-def update(state: State, rollout: ppo.Rollout, demos: Transitions) -> tuple[State, Metrics]:
-    """The rest of a one-rollout round after :func:`collect`: PPO update, store, discriminator steps."""
-    return adversarial.finish_round(state, rollout, demos, loss)
-
-
-def train_round(state: State, env: Env, demos: Transitions) -> tuple[State, Metrics]:
-    """One whole round (``gen_train_timesteps`` of collect + PPO, then the discriminator). Pure: vmap it."""
-    return adversarial.train_round(state, env, demos, reward_train, loss)
+def reward(state: State) -> RewardFn:
+    """The learned reward to export: :func:`reward_train` (GAIL has one reward)."""
+    return reward_train(state)
 
 
 __all__ = [
+    "Batch",
     "Config",
     "State",
     "collect",
@@ -154,6 +164,7 @@ __all__ = [
     "logits",
     "loss",
     "policy",
+    "reward",
     "reward_net",
     "reward_test",
     "reward_train",
