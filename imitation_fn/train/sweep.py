@@ -236,6 +236,10 @@ class Context:
         total = int(train.get("total_timesteps", 0))
         if total <= 0:
             raise ValueError(f"sweep: {name} needs train.total_timesteps > 0")
+        if name in ("gail", "airl"):  # whole rounds only, as imitation's train(total_timesteps)
+            from imitation_fn.train.adversarial import whole_rounds
+
+            return whole_rounds(cfg, total)  # type: ignore[arg-type]
         return total
 
     def task(self, cfg: Config) -> Task:
