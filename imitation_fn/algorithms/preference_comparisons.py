@@ -24,9 +24,7 @@ re-exported here. Shapes: fragments ``(pairs, 2, L, ...)``, ensemble rewards ``(
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import math
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -45,11 +43,11 @@ from torch import Tensor
 from imitation_fn import rewards
 from imitation_fn.core import random, struct
 from imitation_fn.core.config import Config as BaseConfig
-from imitation_fn.data import preferences
+from imitation_fn.data import preferences, query_schedule
 from imitation_fn.data.fragments import Pool, check_fragment_supply, pool_from_trajectories, random_fragments
 from imitation_fn.data.gatherers import synthetic_preferences
 from imitation_fn.data.preferences import Fragments, PreferenceDataset
-from imitation_fn.data.query_schedule import comparison_schedule
+from imitation_fn.data.query_schedule import Round
 from imitation_fn.envs.base import Env, PolicyFn, RewardFn
 from imitation_fn.nn.normalize import RunningMeanStd
 from imitation_fn.rewards import preference_model
@@ -258,73 +256,13 @@ def reward_fn(state: State) -> RewardFn:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The static plan of the rounds, and the initial state
+# The rounds' static sizes, and the initial state
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Round:
-    """What one round does: static numbers, the same for every seed (shapes depend on them)."""
-
-    index: int
-    num_pairs: int  # comparisons gathered this round
-    dataset_size: int  # comparisons held after this round's push
-    epoch_multiplier: float
-    agent_calls: int  # agent collect + update calls after the reward is trained
-    pool_envs: int  # sub-environments of the trajectory sample (agent source)
-    pool_steps: int  # steps each of them runs
-
-
 def plan(cfg: Config, horizon: int | None = None) -> list[Round]:
-    """The rounds: comparisons from :func:`comparison_schedule`, agent steps split exactly over the rounds.
-
-    ``imitation`` trains the agent ``total_timesteps // num_iterations`` after each of its ``num_iterations
-    + 1`` rounds (one round more than asked); here ``total_timesteps`` is split over those rounds, the
-    remainder going to the last. ``horizon``: steps per sampled trajectory (the env's time limit).
-    """
-    counts = comparison_schedule(
-        cfg.total_comparisons, cfg.num_iterations, cfg.initial_comparison_frac, cfg.query_schedule
-    )
-    per_call = agent_trainer.steps_per_call(cfg.agent, cfg.agent_cfg())
-    n_rounds = len(counts)
-    base, extra = divmod(cfg.total_timesteps, n_rounds)
-    capacity = cfg.comparison_queue_size or cfg.total_comparisons
-    horizon = horizon or max(cfg.fragment_length, 200)
-    rounds, pushed, calls_done = [], 0, 0
-    for i, n in enumerate(counts):
-        pushed += n
-        target = base * (i + 1) + (extra if i == n_rounds - 1 else 0)
-        calls = -(-target // per_call) - calls_done
-        calls_done += calls
-        steps = math.ceil(cfg.transition_oversampling * 2 * n * cfg.fragment_length)
-        if cfg.fragmenter == "active":
-            steps = math.ceil(steps * cfg.fragment_sample_factor)
-        rounds.append(
-            Round(
-                index=i,
-                num_pairs=n,
-                dataset_size=min(pushed, capacity),
-                epoch_multiplier=cfg.initial_epoch_multiplier if i == 0 else 1.0,
-                agent_calls=calls,
-                pool_envs=max(1, -(-steps // horizon)),
-                pool_steps=horizon,
-            )
-        )
-    return rounds
-
-
-def make_net(cfg: Config, observation_space: gym.Space[Any], action_space: gym.Space[Any]) -> Any:
-    """The reward net ``cfg`` describes: a ``BasicRewardNet``, or a ``RewardEnsemble`` of them."""
-    member = rewards.BasicRewardNet(
-        observation_space,
-        action_space,
-        cfg.reward_use_state,
-        cfg.reward_use_action,
-        cfg.reward_use_next_state,
-        cfg.reward_use_done,
-        hid_sizes=cfg.reward_hid_sizes,
-    )
-    return member if cfg.ensemble_size is None else rewards.RewardEnsemble(member, cfg.ensemble_size)
+    """The rounds' static sizes (:func:`query_schedule.plan`); ``horizon``: steps per sampled trajectory."""
+    return query_schedule.plan(cfg, agent_trainer.steps_per_call(cfg.agent, cfg.agent_cfg()), horizon)
 
 
 def init(
@@ -338,7 +276,7 @@ def init(
         raise ValueError("preference_comparisons.init: give the agent's env, or spaces= for a trajectory dataset")
     obs_space, act_space = (env.observation_space, env.action_space) if env is not None else spaces  # type: ignore[misc]
     k_net, k_agent, k_state = random.split(key, 3)
-    net = make_net(cfg, obs_space, act_space)
+    net = preference_model.make_net(cfg, obs_space, act_space)
     params = net.init(k_net)
     capacity = cfg.comparison_queue_size or cfg.total_comparisons
     agent: Any = {}  # an empty pytree node, not None: vmap outputs must be tensors or containers
@@ -505,7 +443,6 @@ __all__ = [
     "iteration",
     "iteration_from_pool",
     "lp_penalty",
-    "make_net",
     "plan",
     "policy",
     "pool_from_trajectories",

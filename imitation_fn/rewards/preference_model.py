@@ -8,13 +8,14 @@
     frags, metrics = preference_model.active_fragments(cfg, net, params, key, pool, n_pairs)  # ensembles only
     loss, metrics = preference_model.cross_entropy_loss(params, net, frags, prefs, cfg)
     ts = preference_model.TrainState(params, preference_model.init_optimizer(params, lr, wd), lam, key)
+    net = preference_model.make_net(cfg, observation_space, action_space)      # a BasicRewardNet or an ensemble
     ts, metrics = preference_model.train(cfg, net, ts, dataset, n_items)     # the epochs over a dataset
     rews = preference_model.agent_reward(net, normalize, (params, norm), obs, acts, next_obs, dones)
 
 ``P(σ¹ ≻ σ²) = noise/2 + (1 - noise) / (1 + exp(clip(R² - R¹, ±threshold)))`` with ``Rⁱ = Σ_t γ^t r(σⁱ_t)``.
 Shapes: fragments ``(pairs, 2, L, ...)``, ensemble rewards ``(members, pairs, 2, L)``. ``cfg`` is any object
-with the hyperparameters named in :class:`ModelConfig` / :class:`ActiveSelectionConfig` / :class:`TrainerConfig`
-(``preference_comparisons.Config`` is one).
+with the hyperparameters named in :class:`NetConfig`, :class:`ModelConfig` / :class:`ActiveSelectionConfig` /
+:class:`TrainerConfig` (``preference_comparisons.Config`` is one).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import functools
 import math
 from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor
@@ -33,8 +35,26 @@ from imitation_fn.data.preferences import Fragments, PreferenceDataset
 from imitation_fn.nn.normalize import RunningMeanStd
 from imitation_fn.rewards import normalize as reward_normalize
 from imitation_fn.rewards.ensemble import RewardEnsemble
+from imitation_fn.rewards.nets import BasicRewardNet
 
 Metrics = dict[str, Tensor]
+
+
+class NetConfig(Protocol):
+    """The reward net's shape: a ``BasicRewardNet`` of these inputs, or an ensemble of ``ensemble_size`` of them."""
+
+    @property
+    def reward_hid_sizes(self) -> tuple[int, ...]: ...
+    @property
+    def reward_use_state(self) -> bool: ...
+    @property
+    def reward_use_action(self) -> bool: ...
+    @property
+    def reward_use_next_state(self) -> bool: ...
+    @property
+    def reward_use_done(self) -> bool: ...
+    @property
+    def ensemble_size(self) -> int | None: ...
 
 
 class ModelConfig(Protocol):
@@ -87,6 +107,20 @@ class TrainerConfig(ModelConfig, Protocol):
 # ---------------------------------------------------------------------------------------------------------------------
 # The preference model (Bradley–Terry)
 # ---------------------------------------------------------------------------------------------------------------------
+
+
+def make_net(cfg: NetConfig, observation_space: gym.Space[Any], action_space: gym.Space[Any]) -> Any:
+    """The reward net ``cfg`` describes: a ``BasicRewardNet``, or a ``RewardEnsemble`` of them."""
+    member = BasicRewardNet(
+        observation_space,
+        action_space,
+        cfg.reward_use_state,
+        cfg.reward_use_action,
+        cfg.reward_use_next_state,
+        cfg.reward_use_done,
+        hid_sizes=cfg.reward_hid_sizes,
+    )
+    return member if cfg.ensemble_size is None else RewardEnsemble(member, cfg.ensemble_size)
 
 
 def preference_logits(rews1: Tensor, rews2: Tensor, discount_factor: float, threshold: float) -> Tensor:
@@ -391,6 +425,7 @@ __all__ = [
     "ActiveSelectionConfig",
     "Metrics",
     "ModelConfig",
+    "NetConfig",
     "TrainState",
     "TrainerConfig",
     "active_fragments",
@@ -402,6 +437,7 @@ __all__ = [
     "interval_param_scaler",
     "log_probabilities",
     "lp_penalty",
+    "make_net",
     "preference_logits",
     "probability",
     "train",
