@@ -6,9 +6,9 @@
 The peer (issue 8): ``imitation`` reached −132 mean return on Pendulum-v1 with 1,000 synthetic comparisons,
 60 iterations and ~125k agent steps in 426 s on this machine kind. Target: the same return in ≤ 42.6 s.
 For each seed count: the CLI preset (``imitation_fn.presets``) trained in one
-(vmapped) run; the wall time of the rounds (sampling, labelling, reward training, agent training; not the
-final evaluation); then every seed's deterministic policy plays ``--eval-episodes`` episodes (200: Pendulum's
-return depends on the start, a 50-episode mean has a standard error of ~13). Reported:
+(vmapped) run; the wall time of the rounds (sampling, labelling, reward training, agent training, and the
+initial state; not the final evaluation); then every seed's deterministic policy plays ``--eval-episodes``
+episodes (200: Pendulum's return depends on the start, a 50-episode mean has a standard error of ~13). Reported:
 per-seed mean returns, the reward model's last-epoch accuracy, env steps (agent + fragment sampling),
 time and the ratio to the peer's 426 s per seed (the peer trains one seed per run). Results go to
 ``results/preference_comparisons.json``.
@@ -37,6 +37,7 @@ from rich.table import Table
 
 from imitation_fn import presets
 from imitation_fn.algorithms import preference_comparisons as pc
+from imitation_fn.train import loop
 from imitation_fn.train import preference_comparisons as tpc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,15 +61,29 @@ def run(env_id: str, n_seeds: int, eval_episodes: int, console: Console, compile
     assert preset is not None and preset.target_return is not None, env_id
     bar = preset.target_return
     cfg = pc.Config(**preset.config, total_timesteps=preset.total_timesteps)
+    budget = cfg.num_iterations + 1
+    task = tpc.make_task(cfg, env_id, budget=budget, n_eval_episodes=eval_episodes)
+    last: dict[str, torch.Tensor] = {}  # the last round's metrics
     load_before = os.getloadavg()[0]
     cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
-    result = tpc.train(
-        cfg, env_id, seeds=range(n_seeds), n_eval_episodes=eval_episodes, progress=False, compile=compile
+    # The rounds without their evaluation (timed alone), then the final evaluation tpc.train would run.
+    result = loop.train(
+        tpc.spec(env_id=env_id, evaluate=False),
+        cfg,
+        task,
+        budget=budget,
+        seeds=range(n_seeds),
+        compile=compile,
+        progress=False,
+        env_id=env_id,
+        callback=lambda done, states, metrics, evaluation: last.update(metrics),
     )
+    seconds_rounds = time.perf_counter() - t0
+    eval_keys = loop.eval_keys_at(loop.seed_keys(result.seeds)[2], result.steps)
+    returns = loop.policy_returns(pc, task, result.states, eval_keys)["returns"].mean(-1)
     wall = time.perf_counter() - t0
     cpu = _cpu_seconds() - cpu0
-    returns = result.eval_returns.mean(-1)  # type: ignore[union-attr]
     sample_steps = int(result.states.sample_steps[0])
     out = {
         "env": env_id,
@@ -76,18 +91,18 @@ def run(env_id: str, n_seeds: int, eval_episodes: int, console: Console, compile
         "compile": compile,
         "threads": torch.get_num_threads(),
         "config": json.loads(cfg.to_json()),
-        "seconds_rounds": result.seconds,
+        "seconds_rounds": seconds_rounds,
         "seconds_total": wall,
-        "seconds_per_seed": result.seconds / n_seeds,
+        "seconds_per_seed": seconds_rounds / n_seeds,
         "cpu_seconds_total": cpu,
         # The peer trains one seed per run: N seeds cost it N runs.
-        "speedup_vs_peer": PEER["seconds"] * n_seeds / result.seconds if env_id == PEER["env"] else None,
+        "speedup_vs_peer": PEER["seconds"] * n_seeds / seconds_rounds if env_id == PEER["env"] else None,
         "returns": returns.tolist(),
         "return_mean": float(returns.mean()),
         "eval_episodes": eval_episodes,
         "seeds_at_bar": int((returns >= bar).sum()),
         "bar": bar,
-        "reward_accuracy": result.reward_accuracy.tolist(),
+        "reward_accuracy": last["reward/accuracy"].tolist(),
         "agent_steps": cfg.total_timesteps,
         "sample_steps": sample_steps,
         "comparisons": cfg.total_comparisons,
@@ -95,7 +110,7 @@ def run(env_id: str, n_seeds: int, eval_episodes: int, console: Console, compile
         "load_average_after": os.getloadavg()[0],
     }
     console.print(
-        f"{env_id} × {n_seeds}: {result.seconds:.1f} s (CPU {cpu:.1f} s, load {load_before:.1f}), "
+        f"{env_id} × {n_seeds}: {seconds_rounds:.1f} s (CPU {cpu:.1f} s, load {load_before:.1f}), "
         f"returns {[round(r, 1) for r in out['returns']]}, "
         f"accuracy {[round(a, 3) for a in out['reward_accuracy']]}"
     )

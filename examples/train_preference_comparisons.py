@@ -12,7 +12,9 @@ PPO in the --tiny smoke test) on the learned reward. Every round of every seed i
 from __future__ import annotations
 
 import tempfile
+import time
 
+import torch
 from _common import parse_args
 
 from imitation_fn import presets, rewards
@@ -45,12 +47,18 @@ def main() -> None:
             agent="sac",  # Pendulum learns far faster with SAC; rl-zoo's settings
             agent_config=dict(presets.PRESETS["sac", "Pendulum-v1"].config),
         )
-    result = tpc.train(cfg, env_id, seeds=range(2), n_eval_episodes=2 if args.tiny else 10, progress=not args.tiny)
-    print(
-        f"{sum(r.num_pairs for r in result.rounds)} comparisons in {len(result.rounds)} rounds, {result.seconds:.1f} s"
+    last: dict[str, torch.Tensor] = {}  # each round's metrics, kept by the callback: the last round's stay
+    t0 = time.perf_counter()
+    result = tpc.train(
+        cfg,
+        env_id,
+        seeds=range(2),
+        n_eval_episodes=2 if args.tiny else 10,
+        progress=not args.tiny,
+        callback=lambda done, states, metrics, evaluation: last.update(metrics),
     )
-    print(f"reward-model accuracy on its last batch: {[round(float(a), 2) for a in result.reward_accuracy]}")
-    assert result.eval_returns is not None
+    print(f"{cfg.total_comparisons} comparisons in {result.steps} rounds, {time.perf_counter() - t0:.1f} s")
+    print(f"reward-model accuracy on its last batch: {[round(float(a), 2) for a in last['reward/accuracy']]}")
     print(f"true return of the agents: {[round(float(r), 1) for r in result.eval_returns.mean(-1)]}")
 
     # The learned reward (and policy) of each seed, saved; the reward loads as a plain function.

@@ -12,6 +12,7 @@ from imitation_fn import envs
 from imitation_fn.algorithms import preference_comparisons as pc
 from imitation_fn.core import checks, random
 from imitation_fn.core import compile as compile_lib
+from imitation_fn.envs.task import Task
 from imitation_fn.rl import agent_trainer, sac
 from imitation_fn.train import preference_comparisons as tpc
 
@@ -20,12 +21,12 @@ def test_batched_train_agent_equals_vmapped_train_agent(monkeypatch: pytest.Monk
     """The driver's agent phase (SAC's sweep path, torch.compile replaced by the identity) is vmap(train_agent)."""
     monkeypatch.setattr(compile_lib, "compiled", lambda fn, vectorize=True: fn)
     env = envs.make(SHORT, n_envs=2)
-    rnd = pc.plan(SMALL, env.max_episode_steps)[0]
-    pool_env = envs.make(SHORT, n_envs=rnd.pool_envs)
+    task = Task(env=env)
+    rnd = pc.task_plan(SMALL, task)[0]
     keys = random.split(random.key(3), 2)
-    states = torch.func.vmap(lambda k: pc.init(SMALL, k, env))(keys)
+    states = torch.func.vmap(lambda k: pc.init(SMALL, k, task))(keys)
     # A trained reward and fitted statistics, different per seed: the agent must see each seed's own.
-    states, _ = torch.func.vmap(lambda s: pc.iteration(s, None, pool_env, rnd))(states)
+    states, _ = torch.func.vmap(lambda s: pc.learn_reward(*pc.collect_round(s, task, rnd)))(states)
     assert not torch.allclose(states.reward_norm.mean[0], states.reward_norm.mean[1])
     n_calls = 12  # learning starts after 16 steps = 8 calls: both phases of SAC's update
     expected, expected_m = torch.func.vmap(lambda s: pc.train_agent(s, env, n_calls))(states)
@@ -47,18 +48,20 @@ def test_batched_sample_pool_equals_vmapped_sample_pool_and_the_compiled_driver_
     cfg = SMALL.model_copy(update={"exploration_frac": 0.5, "random_prob": 0.5, "switch_prob": 0.3})
     env, pool_env = envs.make(SHORT, n_envs=2), envs.make(SHORT, n_envs=4)
     keys = random.split(random.key(4), 2)
-    states = torch.func.vmap(lambda k: pc.init(cfg, k, env))(keys)
+    states = torch.func.vmap(lambda k: pc.init(cfg, k, Task(env=env)))(keys)
     pool_keys = random.split(random.key(5), 2)
     expected = torch.func.vmap(lambda s, k: pc.sample_pool(s, pool_env, 20, k))(states, pool_keys)
     sampler = agent_trainer.batched_sample_pool("sac", pool_env, pc.exploration(cfg), compile=True)
     got = sampler(states.agent, pool_keys, 20)
     checks.assert_trees_allclose(got, expected, rtol=0, atol=0, name="pool")
     assert bool(got[0].valid.all()) and got[0].obs.shape == (2, 4, 20, 3)
+    rounds = pc.plan(SMALL, 20)
+    n_pool = max(r.pool_envs for r in rounds)
+    assert len({r.pool_envs for r in rounds}) > 1  # the plan's rounds differ: the compiled path pads them
     for seeds in ([0], [0, 1]):
         result = tpc.train(SMALL, SHORT, seeds=seeds, n_eval_episodes=2, progress=False, compile=True)
-        n_pool = max(r.pool_envs for r in pc.plan(SMALL, 20))
-        assert all(r.pool_envs == n_pool for r in result.rounds)
-        assert result.states.sample_steps.tolist() == [n_pool * 20 * len(result.rounds)] * len(seeds)
+        # Every round sampled n_pool streams of 20 steps (no round of the plan has more).
+        assert result.states.sample_steps.tolist() == [n_pool * 20 * len(rounds)] * len(seeds)
         assert result.states.round.tolist() == [2] * len(seeds) and result.eval_returns is not None
         assert result.states.agent.timesteps.tolist() == [64] * len(seeds)
 
@@ -86,7 +89,7 @@ def test_compiled_sampler_step_traces_as_one_graph(
     agent = "sac" if env_id == SHORT else "ppo"
     cfg = SMALL.model_copy(update={"agent": agent, "agent_config": agent_config})
     env, pool_env = envs.make(env_id, n_envs=2), envs.make(env_id, n_envs=4)
-    states = torch.func.vmap(lambda k: pc.init(cfg, k, env))(random.split(random.key(0), 2))
+    states = torch.func.vmap(lambda k: pc.init(cfg, k, Task(env=env)))(random.split(random.key(0), 2))
     sampler = agent_trainer.batched_sample_pool(agent, pool_env, pc.exploration(cfg), compile=True)
     pool, _ = sampler(states.agent, random.split(random.key(1), 2), 3)
     assert pool.obs.shape[:3] == (2, 4, 3) and targets
@@ -120,3 +123,20 @@ def test_no_agent_trains_to_itself_and_steps_per_call() -> None:
     ppo_cfg = pc.Config(agent="ppo", agent_config={"n_envs": 4, "n_steps": 16}).agent_cfg()
     assert agent_trainer.steps_per_call("ppo", ppo_cfg) == 64
     assert agent_trainer.steps_per_call("sac", sac.Config(n_envs=3, train_freq=2)) == 6
+
+
+def test_env_copies_is_the_same_env_with_more_sub_environments() -> None:
+    """A round samples in as many copies of the agent's env as it needs: a copy equals a freshly made env."""
+    env = envs.make(SHORT, n_envs=2)
+    copies = agent_trainer.env_copies(env, 5)
+    assert copies is agent_trainer.env_copies(env, 5) and agent_trainer.env_copies(env, 2) is env and env.n_envs == 2
+    fresh = envs.make(SHORT, n_envs=5)
+    key = random.key(0)
+    got, expected = copies.reset(key), fresh.reset(key)
+    checks.assert_trees_allclose(got, expected, rtol=0, atol=0, name="reset")
+    for t in range(25):  # past the 20-step time limit: auto-resets too
+        action, k = torch.full((5, 1), 0.5), random.fold_in(key, t)
+        got, expected = copies.step(got.env_state, action, k), fresh.step(expected.env_state, action, k)
+        checks.assert_trees_allclose(got, expected, rtol=0, atol=0, name="step")
+    with pytest.raises(NotImplementedError, match="torch env"):
+        agent_trainer.env_copies(envs.GymEnv("CartPole-v1", 1), 3)

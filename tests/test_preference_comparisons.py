@@ -18,6 +18,7 @@ from imitation_fn.data.preferences import Fragments
 from imitation_fn.data.query_schedule import comparison_schedule
 from imitation_fn.data.types import TrajectoryWithRew
 from imitation_fn.envs.cartpole import CartPole
+from imitation_fn.envs.task import Task
 from imitation_fn.train import preference_comparisons as tpc
 
 # Pendulum with 20-step episodes: every round samples, trains and evaluates in a fraction of the time.
@@ -87,13 +88,13 @@ def test_active_selection_picks_the_most_disagreeing_pairs() -> None:
         total_comparisons=20,
         agent_config={"n_envs": 1},
     )
-    state = pc.init(cfg, random.key(0), spaces=(OBS, ACT))
+    state = pc.init(cfg, random.key(0), Task(spaces=(OBS, ACT)))
     trajs = [_traj([0.0] * 40, offset=float(i)) for i in range(6)]
     for t in trajs:
         t.obs.copy_(random.normal(random.key(len(t.obs)), t.obs.shape))
     pool = pc.pool_from_trajectories(trajs, 5)
     rnd = pc.Round(0, 5, 5, 1.0, 0, 0, 0)
-    _, frags, metrics = pc.collect(state, pool, rnd)
+    _, frags, metrics = pc.fragments(state, Task(spaces=(OBS, ACT), demos=trajs), rnd)
     # Re-draw the 20 candidates with the same key and check that the 5 kept are the top-5 by variance.
     _, _, k_frag = random.split(state.key, 3)
     cands = pc.random_fragments(k_frag, pool, 5, 20)
@@ -146,7 +147,7 @@ def test_example_fragments_fit_the_spaces_and_flatten_to_transitions() -> None:
 
 
 def _trained(cfg: pc.Config, n: int = 8) -> tuple[pc.State, pc.State, dict[str, torch.Tensor]]:
-    state = pc.init(cfg.model_copy(update={"fragment_length": 5}), random.key(0), spaces=(OBS, ACT))
+    state = pc.init(cfg.model_copy(update={"fragment_length": 5}), random.key(0), Task(spaces=(OBS, ACT)))
     frags = random_fragments(random.key(1), n_pairs=n)
     prefs = (frags.rews[:, 0].sum(-1) > frags.rews[:, 1].sum(-1)).float()
     state = state.replace(dataset=preferences.push(state.dataset, frags, prefs))
@@ -197,7 +198,7 @@ def test_lp_regularizer_and_the_interval_updater_move_lambda() -> None:
 
 def test_reward_training_fits_the_preferences() -> None:
     cfg = pc.Config(total_comparisons=64, epochs=60, lr=3e-3, fragment_length=5)
-    state = pc.init(cfg, random.key(0), spaces=(OBS, ACT))
+    state = pc.init(cfg, random.key(0), Task(spaces=(OBS, ACT)))
     frags = random_fragments(random.key(1), n_pairs=64)
     frags = frags.replace(rews=frags.obs[..., 0] - frags.acts[..., 0] ** 2)  # a learnable true reward
     prefs, _ = pc.synthetic_preferences(random.key(2), frags.rews, temperature=0.0)
@@ -209,7 +210,7 @@ def test_reward_training_fits_the_preferences() -> None:
 
 def test_ensemble_trainer_bootstraps_each_member() -> None:
     cfg = pc.Config(total_comparisons=16, ensemble_size=3, epochs=2, batch_size=8, fragment_length=5)
-    state = pc.init(cfg, random.key(0), spaces=(OBS, ACT))
+    state = pc.init(cfg, random.key(0), Task(spaces=(OBS, ACT)))
     assert state.reward_params["mlp"]["layers.0.weight"].shape[0] == 3
     frags = random_fragments(random.key(1), n_pairs=16)
     prefs = (frags.rews[:, 0].sum(-1) > frags.rews[:, 1].sum(-1)).float()
@@ -236,12 +237,11 @@ def test_ensemble_trainer_bootstraps_each_member() -> None:
 
 
 def test_one_whole_iteration_vmaps_and_seeds_are_independent_of_n() -> None:
-    env = envs.make(SHORT, n_envs=2)
-    rnd = pc.plan(SMALL, env.max_episode_steps)[1]
-    pool_env = envs.make(SHORT, n_envs=rnd.pool_envs)
+    task = Task(env=envs.make(SHORT, n_envs=2))
+    rnd = pc.task_plan(SMALL, task)[1]
     keys = random.split(random.key(7), 3)
-    init = torch.func.vmap(lambda k: pc.init(SMALL, k, env))
-    step = torch.func.vmap(lambda s: pc.iteration(s, env, pool_env, rnd))
+    init = torch.func.vmap(lambda k: pc.init(SMALL, k, task))
+    step = torch.func.vmap(lambda s: pc.update(*pc.collect_round(s, task, rnd)))
     states, metrics = step(init(keys))
     assert int(states.round[0]) == 1 and int(states.dataset.size[0]) == rnd.num_pairs
     assert not tree.allclose(states.reward_params, tree.map(lambda x: x[[0, 0, 0]], states.reward_params))
@@ -258,6 +258,24 @@ def test_one_whole_iteration_vmaps_and_seeds_are_independent_of_n() -> None:
         checks.assert_trees_allclose(tree.index(metrics, slice(i, i + 1)), solo_m, rtol=1e-2, atol=1e-2)
 
 
+def test_protocol_collect_finds_its_round_and_update_trains_the_agent() -> None:
+    """One seed through the protocol: ``collect`` is ``collect_round`` of the round the state has reached, and
+    ``update`` trains the reward, then the agent for the round's share of ``total_timesteps``."""
+    task = tpc.make_task(SMALL, SHORT, budget=SMALL.num_iterations + 1, n_eval_episodes=1)
+    state = pc.init(SMALL, random.key(0), task)
+    rounds = pc.task_plan(SMALL, task)
+    for rnd in rounds:
+        _, expected = pc.collect_round(state, task, rnd)
+        state, batch = pc.collect(state, task)
+        assert batch.rnd == rnd and batch.env is task.env
+        assert tree.allclose((batch.fragments, batch.prefs), (expected.fragments, expected.prefs), rtol=0, atol=0)
+        state, metrics = pc.update(state, batch)
+        assert {"reward/accuracy", "agent/n_updates"} <= set(metrics)
+    assert int(state.round) == len(rounds) and int(state.agent.timesteps) == SMALL.total_timesteps
+    with pytest.raises(ValueError, match="counted in rounds"):  # a budget that is not the schedule's rounds
+        pc.init(SMALL, random.key(0), tpc.make_task(SMALL, SHORT, budget=96, n_eval_episodes=1))
+
+
 def test_driver_with_a_human_gatherer_and_artifacts(tmp_path: Path) -> None:
     calls = []
 
@@ -269,7 +287,7 @@ def test_driver_with_a_human_gatherer_and_artifacts(tmp_path: Path) -> None:
     result = tpc.train(
         SMALL, SHORT, seeds=[0, 1], gatherer=gatherer, n_eval_episodes=2, log_dir=tmp_path / "run", progress=False
     )
-    assert calls == [r.num_pairs for r in result.rounds for _ in range(2)]
+    assert calls == [r.num_pairs for r in pc.plan(SMALL, 20) for _ in range(2)]
     assert result.eval_returns is not None and result.eval_returns.shape == (2, 2)
     assert int(result.states.dataset.size[0]) == 12
     paths = tpc.save_artifacts(result, SHORT, tmp_path / "out")
@@ -307,9 +325,12 @@ def test_fixed_dataset_source_learns_the_reward_and_refuses_variable_horizons() 
         warning_threshold=0,
         gatherer_temperature=0.0,
     )
+    last: dict[str, torch.Tensor] = {}
     with pytest.warns(UserWarning, match="Fewer transitions"):  # 800 transitions for 2 * 180 fragments of 10
-        result = tpc.train(cfg, "Pendulum-v1", seeds=[0, 1], trajectories=trajs, progress=False)
-    assert result.eval_returns is None and float(result.reward_accuracy.min()) > 0.9
+        result = tpc.train(
+            cfg, "Pendulum-v1", seeds=[0, 1], trajectories=trajs, progress=False, callback=lambda *a: last.update(a[2])
+        )
+    assert "returns" not in result.evaluation and float(last["reward/accuracy"].min()) > 0.9
     bad = [
         *trajs[:2],
         TrajectoryWithRew(obs=trajs[0].obs[:21], acts=trajs[0].acts[:20], rews=trajs[0].rews[:20], terminal=True),
@@ -396,7 +417,7 @@ def test_learned_reward_ranks_upright_cartpole_states_higher() -> None:
         gatherer_temperature=0.0,
         agent_config={"n_envs": 8, "n_steps": 32},
     )
-    state = pc.init(cfg, random.key(0), envs.make("seals/CartPole-v0", n_envs=8))
+    state = pc.init(cfg, random.key(0), Task(env=envs.make("seals/CartPole-v0", n_envs=8)))
     pool, _ = pc.sample_pool(state, envs.make("seals/CartPole-v0", n_envs=20), 500, random.key(1))
     frags = pc.random_fragments(random.key(2), pool, 10, 400)
     prefs, _ = pc.synthetic_preferences(random.key(3), frags.rews, temperature=0.0)

@@ -7,12 +7,14 @@ dataset, fit the reward net to the labels with the Bradley–Terry cross-entropy
 on the learned, normalised reward. Every piece of state is one pytree, so a whole round — synthetic
 labelling included — is ``vmap``-ed over seeds on the torch environments:
 
-    rounds = preference_comparisons.plan(cfg, env)                # static: pairs, epochs, agent calls
-    state = preference_comparisons.init(cfg, key, env)
-    for rnd in rounds:
-        state, metrics = preference_comparisons.iteration(state, env, pool_env(rnd), rnd)
-    # with a human gatherer: state, frags = collect(...); prefs = gatherer(frags); update(state, frags, prefs, ...)
+    task = Task(env=envs.make("Pendulum-v1", n_envs=cfg.agent_cfg().n_envs))   # or Task(spaces=..., demos=trajs)
+    state = preference_comparisons.init(cfg, key, task)
+    for rnd in preference_comparisons.task_plan(cfg, task):     # host-side: each round has its own sizes
+        state, batch = preference_comparisons.collect_round(state, task, rnd)   # fragments, synthetic labels
+        state, metrics = preference_comparisons.update(state, batch)            # dataset, reward, then agent
+    # human labels: state, frags, m = fragments(state, task, rnd); update(state, Batch(frags, prefs, m, rnd, task.env))
 
+``collect(state, task)`` is ``collect_round`` for the round ``state.round`` counts (one seed at a time).
 The building blocks live below this module: the query schedule in :mod:`imitation_fn.data.query_schedule`, the
 fragmenter in :mod:`imitation_fn.data.fragments`, the synthetic gatherer in :mod:`imitation_fn.data.gatherers`,
 the preference model, active selection, the loss, the reward trainer and the reward the agent trains on in
@@ -25,9 +27,9 @@ re-exported here. Shapes: fragments ``(pairs, 2, L, ...)``, ensemble rewards ``(
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any, Literal, cast
 
-import gymnasium as gym
 import torch
 from pydantic import (
     Field,
@@ -48,7 +50,9 @@ from imitation_fn.data.fragments import Pool, check_fragment_supply, pool_from_t
 from imitation_fn.data.gatherers import synthetic_preferences
 from imitation_fn.data.preferences import Fragments, PreferenceDataset
 from imitation_fn.data.query_schedule import Round
+from imitation_fn.data.types import TrajectoryWithRew
 from imitation_fn.envs.base import Env, PolicyFn, RewardFn
+from imitation_fn.envs.task import Task
 from imitation_fn.nn.normalize import RunningMeanStd
 from imitation_fn.rewards import preference_model
 from imitation_fn.rewards.preference_model import (
@@ -198,7 +202,7 @@ class Config(BaseConfig):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# State
+# State, the rounds' static sizes, and a round's batch
 # ---------------------------------------------------------------------------------------------------------------------
 
 
@@ -210,7 +214,7 @@ class State(struct.PyTreeNode):
     reward_norm: RunningMeanStd  # output statistics of the agent's (normalised) reward
     reg_lambda: Tensor  # () float32: regularisation strength (moved by the interval scaler)
     dataset: PreferenceDataset
-    agent: Any  # the RL algorithm's State ({} for a fixed trajectory dataset: no agent)
+    agent: Any  # the RL algorithm's State ({} without an agent: vmap outputs must be tensors or containers)
     key: random.Key
     round: Tensor  # () int64: rounds completed
     sample_steps: Tensor  # () int64: env steps spent sampling trajectories for fragments
@@ -219,6 +223,26 @@ class State(struct.PyTreeNode):
 
 
 Metrics = dict[str, Tensor]
+
+
+def plan(cfg: Config, horizon: int | None = None) -> list[Round]:
+    """The rounds' static sizes (:func:`query_schedule.plan`); ``horizon``: steps per sampled trajectory."""
+    return query_schedule.plan(cfg, agent_trainer.steps_per_call(cfg.agent, cfg.agent_cfg()), horizon)
+
+
+def task_plan(cfg: Config, task: Task) -> list[Round]:
+    """:func:`plan` on ``task``: the agent samples whole episodes of its env (a dataset has no horizon)."""
+    return plan(cfg, task.env.max_episode_steps if task.env is not None and task.demos is None else None)
+
+
+class Batch(struct.PyTreeNode):
+    """One round's labelled pairs: what :func:`collect` gathers and :func:`update` learns from."""
+
+    fragments: Fragments  # leaves (pairs, 2, L, ...)
+    prefs: Tensor  # (pairs,) probability that the first fragment is preferred (0, 1, 0.5 a tie)
+    metrics: Metrics  # of the sampling, the fragmenter and the gatherer: update passes them on
+    rnd: Round = struct.field(static=True)
+    env: Env | None = struct.field(static=True, default=None)  # where update trains the agent (None: it does not)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -256,32 +280,30 @@ def reward_fn(state: State) -> RewardFn:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The rounds' static sizes, and the initial state
+# The initial state
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def plan(cfg: Config, horizon: int | None = None) -> list[Round]:
-    """The rounds' static sizes (:func:`query_schedule.plan`); ``horizon``: steps per sampled trajectory."""
-    return query_schedule.plan(cfg, agent_trainer.steps_per_call(cfg.agent, cfg.agent_cfg()), horizon)
+def init(cfg: Config, key: random.Key, task: Task) -> State:
+    """A fresh state: reward net and optimiser, an empty dataset, and the agent on ``task.env``.
 
-
-def init(
-    cfg: Config, key: random.Key, env: Env | None = None, *, spaces: tuple[gym.Space[Any], gym.Space[Any]] | None = None
-) -> State:
-    """A fresh state: reward net and optimiser, an empty dataset, and the agent on ``env``.
-
-    Without ``env`` (a fixed trajectory dataset: no agent), pass ``spaces=(observation_space, action_space)``.
+    There is no agent when the task has no env or holds ``demos`` (fragments are then cut from that fixed
+    trajectory dataset); the task's spaces shape the reward net. ``task.total``, when set, is the run's budget
+    in rounds and must be the query schedule's ``num_iterations + 1``.
     """
-    if env is None and spaces is None:
-        raise ValueError("preference_comparisons.init: give the agent's env, or spaces= for a trajectory dataset")
-    obs_space, act_space = (env.observation_space, env.action_space) if env is not None else spaces  # type: ignore[misc]
+    if task.total is not None and task.total != cfg.num_iterations + 1:
+        raise ValueError(
+            f"preference_comparisons: a run is num_iterations + 1 = {cfg.num_iterations + 1} rounds, but the task's "
+            f"total (the budget, counted in rounds) is {task.total}"
+        )
     k_net, k_agent, k_state = random.split(key, 3)
+    obs_space, act_space = task.observation_space, task.action_space
     net = preference_model.make_net(cfg, obs_space, act_space)
     params = net.init(k_net)
     capacity = cfg.comparison_queue_size or cfg.total_comparisons
-    agent: Any = {}  # an empty pytree node, not None: vmap outputs must be tensors or containers
-    if env is not None:
-        agent = agent_trainer.init_agent(cfg.agent, cfg.agent_cfg(), k_agent, env, cfg.total_timesteps)
+    agent: Any = {}
+    if task.env is not None and task.demos is None:
+        agent = agent_trainer.init_agent(cfg.agent, cfg.agent_cfg(), k_agent, task.env, cfg.total_timesteps)
     return State(
         reward_params=params,
         reward_opt=preference_model.init_optimizer(params, cfg.lr, cfg.weight_decay),
@@ -320,98 +342,109 @@ def train_agent(state: State, env: Env, n_calls: int) -> tuple[State, Metrics]:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# One round: collect (fragments to label) and update (push, reward, agent)
+# Collect: a round's fragment pairs and their labels
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def collect_keys(state: State) -> tuple[State, random.Key, random.Key]:
-    """``(state, k_pool, k_frag)``: the keys :func:`collect` samples trajectories and cuts fragments with."""
+def round_keys(state: State, key: random.Key | None = None) -> tuple[State, random.Key, random.Key]:
+    """``(state, k_pool, k_frag)``: a round's keys for sampling trajectories and cutting fragments, split from
+    ``key``, or (None) from the state's stream, which then advances."""
+    if key is not None:
+        k_pool, k_frag = random.split(key)
+        return state, k_pool, k_frag
     key, k_pool, k_frag = random.split(state.key, 3)
     return state.replace(key=key), k_pool, k_frag
 
 
-def collect(state: State, source: Env | Pool, rnd: Round) -> tuple[State, Fragments, Metrics]:
-    """Sample trajectories (``source``: an env of ``rnd.pool_envs`` sub-envs, or a fixed :class:`Pool`) and cut
-    ``rnd.num_pairs`` fragment pairs (random, or the most uncertain of ``fragment_sample_factor`` times as many).
-    Pure for torch envs. Returns the fragments to be labelled."""
-    state, k_pool, k_frag = collect_keys(state)
-    metrics: Metrics = {}
-    if isinstance(source, Pool):
-        pool = source
-    else:
-        pool, metrics = sample_pool(state, source, rnd.pool_steps, k_pool)
-        state = state.replace(sample_steps=state.sample_steps + source.n_envs * rnd.pool_steps)
-    return fragments_from(state, pool, k_frag, rnd, metrics)
-
-
-def fragments_from(
-    state: State, pool: Pool, k_frag: random.Key, rnd: Round, metrics: Metrics | None = None
-) -> tuple[State, Fragments, Metrics]:
-    """The fragmenter part of :func:`collect`: ``rnd.num_pairs`` pairs cut from ``pool`` with ``k_frag``. Pure."""
-    metrics = dict(metrics or {})
+def cut(state: State, pool: Pool, rnd: Round, key: random.Key) -> tuple[Fragments, Metrics]:
+    """``rnd.num_pairs`` pairs cut from ``pool``: random, or the most uncertain of ``fragment_sample_factor`` times
+    as many (active selection). Pure."""
     if state.cfg.fragmenter == "active":
-        frags, m = preference_model.active_fragments(
-            state.cfg, state.net, state.reward_params, k_frag, pool, rnd.num_pairs
-        )
-        metrics.update(m)
+        return preference_model.active_fragments(state.cfg, state.net, state.reward_params, key, pool, rnd.num_pairs)
+    return random_fragments(key, pool, state.cfg.fragment_length, rnd.num_pairs), {}
+
+
+def fragments(state: State, task: Task, rnd: Round, key: random.Key | None = None) -> tuple[State, Fragments, Metrics]:
+    """The round's pairs, to be labelled: cut from ``task.demos``, or from trajectories the agent samples in
+    ``rnd.pool_envs`` copies of ``task.env`` (``rnd.pool_steps`` steps each, from reset). Pure for torch envs."""
+    state, k_pool, k_frag = round_keys(state, key)
+    metrics: Metrics = {}
+    if task.demos is not None:
+        pool = pool_from_trajectories(cast(Sequence[TrajectoryWithRew], task.demos), state.cfg.fragment_length)
     else:
-        frags = random_fragments(k_frag, pool, state.cfg.fragment_length, rnd.num_pairs)
-    return state, frags, metrics
+        assert task.env is not None, "preference_comparisons: the task has neither demos nor an env to sample"
+        pool, metrics = sample_pool(state, agent_trainer.env_copies(task.env, rnd.pool_envs), rnd.pool_steps, k_pool)
+        state = state.replace(sample_steps=state.sample_steps + rnd.pool_envs * rnd.pool_steps)
+    frags, m = cut(state, pool, rnd, k_frag)
+    return state, frags, {**metrics, **m}
 
 
-def gather(state: State, fragments: Fragments) -> tuple[State, Tensor, Metrics]:
-    """The synthetic gatherer on ``fragments``' true rewards. Pure."""
+def label(state: State, frags: Fragments, key: random.Key | None = None) -> tuple[State, Tensor, Metrics]:
+    """The synthetic gatherer on ``frags``' true rewards (``key`` None: from the state's stream). Pure."""
     cfg = state.cfg
-    key, k = random.split(state.key)
+    if key is None:
+        new_key, key = random.split(state.key)
+        state = state.replace(key=new_key)
     prefs, entropy = synthetic_preferences(
-        k,
-        fragments.rews,
+        key,
+        frags.rews,
         cfg.gatherer_temperature,
         cfg.gatherer_discount_factor,
         cfg.gatherer_sample,
         cfg.gatherer_threshold,
     )
-    return state.replace(key=key), prefs, {"preferences/entropy": entropy}
+    return state, prefs, {"preferences/entropy": entropy}
 
 
-def update(state: State, fragments: Fragments, prefs: Tensor, rnd: Round, env: Env | None) -> tuple[State, Metrics]:
-    """Push the labelled pairs, train the reward model, refresh the reward statistics, train the agent. Pure."""
-    if len(fragments) > 0:
-        state = state.replace(dataset=preferences.push(state.dataset, fragments, prefs))
-    metrics: Metrics = {}
+def collect_round(state: State, task: Task, rnd: Round, key: random.Key | None = None) -> tuple[State, Batch]:
+    """Round ``rnd``'s :func:`fragments`, synthetically :func:`label`-led. Pure for torch envs; vmap it."""
+    k_frag, k_label = (None, None) if key is None else random.split(key)
+    state, frags, m1 = fragments(state, task, rnd, k_frag)
+    state, prefs, m2 = label(state, frags, k_label)
+    env = task.env if agent_trainer.has_agent(state.agent) else None
+    return state, Batch(fragments=frags, prefs=prefs, metrics={**m1, **m2}, rnd=rnd, env=env)
+
+
+def collect(state: State, task: Task, key: random.Key | None = None) -> tuple[State, Batch]:
+    """:func:`collect_round` of the round ``state.round`` counts, read on the host: one seed at a time, outside
+    ``vmap`` (the sizes of a round are static; a batched step looks its round up once for all seeds)."""
+    return collect_round(state, task, task_plan(state.cfg, task)[int(state.round)], key)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Update: the dataset and the reward, then the agent
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def learn_reward(state: State, batch: Batch) -> tuple[State, Metrics]:
+    """Push the batch's labelled pairs, train the reward model, refresh the reward statistics. Pure.
+
+    Metrics: the batch's, then ``reward/…``. Counts the round as done (the agent then trains on the new reward).
+    """
+    rnd, frags = batch.rnd, batch.fragments
+    if len(frags) > 0:
+        state = state.replace(dataset=preferences.push(state.dataset, frags, batch.prefs))
+    metrics = dict(batch.metrics)
     if rnd.dataset_size > 0:
         state, m = train_reward(state, rnd.dataset_size, rnd.epoch_multiplier)
         metrics.update({f"reward/{k}": v for k, v in m.items()})
-    if len(fragments) > 0:
+    if len(frags) > 0:
         # NormalizedRewardNet's running statistics, fed with the new reward of the freshest on-policy transitions.
-        new_rews = raw_reward_fn(state)(*fragments.transitions())
+        new_rews = raw_reward_fn(state)(*frags.transitions())
         state = state.replace(reward_norm=rewards.normalize.update(state.reward_norm, new_rews))
     if state.cfg.agent == "sac" and state.cfg.relabel_replay and agent_trainer.has_agent(state.agent):
         # The replay buffer's stored rewards follow the retrained reward (imitation keeps the stale ones).
         state = state.replace(agent=agent_trainer.relabel_replay(state.agent, reward_fn(state)))
-    if env is not None:
-        state, m = train_agent(state, env, rnd.agent_calls)
-        metrics.update(m)
     return state.replace(round=state.round + 1), metrics
 
 
-def iteration_from_pool(
-    state: State, pool: Pool, k_frag: random.Key, rnd: Round, env: Env | None, metrics: Metrics | None = None
-) -> tuple[State, Metrics]:
-    """The rest of a round once trajectories are sampled (by :func:`agent_trainer.batched_sample_pool`): fragments,
-    labels, update. Pure."""
-    state, frags, m1 = fragments_from(state, pool, k_frag, rnd, metrics)
-    state, prefs, m2 = gather(state, frags)
-    state, m3 = update(state, frags, prefs, rnd, env)
-    return state, {**m1, **m2, **m3}
-
-
-def iteration(state: State, env: Env | None, source: Env | Pool, rnd: Round) -> tuple[State, Metrics]:
-    """One whole round with synthetic labels: :func:`collect`, :func:`gather`, :func:`update`. Pure; vmap it."""
-    state, frags, m1 = collect(state, source, rnd)
-    state, prefs, m2 = gather(state, frags)
-    state, m3 = update(state, frags, prefs, rnd, env)
-    return state, {**m1, **m2, **m3}
+def update(state: State, batch: Batch) -> tuple[State, Metrics]:
+    """:func:`learn_reward`, then ``batch.rnd.agent_calls`` agent steps in ``batch.env`` on the new reward. Pure."""
+    state, metrics = learn_reward(state, batch)
+    if batch.env is not None:
+        state, m = train_agent(state, batch.env, batch.rnd.agent_calls)
+        metrics.update(m)
+    return state, metrics
 
 
 def policy(state: State, deterministic: bool = True) -> PolicyFn:
@@ -425,6 +458,7 @@ def reward(state: State) -> RewardFn:
 
 
 __all__ = [
+    "Batch",
     "Config",
     "Metrics",
     "Pool",
@@ -433,15 +467,15 @@ __all__ = [
     "agent_reward",
     "check_fragment_supply",
     "collect",
-    "collect_keys",
+    "collect_round",
     "cross_entropy_loss",
+    "cut",
     "exploration",
     "fragment_rewards",
-    "fragments_from",
-    "gather",
+    "fragments",
     "init",
-    "iteration",
-    "iteration_from_pool",
+    "label",
+    "learn_reward",
     "lp_penalty",
     "plan",
     "policy",
@@ -450,8 +484,10 @@ __all__ = [
     "raw_reward_fn",
     "reward",
     "reward_fn",
+    "round_keys",
     "sample_pool",
     "synthetic_preferences",
+    "task_plan",
     "train_agent",
     "train_reward",
     "update",

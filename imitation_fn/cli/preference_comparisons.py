@@ -4,8 +4,9 @@
     imitation-fn preference-comparisons --env seals/CartPole-v0 --seeds 4 --total-comparisons 300
 
 Presets (``imitation_fn.presets``, by env id) hold settings that reach the issue's bars; flags and
-``--config`` override them (``--agent-config '{"lr": 3e-4}'`` is JSON). ``--out`` gets the config, metrics,
-a checkpoint per round (``--resume``) and, per seed, the reward net, the policy and the preference dataset.
+``--config`` override them (``--agent-config '{"lr": 3e-4}'`` is JSON). A run is ``--num-iterations + 1``
+rounds (``--eval-every`` counts rounds). ``--out`` gets the config, metrics, checkpoints (``--resume``)
+and, per seed, the reward net, the policy and the preference dataset.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import json
 import time
 from pathlib import Path
 from typing import Any
+
+from torch import Tensor
 
 from imitation_fn import presets
 from imitation_fn.algorithms import preference_comparisons as pc
@@ -68,6 +71,7 @@ def cmd_preference_comparisons(args: argparse.Namespace) -> None:
         f"steps, {cfg.num_iterations} iterations, fragments from the {source} × {len(seeds)} seeds"
         + (" (preset)" if preset else "")
     )
+    last: dict[str, Tensor] = {}  # the last round's metrics (a resumed finished run trains none)
     t0 = time.perf_counter()
     try:
         result = tpc.train(
@@ -83,16 +87,16 @@ def cmd_preference_comparisons(args: argparse.Namespace) -> None:
             resume=args.resume,
             progress=not args.no_progress,
             compile=args.compile,
+            callback=lambda done, states, metrics, evaluation: last.update(metrics),
         )
     except ValueError as e:  # the library's checks of settings and data
         raise CLIError(str(e)) from e
     elapsed = time.perf_counter() - t0
-    if result.eval_returns is not None:
+    if "returns" in result.evaluation:
         console.print(results_table(f"preference comparisons on {args.env}", seeds, result.eval_returns))
-    acc = result.reward_accuracy
-    console.print(
-        f"reward model accuracy (last epoch): {', '.join(f'{a:.3f}' for a in acc.tolist())}; {elapsed:.1f} s in all"
-    )
+    if "reward/accuracy" in last:
+        acc = ", ".join(f"{a:.3f}" for a in last["reward/accuracy"].tolist())
+        console.print(f"reward model accuracy (last epoch): {acc}; {elapsed:.1f} s in all")
     if args.out:
         paths = [Path(args.out) / f"seed_{s}" for s in seeds]  # written with every checkpoint
         console.print(f"reward nets, policies and preference datasets: {', '.join(map(str, paths))}")

@@ -2,6 +2,7 @@
 learned reward (preference comparisons' agent).
 
     agent = init_agent("sac", sac.Config(), key, env, total_timesteps)
+    pool_env = env_copies(env, n)                                                              # n streams of env
     pool, metrics = sample_pool(agent, "sac", env, n_steps, key, Exploration(0.5, 0.5, 0.5))  # fragment source
     agent, metrics = train_agent(agent, "sac", env, reward_fn, n_calls)                       # on the learned reward
     agent = relabel_replay(agent, reward_fn)                                                  # SAC: fresh rewards
@@ -16,6 +17,7 @@ agents (leading seed axis), their steps optionally compiled. The agent is named 
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from collections.abc import Callable
@@ -30,6 +32,7 @@ from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import random, struct
 from imitation_fn.data.fragments import Pool
 from imitation_fn.envs.base import Env, PolicyFn, RewardFn, TimeStep
+from imitation_fn.envs.gym import GymEnv
 from imitation_fn.envs.task import Task
 from imitation_fn.policies import sac as sac_policy
 from imitation_fn.policies import simple
@@ -50,6 +53,22 @@ class Exploration(NamedTuple):
 def init_agent(agent_name: str, cfg: Any, key: random.Key, env: Env, total_timesteps: int) -> Any:
     """A fresh agent on ``env`` (PPO's learning-rate schedule spans ``total_timesteps``)."""
     return AGENTS[agent_name].init(cfg, key, Task(env=env, total=total_timesteps))
+
+
+@functools.cache  # one object per size: compiled samplers guard on the env
+def env_copies(env: Env, n_envs: int) -> Env:
+    """``env`` with ``n_envs`` sub-environments (a round samples its trajectories in as many as it needs).
+
+    A torch env sizes its batch from ``n_envs`` when it resets and steps row by row, so a shallow copy with
+    ``n_envs`` replaced is the same environment batched differently (a gymnasium env is not: it holds its copies).
+    """
+    if isinstance(env, GymEnv):
+        raise NotImplementedError(f"env_copies: {env} steps on the host; sampling trajectories needs a torch env")
+    if env.n_envs == n_envs:
+        return env
+    out = copy.copy(env)
+    out.n_envs = n_envs
+    return out
 
 
 def steps_per_call(agent_name: str, cfg: Any) -> int:
@@ -285,6 +304,7 @@ __all__ = [
     "PoolStep",
     "batched_sample_pool",
     "batched_train_agent",
+    "env_copies",
     "has_agent",
     "init_agent",
     "pool_begin",

@@ -1,23 +1,25 @@
-"""The preference-comparisons driver: every round of N seeds as one vmapped call, plus the host-side pieces.
+"""Preference comparisons through :mod:`imitation_fn.train.loop`: every round of N seeds as one vmapped step.
 
-    result = train(cfg, "Pendulum-v1", seeds=range(8))             # synthetic labels, agent on torch env
-    result = train(cfg, "Pendulum-v1", gatherer=my_human_gatherer)   # labels from a front end (host-side)
-    result = train(cfg, "seals/CartPole-v0", trajectories=demos)     # fragments from a fixed dataset, no agent
+    result = train(cfg, "Pendulum-v1", seeds=range(8))               # synthetic labels, agent on a torch env
+    result = train(cfg, "Pendulum-v1", gatherer=my_human_gatherer)     # labels from a front end (host-side)
+    result = train(cfg, "seals/CartPole-v0", trajectories=demos)       # fragments from a fixed dataset, no agent
+    task = make_task(cfg, "Pendulum-v1", budget=cfg.num_iterations + 1, n_eval_episodes=10)
+    result = loop.train(SPEC, cfg, task, budget=cfg.num_iterations + 1, seeds=range(8))      # the same as train
 
+Progress counts rounds (``num_iterations + 1`` in a run; ``eval_every`` counts rounds too): the rounds'
+sizes differ (:func:`preference_comparisons.plan`), so the step looks its round up by the rounds done.
 With synthetic labels a round's reward part (sample trajectories, fragment, label, push, train the
-reward) is one ``vmap`` of :func:`preference_comparisons.iteration`; a :class:`PreferenceGatherer` (a
-human front end) splits it: vmapped ``collect``, then the gatherer on each seed's fragments on the host,
-then vmapped ``update``. The agent then trains on the new reward for all seeds at once
-(:func:`agent_trainer.batched_train_agent`: ``vmap(train_agent)``, SAC's steps optionally compiled).
-Host-side here: the fragment-supply warnings, the fixed-horizon check,
-evaluation, JSONL metrics, a checkpoint per round (resumable) and the saved reward, policy and dataset.
+reward) is one ``vmap`` of ``collect_round`` and ``learn_reward``; a :data:`PreferenceGatherer` (a
+human front end) splits it: vmapped ``fragments``, then the gatherer on each seed's fragments on the
+host, then vmapped ``learn_reward``. The agent then trains on the new reward for all seeds at once
+(:func:`agent_trainer.batched_train_agent`, SAC's steps optionally compiled). Host-side here: the
+fragment-supply warnings, the fixed-horizon checks, and the exported reward, policy and dataset.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,20 +29,20 @@ from torch import Tensor
 
 from imitation_fn import envs, rewards
 from imitation_fn.algorithms import preference_comparisons as pc
-from imitation_fn.core import random, serialization, tree
+from imitation_fn.core import tree
+from imitation_fn.core.config import Config
 from imitation_fn.data import preferences
 from imitation_fn.data.preferences import Fragments
-from imitation_fn.data.types import TrajectoryWithRew
+from imitation_fn.data.types import TrajectoryWithRew, Transitions
 from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
-from imitation_fn.evaluation import evaluate_policy
+from imitation_fn.envs.task import Task
 from imitation_fn.policies.io import save_policy
 from imitation_fn.rewards import preference_model
 from imitation_fn.rl import agent_trainer
-from imitation_fn.train.driver import check_seeds, seed_keys
-from imitation_fn.train.logger import ProgressBar
+from imitation_fn.train import loop
 from imitation_fn.train.rl import policy_for_saving
-from imitation_fn.train.run import CHECKPOINT, CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, open_run
+from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS
 
 ALGORITHM = "preference_comparisons"
 
@@ -53,23 +55,8 @@ known) and returns ``(pairs,)`` float probabilities that the first fragment is p
 """
 
 
-@dataclasses.dataclass(frozen=True)
-class PCResult:
-    """What :func:`train` returns."""
-
-    states: Any  # pc.State stacked over seeds
-    seeds: list[int]
-    rounds: list[pc.Round]
-    eval_returns: Tensor | None  # (n_seeds, n_eval_episodes) of the final policy, None without an agent
-    metrics: dict[str, Tensor]  # the last round's metrics, (n_seeds,) each
-    seconds: float  # wall time of the rounds (not counting evaluation)
-
-    @property
-    def reward_accuracy(self) -> Tensor:
-        return self.metrics["reward/accuracy"]
-
-
-def _check_horizon(metrics: dict[str, Tensor], allow_variable_horizon: bool) -> None:
+def check_horizon(metrics: dict[str, Tensor], allow_variable_horizon: bool) -> None:
+    """``imitation``'s fixed-horizon check on a round's sampled episodes (their lengths at termination)."""
     lo, hi = metrics.get("terminal_len_min"), metrics.get("terminal_len_max")
     if allow_variable_horizon or lo is None or hi is None:
         return
@@ -87,7 +74,7 @@ def _check_horizon(metrics: dict[str, Tensor], allow_variable_horizon: bool) -> 
 def _check_dataset(trajectories: Sequence[TrajectoryWithRew], cfg: pc.Config) -> None:
     horizons = {len(t) for t in trajectories if t.terminal}
     if len(horizons) > 1 and not cfg.allow_variable_horizon:
-        _check_horizon(
+        check_horizon(
             {
                 "terminal_len_min": torch.tensor(float(min(horizons))),
                 "terminal_len_max": torch.tensor(float(max(horizons))),
@@ -96,14 +83,144 @@ def _check_dataset(trajectories: Sequence[TrajectoryWithRew], cfg: pc.Config) ->
         )
 
 
-@functools.cache
+@functools.cache  # one env per id and size: compiled steps guard on it, so runs in a process share them
 def _env(env_id: str, n_envs: int) -> Env:
     return envs.make(env_id, n_envs=n_envs)
 
 
-def evaluate(states: Any, env: Env, keys: Tensor) -> Tensor:
-    """Each seed's deterministic policy for one episode per sub-env: ``(n_seeds, env.n_envs)``."""
-    return torch.func.vmap(lambda s, k: evaluate_policy(env, pc.policy(s), k).returns)(states, keys)
+def make_task(
+    cfg: pc.Config,
+    env_id: str,
+    *,
+    budget: int,
+    n_eval_episodes: int,
+    demos: Sequence[TrajectoryWithRew] | None = None,
+) -> Task:
+    """The task of a run: the agent's env (``n_envs`` of the agent's config) and ``n_eval_episodes`` evaluation
+    envs; with ``demos`` (trajectories with rewards), that fixed dataset and the env's spaces (no agent, no
+    evaluation). ``budget``: the run's rounds, ``cfg.num_iterations + 1``."""
+    if demos is not None:
+        trajectories = list(demos)
+        _check_dataset(trajectories, cfg)
+        probe = _env(env_id, 1)
+        return Task(demos=trajectories, spaces=(probe.observation_space, probe.action_space), total=budget)
+    env = _env(env_id, int(cfg.agent_cfg().n_envs))
+    if isinstance(env, GymEnv):
+        raise NotImplementedError(
+            f"preference comparisons vmaps every round over seeds, which needs a torch environment; {env_id} has none"
+        )
+    return Task(env=env, total=budget, eval_env=_env(env_id, n_eval_episodes))
+
+
+def rounds_done(states: Any) -> int:
+    """Rounds every seed has completed (the loop's progress; all seeds run the same rounds)."""
+    return int(states.round.min())
+
+
+def _per_seed(fn: Callable[..., Any], n_seeds: int) -> Callable[..., Any]:
+    """``vmap(fn)``; for one seed the same pure function unbatched (vmap over one only adds overhead)."""
+    if n_seeds > 1:
+        return torch.func.vmap(fn)
+    return lambda *args: tree.stack([fn(*tree.index(args, 0))])
+
+
+def make_step(
+    algo: Any, cfg: Config, task: Task, data_keys: Tensor, compile: bool, gatherer: PreferenceGatherer | None = None
+) -> loop.Step:
+    """One round of stacked seeds: the reward part per seed (see the module docstring), then the agent batched.
+
+    ``compile``: SAC's agent steps and, with synthetic labels, the trajectory sampling go through
+    ``torch.compile``; the sampler then samples the same number of streams every round (a new size
+    recompiles). Compiling takes seconds with torch's on-disk caches warm, a few minutes cold.
+    """
+    assert isinstance(cfg, pc.Config)
+    demos = task.demos
+    if isinstance(demos, Transitions):
+        raise ValueError("preference comparisons cuts fragments from trajectories (with rewards), not Transitions")
+    demo_lengths = None if demos is None else [len(t) for t in demos]
+    rounds, n_seeds = pc.task_plan(cfg, task), int(data_keys.shape[0])
+    env = task.env if task.demos is None else None
+    train_agent: Callable[[Any, Any, int], tuple[Any, dict[str, Tensor]]] | None = None
+    sampler = None
+    if env is not None:
+        net = preference_model.make_net(cfg, task.observation_space, task.action_space)
+        reward = functools.partial(preference_model.agent_reward, net, cfg.normalize_reward)
+        train_agent = agent_trainer.batched_train_agent(cfg.agent, env, reward, compile)
+        if compile and gatherer is None:
+            n_pool = max(r.pool_envs for r in rounds)
+            rounds = [dataclasses.replace(r, pool_envs=n_pool) for r in rounds]
+            pool_env = agent_trainer.env_copies(env, n_pool)
+            sampler = agent_trainer.batched_sample_pool(cfg.agent, pool_env, pc.exploration(cfg), compile=True)
+
+    def reward_round(states: Any, rnd: pc.Round) -> tuple[Any, dict[str, Tensor]]:
+        if sampler is not None:
+            states, k_pool, k_frag = torch.func.vmap(pc.round_keys)(states)
+            pools, m = sampler(states.agent, k_pool, rnd.pool_steps)
+            states = states.replace(sample_steps=states.sample_steps + rnd.pool_envs * rnd.pool_steps)
+
+            def from_pool(s: Any, pool: pc.Pool, k: Tensor, m: dict[str, Tensor]) -> tuple[Any, dict[str, Tensor]]:
+                frags, m_cut = pc.cut(s, pool, rnd, k)
+                s, prefs, m_label = pc.label(s, frags)
+                return pc.learn_reward(s, pc.Batch(frags, prefs, {**m, **m_cut, **m_label}, rnd))
+
+            return _per_seed(from_pool, n_seeds)(states, pools, k_frag, m)
+        if gatherer is None:
+            return _per_seed(lambda s: pc.learn_reward(*pc.collect_round(s, task, rnd)), n_seeds)(states)
+        states, frags, m = torch.func.vmap(lambda s: pc.fragments(s, task, rnd))(states)
+        prefs = torch.stack(
+            [torch.as_tensor(gatherer(tree.index(frags, i)), dtype=torch.float32) for i in range(n_seeds)]
+        )
+        return torch.func.vmap(pc.learn_reward)(states, pc.Batch(frags, prefs, m, rnd))
+
+    def step(states: Any, done: int) -> tuple[Any, dict[str, Tensor]]:
+        rnd = rounds[done]
+        if rnd.num_pairs > 0:
+            lengths = demo_lengths if demo_lengths is not None else [rnd.pool_steps] * rnd.pool_envs
+            pc.check_fragment_supply(lengths, cfg.fragment_length, rnd.num_pairs, cfg.warning_threshold)
+        states, metrics = reward_round(states, rnd)
+        if train_agent is not None:
+            agents, m_agent = train_agent(states.agent, (states.reward_params, states.reward_norm), rnd.agent_calls)
+            states, metrics = states.replace(agent=agents), {**metrics, **m_agent}
+        check_horizon(metrics, cfg.allow_variable_horizon)
+        return states, metrics
+
+    return step
+
+
+def export_artifacts(out: Path, states: Any, seeds: Sequence[int], task: Task, env_id: str | None = None) -> list[Path]:
+    """Per seed: ``out/seed_<s>/{reward/, policy/, preferences.safetensors}``; returns the seed directories.
+
+    ``env_id``, when given, goes into the reward's metadata (provenance)."""
+    paths = []
+    spaces = (task.observation_space, task.action_space)
+    for seed, state in zip(seeds, tree.unstack(states), strict=True):
+        d = Path(out) / f"seed_{seed}"
+        metadata = {"algorithm": ALGORITHM, **({"env": env_id} if env_id else {}), "seed": seed}
+        rewards.save(d / "reward", state.net, state.reward_params, state.reward_norm, metadata=metadata)
+        preferences.save(d / "preferences.safetensors", state.dataset)
+        if agent_trainer.has_agent(state.agent):
+            kind, params, config, obs_norm = policy_for_saving(state.cfg.agent, state.agent)
+            save_policy(d / "policy", kind, params, spaces, config, obs_norm)  # type: ignore[arg-type]
+        paths.append(d)
+    return paths
+
+
+def spec(*, gatherer: PreferenceGatherer | None = None, env_id: str | None = None, evaluate: bool = True) -> loop.Spec:
+    """The loop spec; ``gatherer`` labels instead of the synthetic gatherer, ``env_id`` goes into the exported
+    rewards' metadata, ``evaluate=False`` for runs without an agent (a fixed dataset)."""
+    return loop.Spec(
+        algo=pc,
+        progress=rounds_done,
+        make_step=functools.partial(make_step, gatherer=gatherer),
+        evaluate=loop.policy_returns if evaluate else None,
+        export=functools.partial(export_artifacts, env_id=env_id),
+        finished=lambda states: rounds_done(states) >= states.cfg.num_iterations + 1,
+        unit="rounds",
+        bar=("reward/accuracy",),
+    )
+
+
+SPEC = spec()
 
 
 def train(
@@ -120,197 +237,53 @@ def train(
     log_formats: Sequence[str] = DEFAULT_LOG_FORMATS,
     resume: bool = False,
     progress: bool = True,
-    callback: Callable[[int, Any, dict[str, Tensor]], None] | None = None,
+    callback: Callable[[int, Any, dict[str, Tensor], dict[str, Tensor] | None], None] | None = None,
     compile: bool = False,
-) -> PCResult:
-    """Run every round of preference comparisons for every seed (see the module docstring).
+) -> loop.Result:
+    """Every round of preference comparisons for every seed: :func:`make_task`, then :func:`loop.train`.
 
-    ``eval_every`` counts rounds (evaluation always runs at the end when there is an agent). With
-    ``log_dir``: ``config.json``, ``metrics.jsonl`` and a checkpoint every ``checkpoint_every`` seconds
-    (at a round's end), at every evaluation and at the end; ``resume`` continues from it (see
-    :mod:`imitation_fn.train.run`). ``callback(round, states, metrics)`` runs after each round.
-    ``compile``: SAC agents train through ``torch.compile`` (see :func:`agent_trainer.batched_train_agent`;
-    compiling takes seconds with torch's on-disk caches warm, a few minutes cold).
+    ``eval_every`` counts rounds (evaluation always runs at the end when there is an agent: ``evaluation``
+    holds ``returns``, ``(n_seeds, n_eval_episodes)``). ``log_dir``, ``checkpoint_every``, ``log_formats``,
+    ``resume``, ``callback(round, states, metrics, evaluation or None)`` (each round's metrics, e.g.
+    ``reward/accuracy``): see :func:`loop.train`. ``compile``: see :func:`make_step`.
     """
-    seeds = check_seeds(seeds, "preference_comparisons.train")
-    agent_env: Env | None = None
-    pool: pc.Pool | None = None
-    if trajectories is None:
-        n_envs = int(cfg.agent_cfg().n_envs)
-        agent_env = _env(env_id, n_envs)
-        if isinstance(agent_env, GymEnv):
-            raise NotImplementedError(
-                f"preference comparisons vmaps every round over seeds, which needs a torch environment; "
-                f"{env_id} has none"
-            )
-        horizon = agent_env.max_episode_steps
-        spaces = None
-    else:
-        _check_dataset(trajectories, cfg)
-        pool = pc.pool_from_trajectories(trajectories, cfg.fragment_length)
-        probe = _env(env_id, 1)
-        spaces = (probe.observation_space, probe.action_space)
-        horizon = None
-    rounds = pc.plan(cfg, horizon)
-
-    init_keys, _, eval_keys = seed_keys(seeds)
-    states = torch.func.vmap(lambda k: pc.init(cfg, k, agent_env, spaces=spaces))(init_keys)
-    run, states, start = open_run(
-        log_dir,
-        resume,
-        states,
+    budget = cfg.num_iterations + 1
+    task = make_task(cfg, env_id, budget=budget, n_eval_episodes=n_eval_episodes, demos=trajectories)
+    return loop.train(
+        spec(gatherer=gatherer, env_id=env_id, evaluate=trajectories is None),
         cfg,
-        seeds,
-        algorithm=ALGORITHM,
-        env_id=env_id,
-        budget=len(rounds),
+        task,
+        budget=budget,
+        seeds=seeds,
+        eval_every=eval_every,
+        log_dir=log_dir,
         checkpoint_every=checkpoint_every,
         log_formats=log_formats,
+        resume=resume,
+        compile=compile,
+        progress=progress,
+        env_id=env_id,
+        callback=callback,
     )
-    run.export = lambda out, states: export_artifacts(out, states, seeds, env_id)
-    eval_env = _env(env_id, n_eval_episodes) if agent_env is not None else None
-
-    # The agent trains after each round's reward update, on a stack of states (SAC's pieces compiled if asked).
-    train_agent = None
-    if agent_env is not None:
-        reward = functools.partial(preference_model.agent_reward, states.net, cfg.normalize_reward)
-        train_agent = agent_trainer.batched_train_agent(cfg.agent, agent_env, reward, compile)
-    sampler = None
-    if compile and gatherer is None and pool is None:
-        # Compiled sampling of the agent's trajectories: one pool size for every round (a new size recompiles).
-        n_pool = max(r.pool_envs for r in rounds)
-        rounds = [dataclasses.replace(r, pool_envs=n_pool) for r in rounds]
-        sampler = agent_trainer.batched_sample_pool(cfg.agent, _env(env_id, n_pool), pc.exploration(cfg), compile=True)
-
-    def iteration(rnd: pc.Round) -> Callable[[Any], tuple[Any, dict[str, Tensor]]]:
-        source = pool if pool is not None else _env(env_id, rnd.pool_envs)
-        if sampler is not None:
-
-            def reward_round(states: Any) -> tuple[Any, dict[str, Tensor]]:
-                states, k_pool, k_frag = torch.func.vmap(pc.collect_keys)(states)
-                pools, m = sampler(states.agent, k_pool, rnd.pool_steps)
-                states = states.replace(sample_steps=states.sample_steps + rnd.pool_envs * rnd.pool_steps)
-                if len(seeds) == 1:
-                    one = tree.index((states, pools, k_frag, m), 0)
-                    state, metrics = pc.iteration_from_pool(one[0], one[1], one[2], rnd, None, one[3])
-                    return tree.stack([state]), tree.stack([metrics])
-                return torch.func.vmap(lambda s, p, k, m: pc.iteration_from_pool(s, p, k, rnd, None, m))(
-                    states, pools, k_frag, m
-                )
-
-        elif gatherer is None and len(seeds) == 1:
-            # vmap over one seed only adds overhead (DESIGN §8): run the same pure function unbatched.
-            def reward_round(states: Any) -> tuple[Any, dict[str, Tensor]]:
-                state, m = pc.iteration(tree.index(states, 0), None, source, rnd)
-                return tree.stack([state]), tree.stack([m])
-
-        elif gatherer is None:
-
-            def reward_round(states: Any) -> tuple[Any, dict[str, Tensor]]:
-                return torch.func.vmap(lambda s: pc.iteration(s, None, source, rnd))(states)
-
-        else:
-
-            def reward_round(states: Any) -> tuple[Any, dict[str, Tensor]]:
-                states, frags, m1 = torch.func.vmap(lambda s: pc.collect(s, source, rnd))(states)
-                prefs = torch.stack(
-                    [torch.as_tensor(gatherer(tree.index(frags, i)), dtype=torch.float32) for i in range(len(seeds))]
-                )
-                states, m2 = torch.func.vmap(lambda s, f, p: pc.update(s, f, p, rnd, None))(states, frags, prefs)
-                return states, {**m1, **m2}
-
-        def whole_round(states: Any) -> tuple[Any, dict[str, Tensor]]:
-            states, m = reward_round(states)
-            if train_agent is not None:
-                agents, m_agent = train_agent(states.agent, (states.reward_params, states.reward_norm), rnd.agent_calls)
-                states, m = states.replace(agent=agents), {**m, **m_agent}
-            return states, m
-
-        return whole_round
-
-    def evaluate_and_log(states: Any, done: int) -> Tensor:
-        assert eval_env is not None
-        keys = torch.func.vmap(random.fold_in)(eval_keys, torch.full((len(seeds),), done))
-        returns = evaluate(states, eval_env, keys)
-        run.write_eval(done, {"return_mean": returns.mean(-1), "returns": returns})
-        return returns
-
-    metrics: dict[str, Tensor] = {}
-    eval_returns: Tensor | None = None
-    seconds = 0.0
-    with ProgressBar(len(rounds), f"preference comparisons on {env_id} × {len(seeds)} seeds", enabled=progress) as bar:
-        bar.advance(start)
-        if run.pending_eval and eval_env is not None:
-            eval_returns = evaluate_and_log(states, start)
-        for rnd in rounds[start:]:
-            if rnd.num_pairs > 0:
-                lengths = (
-                    [len(t) for t in trajectories] if trajectories is not None else [rnd.pool_steps] * rnd.pool_envs
-                )
-                pc.check_fragment_supply(lengths, cfg.fragment_length, rnd.num_pairs, cfg.warning_threshold)
-            t0 = time.perf_counter()
-            states, metrics = iteration(rnd)(tree.contiguous(states))  # see tree.contiguous: exact resumes
-            seconds += time.perf_counter() - t0
-            _check_horizon(metrics, cfg.allow_variable_horizon)
-            done = rnd.index + 1
-            run.writer.write(done, "train", metrics)
-            last = done == len(rounds)
-            show = {k: metrics[k] for k in ("reward/accuracy",) if k in metrics}
-            evaluating = eval_env is not None and (last or bool(eval_every and done % eval_every == 0))
-            run.after_update(states, done, evaluating=evaluating, final=last)
-            if evaluating:
-                eval_returns = show["return"] = evaluate_and_log(states, done)
-            bar.advance(done, show)
-            if callback is not None:
-                callback(done, states, metrics)
-    if eval_env is not None and eval_returns is None:  # resumed a finished run whose evaluation was logged
-        keys = torch.func.vmap(random.fold_in)(eval_keys, torch.full((len(seeds),), len(rounds)))
-        eval_returns = evaluate(states, eval_env, keys)
-    return PCResult(states, seeds, rounds, eval_returns, metrics, seconds)
 
 
-def save_artifacts(result: PCResult, env_id: str, out: str | Path) -> list[Path]:
-    """Per seed: ``out/seed_<s>/{reward/, policy/, preferences.safetensors}``; returns the seed directories."""
-    return export_artifacts(Path(out), result.states, result.seeds, env_id)
-
-
-def export_artifacts(out: Path, states: Any, seeds: Sequence[int], env_id: str) -> list[Path]:
-    """:func:`save_artifacts` of stacked ``states`` (a run writes them at every checkpoint)."""
-    paths = []
+def save_artifacts(result: loop.Result, env_id: str, out: str | Path) -> list[Path]:
+    """:func:`export_artifacts` of a result, on ``env_id``'s spaces."""
     probe = _env(env_id, 1)
-    for seed, state in zip(seeds, tree.unstack(states), strict=True):
-        d = Path(out) / f"seed_{seed}"
-        rewards.save(
-            d / "reward",
-            state.net,
-            state.reward_params,
-            state.reward_norm,
-            metadata={"algorithm": ALGORITHM, "env": env_id, "seed": seed},
-        )
-        preferences.save(d / "preferences.safetensors", state.dataset)
-        if agent_trainer.has_agent(state.agent):
-            kind, params, config, obs_norm = policy_for_saving(agent_trainer.AGENTS[state.cfg.agent], state.agent)
-            save_policy(d / "policy", kind, params, (probe.observation_space, probe.action_space), config, obs_norm)  # type: ignore[arg-type]
-        paths.append(d)
-    return paths
-
-
-def has_checkpoint(log_dir: str | Path) -> bool:
-    return (Path(log_dir) / CHECKPOINT).is_file()
-
-
-def load_states(log_dir: str | Path, template: Any) -> Any:
-    """States saved by a run's last checkpoint, into ``template``'s structure."""
-    return serialization.load(Path(log_dir) / CHECKPOINT, template)
+    task = Task(spaces=(probe.observation_space, probe.action_space))
+    return export_artifacts(Path(out), result.states, result.seeds, task, env_id)
 
 
 __all__ = [
     "ALGORITHM",
-    "PCResult",
+    "SPEC",
     "PreferenceGatherer",
-    "evaluate",
-    "has_checkpoint",
-    "load_states",
+    "check_horizon",
+    "export_artifacts",
+    "make_step",
+    "make_task",
+    "rounds_done",
     "save_artifacts",
+    "spec",
     "train",
 ]
