@@ -203,7 +203,7 @@ ALGORITHMS: dict[str, Entry] = {
     "airl": Entry("imitation_fn.train.adversarial", "AIRL_SPEC", RL_KEYS, True),
     "density": Entry("imitation_fn.train.density", "SPEC", RL_KEYS, True),
     "mce_irl": Entry("imitation_fn.train.mce_irl", "SPEC", ("eval_every", "compile")),
-    "preference_comparisons": Entry("imitation_fn.train.preference_comparisons", "SPEC", RL_KEYS),
+    "preference_comparisons": Entry("imitation_fn.train.preference_comparisons", "SPEC", ("eval_every", "compile")),
     "ppo": Entry("imitation_fn.train.rl", "PPO_SPEC", RL_KEYS),
     "sac": Entry("imitation_fn.train.rl", "SAC_SPEC", RL_KEYS),
 }
@@ -228,6 +228,8 @@ class Context:
         name, train = self.sweep.algorithm, self.sweep.train
         if name == "mce_irl":
             return int(cfg.max_iter)  # type: ignore[attr-defined]
+        if name == "preference_comparisons":  # rounds: the initial reward training, then num_iterations
+            return int(cfg.num_iterations) + 1  # type: ignore[attr-defined]
         if name == "bc":
             if train.get("n_batches") is not None:
                 return int(train["n_batches"])
