@@ -36,7 +36,7 @@ ENV = "seals/CartPole-v0"
 RL = ppo.Config(
     n_envs=8, n_steps=32, batch_size=256, n_epochs=20, lr=1e-3, lr_schedule="linear", gamma=0.98, gae_lambda=0.8
 )
-CFG = density.Config(kernel="exponential", kernel_bandwidth=2.0, standardise_inputs=False)
+CFG = density.Config(kernel="exponential", kernel_bandwidth=2.0, standardise_inputs=False, rl=RL)
 
 
 def reward_throughput(expert: list, skip_sklearn: bool) -> dict[str, float | None]:
@@ -72,7 +72,7 @@ def reward_throughput(expert: list, skip_sklearn: bool) -> dict[str, float | Non
 def train(expert: list, n_seeds: int, iterations: int) -> dict[str, object]:
     t0 = time.perf_counter()
     result = density_training.train_policy(
-        CFG, RL, ENV, expert, seeds=range(n_seeds), total_timesteps=iterations * 256, n_eval_episodes=10, progress=False
+        CFG, ENV, expert, seeds=range(n_seeds), total_timesteps=iterations * 256, n_eval_episodes=10, progress=False
     )
     wall = time.perf_counter() - t0
     return {
@@ -80,7 +80,7 @@ def train(expert: list, n_seeds: int, iterations: int) -> dict[str, object]:
         "wall_s": wall,
         "env_steps": result.steps,
         "true_return_per_seed": result.eval_returns.mean(-1).tolist(),
-        "imitation_return_per_seed": result.imitation_returns.mean(-1).tolist(),
+        "imitation_return_per_seed": result.evaluation["imitation_returns"].mean(-1).tolist(),
     }
 
 

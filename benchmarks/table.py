@@ -131,17 +131,17 @@ def _adversarial(name: str, env_id: str) -> Runner:
 
 
 # The density benchmark's settings (benchmarks/density.py): an exponential kernel on raw inputs, rl-zoo's PPO.
-DENSITY = density.Config(kernel="exponential", kernel_bandwidth=2.0, standardise_inputs=False)
 DENSITY_PPO = ppo.Config(
     n_envs=8, n_steps=32, batch_size=256, n_epochs=20, lr=1e-3, lr_schedule="linear", gamma=0.98, gae_lambda=0.8
 )
+DENSITY = density.Config(kernel="exponential", kernel_bandwidth=2.0, standardise_inputs=False, rl=DENSITY_PPO)
 
 
 def _density(env_id: str) -> Runner:
     def run(seeds: Sequence[int], n_eval: int, quick: bool) -> Outcome:
         steps = 512 if quick else 40 * 256
         result = density_training.train_policy(
-            DENSITY, DENSITY_PPO, env_id, _demos(env_id, 8), seeds=seeds, total_timesteps=steps,
+            DENSITY, env_id, _demos(env_id, 8), seeds=seeds, total_timesteps=steps,
             n_eval_episodes=n_eval, progress=False,
         )  # fmt: skip
         return Outcome(result.eval_returns.mean(-1), f"8 demos, {result.steps:,} env steps")

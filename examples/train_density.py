@@ -49,8 +49,7 @@ def main() -> None:
         )
     )
     result = density_training.train_policy(
-        cfg,
-        rl_cfg,
+        cfg.model_copy(update={"rl": rl_cfg}),
         env_id,
         expert,
         seeds=range(2 if args.tiny else 4),

@@ -18,11 +18,12 @@ from imitation_fn.core import checks, random, tree
 from imitation_fn.data import rollout, serialize
 from imitation_fn.data.types import Trajectory, Transitions
 from imitation_fn.envs.experts import cartpole_expert
+from imitation_fn.envs.task import Task
 from imitation_fn.policies import load_policy
 from imitation_fn.policies.simple import random_policy
 from imitation_fn.rl import ppo
 from imitation_fn.train import density as density_training
-from imitation_fn.train.driver import seed_keys
+from imitation_fn.train import loop
 
 EXPERTS = Path(__file__).parent / "data" / "experts"
 SMALL_PPO = ppo.Config(n_envs=4, n_steps=16, batch_size=32, n_epochs=2, lr=1e-3)
@@ -287,10 +288,12 @@ def test_collect_relabels_rewards_with_each_steps_time_index() -> None:
     env = envs.make("seals/CartPole-v0", n_envs=4, max_episode_steps=10)
     demos = rollout.generate_trajectories(env, cartpole_expert, random.key(0), min_episodes=4)[:4]
     for is_stationary in (True, False):
-        cfg = density.Config(density_type="state", is_stationary=is_stationary)
+        cfg = density.Config(density_type="state", is_stationary=is_stationary, rl=SMALL_PPO)
         model = density.fit(cfg, density.demo_points(cfg, demos, env.observation_space, env.action_space))
-        state = density.init(SMALL_PPO, random.key(1), env, model)
-        state, batch = density.collect(state, env)  # 16 steps: one episode boundary at step 10
+        task = Task(env=env, demos=demos)
+        state = density.init(cfg, random.key(1), task)
+        checks.assert_trees_allclose(state.density, model, rtol=0, atol=0)  # init fits the same model
+        state, batch = density.collect(state, task)  # 16 steps: one episode boundary at step 10
         t = torch.arange(16)[:, None].expand(16, 4)
         steps = torch.where(t < 10, t, t - 10)
         assert torch.equal(state.ep_t, torch.full((4,), 6))
@@ -299,7 +302,7 @@ def test_collect_relabels_rewards_with_each_steps_time_index() -> None:
         )
         torch.testing.assert_close(batch.rews, expected.reshape(16, 4), rtol=0, atol=0)
         if is_stationary:
-            fresh = density.init(SMALL_PPO, random.key(1), env, model)
+            fresh = density.init(cfg, random.key(1), task)
             _, direct = ppo.collect_env(fresh.rl, env, reward_fn=density.reward_fn(model))
             torch.testing.assert_close(batch.rews, direct.rews, rtol=0, atol=0)
         assert torch.equal(batch.env_rews, batch.env_rews.clamp(0, 1))  # the true rewards are kept beside
@@ -307,21 +310,25 @@ def test_collect_relabels_rewards_with_each_steps_time_index() -> None:
 
 def test_training_vmapped_over_seeds_equals_each_seed_alone(cartpole_trajectories: tuple[list, list]) -> None:
     expert, _ = cartpole_trajectories
-    cfg = density.Config(density_type="state", is_stationary=False)
+    cfg = density.Config(density_type="state", is_stationary=False, rl=SMALL_PPO)
     run = dict(total_timesteps=3 * 64, n_eval_episodes=3, progress=False)
-    sweep = density_training.train_policy(cfg, SMALL_PPO, "seals/CartPole-v0", expert[:4], seeds=[0, 1, 2], **run)
-    alone = density_training.train_policy(cfg, SMALL_PPO, "seals/CartPole-v0", expert[:4], seeds=[1], **run)
+    sweep = density_training.train_policy(cfg, "seals/CartPole-v0", expert[:4], seeds=[0, 1, 2], **run)
+    alone = density_training.train_policy(cfg, "seals/CartPole-v0", expert[:4], seeds=[1], **run)
     assert sweep.steps == alone.steps == 192
     checks.assert_trees_allclose(
         tree.index(sweep.states, 1).rl.params, tree.index(alone.states, 0).rl.params, rtol=1e-5, atol=1e-6
     )
     torch.testing.assert_close(sweep.eval_returns[1], alone.eval_returns[0])
-    torch.testing.assert_close(sweep.imitation_returns[1], alone.imitation_returns[0], rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(
+        sweep.evaluation["imitation_returns"][1], alone.evaluation["imitation_returns"][0], rtol=1e-5, atol=1e-3
+    )
     first_leaf = tree.flatten(sweep.states.rl.params)[0][0]
     assert not torch.equal(first_leaf[0], first_leaf[1])  # the seeds differ
     state = tree.index(sweep.states, 0)
-    true_stats = density.test_policy(state, envs.make("seals/CartPole-v0", n_envs=2), random.key(0), n_trajectories=2)
-    imit_stats = density.test_policy(
+    true_stats = density_training.test_policy(
+        state, envs.make("seals/CartPole-v0", n_envs=2), random.key(0), n_trajectories=2
+    )
+    imit_stats = density_training.test_policy(
         state, envs.make("seals/CartPole-v0", n_envs=2), random.key(0), n_trajectories=2, true_reward=False
     )
     assert true_stats["n_traj"] == imit_stats["n_traj"] == 2 and true_stats["len_mean"] == 500
@@ -333,9 +340,9 @@ def test_variable_horizon_training_episodes_are_refused(cartpole_trajectories: t
     expert, _ = cartpole_trajectories
     run = dict(total_timesteps=4 * 64, n_eval_episodes=2, progress=False)
     with pytest.raises(ValueError, match="allow_variable_horizon"):
-        density_training.train_policy(density.Config(), SMALL_PPO, "CartPole-v1", expert[:2], **run)
+        density_training.train_policy(density.Config(rl=SMALL_PPO), "CartPole-v1", expert[:2], **run)
     allowed = density_training.train_policy(
-        density.Config(allow_variable_horizon=True), SMALL_PPO, "CartPole-v1", expert[:2], **run
+        density.Config(allow_variable_horizon=True, rl=SMALL_PPO), "CartPole-v1", expert[:2], **run
     )
     assert allowed.steps == 256
 
@@ -352,17 +359,17 @@ def test_policy_trained_on_the_density_reward_improves_on_cartpole(cartpole_traj
     away: rewards of -1e6 per step make the value loss dominate PPO's clipped global gradient norm, and the
     policy barely moves."""
     expert, _ = cartpole_trajectories
-    cfg = density.Config(kernel="exponential", kernel_bandwidth=2.0, standardise_inputs=False)
+    cfg = density.Config(kernel="exponential", kernel_bandwidth=2.0, standardise_inputs=False, rl=CARTPOLE_PPO)
     seeds, total = [0, 1, 2, 3], 40 * 256
     result = density_training.train_policy(
-        cfg, CARTPOLE_PPO, "seals/CartPole-v0", expert, seeds=seeds, total_timesteps=total, progress=False
+        cfg, "seals/CartPole-v0", expert, seeds=seeds, total_timesteps=total, progress=False
     )
     env, eval_env = envs.make("seals/CartPole-v0", n_envs=8), envs.make("seals/CartPole-v0", n_envs=10)
-    model = density.fit(cfg, density.demo_points(cfg, expert, env.observation_space, env.action_space))
-    starts = torch.func.vmap(lambda k: density.init(CARTPOLE_PPO, k, env, model, total))(seed_keys(seeds)[0])
+    task = Task(env=env, demos=expert, total=total)
+    starts = torch.func.vmap(lambda k: density.init(cfg, k, task))(loop.seed_keys(seeds)[0])
     keys = random.split(random.key(0), len(seeds))
     before, after = (
-        torch.func.vmap(lambda s, k: density.evaluate(s, eval_env, k))(states, keys)
+        torch.func.vmap(lambda s, k: density_training.evaluate(s, eval_env, k))(states, keys)
         for states in (starts, result.states)
     )
     print(

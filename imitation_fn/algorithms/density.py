@@ -4,18 +4,18 @@ A non-parametric kernel density estimate of ``p(s)``, ``p(s, a)`` or ``p(s, s')`
 demonstrations (``imitation``'s ``DensityAlgorithm``), with scikit-learn ``KernelDensity``'s kernels
 and normalisation, optional standardisation of the inputs (``StandardScaler``), one density for all
 time steps or one per time step (``is_stationary=False``). A policy is then trained on
-``r_t(s, a, s') = log p̂_t(·)`` with PPO.
+``r_t(s, a, s') = log p̂_t(·)`` with PPO (``cfg.rl``).
 
-    demos = density.demo_points(cfg, trajectories, env.observation_space, env.action_space)  # host side
-    model = density.fit(cfg, demos)                         # pure: vmap over demo sets or bandwidths
-    rews = density.reward_fn(model)(obs, acts, next_obs, dones, steps)      # pure, any batch size
-    state = density.init(ppo_cfg, key, env, model)          # PPO on the density reward
-    state, rollout = density.collect(state, env)            # rews relabelled with each step's time index
+    state = density.init(cfg, key, Task(env=env, demos=trajectories, total=50_000))  # fits the density
+    state, rollout = density.collect(state, task)   # PPO's rollout, rews relabelled with each step's time index
     state, metrics = density.update(state, rollout)
+    rews = density.reward(state)(obs, acts, next_obs, dones, steps)      # pure, any batch size
 
-``imitation_fn.train.density.train_policy`` runs that loop for many seeds at once (one ``vmap``);
-``test_policy`` reports
-``rollout_stats`` under the true or the imitation reward, as ``imitation`` does.
+    demos = density.demo_points(cfg, trajectories, obs_space, act_space)  # the model alone (host side),
+    model = density.fit(cfg, demos)                       # pure: vmap over demo sets or bandwidths
+
+``imitation_fn.train.density`` trains many seeds at once (one ``vmap``) through the training loop;
+``test_policy`` reports ``rollout_stats`` under the true or the imitation reward, as ``imitation`` does.
 """
 
 from __future__ import annotations
@@ -32,15 +32,13 @@ from torch import Tensor
 
 from imitation_fn.core import random, struct
 from imitation_fn.core.config import Config as BaseConfig
-from imitation_fn.data import rollout as rollout_lib
-from imitation_fn.data.types import Trajectory, TrajectoryWithRew, Transitions
+from imitation_fn.data.types import Trajectory, Transitions
 from imitation_fn.data.utils import check_spaces
-from imitation_fn.envs.base import Env, PolicyFn
+from imitation_fn.envs.base import PolicyFn
 from imitation_fn.envs.task import Task
 from imitation_fn.policies import actor_critic
 from imitation_fn.rl import ppo
 
-Metrics = dict[str, Tensor]
 Kernel = Literal["gaussian", "tophat", "epanechnikov", "exponential", "linear", "cosine"]
 KERNELS: tuple[str, ...] = ("gaussian", "tophat", "epanechnikov", "exponential", "linear", "cosine")
 OneHot = tuple[int, int] | None  # (n, start) of a Discrete space, or None for a Box (flattened as is)
@@ -73,6 +71,8 @@ class Config(BaseConfig):
     """Standardise features to zero mean, unit variance over the demonstrations (scikit-learn's StandardScaler)."""
     allow_variable_horizon: bool = False
     """Accept episodes of different lengths (demonstrations and training); they leak reward information."""
+    rl: ppo.Config = ppo.Config()
+    """The agent trained on the density reward: PPO's config."""
 
     @field_validator("density_type", mode="before")
     @classmethod
@@ -106,6 +106,17 @@ class DensityModel(struct.PyTreeNode):
     density_type: DensityType = struct.field(static=True)
     obs_onehot: OneHot = struct.field(static=True)
     act_onehot: OneHot = struct.field(static=True)
+
+
+class State(struct.PyTreeNode):
+    """PPO's state plus the (fixed) density model and each environment's time step in its episode."""
+
+    density: DensityModel
+    rl: ppo.State
+    ep_t: Tensor  # (n_envs,) int64: time step of each env's current observation in its episode
+
+
+Metrics = dict[str, Tensor]  # PPO's, plus imitation_reward and true_reward: each rollout's mean reward
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -382,20 +393,18 @@ def reward_fn(model: DensityModel) -> Callable[..., Tensor]:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-class State(struct.PyTreeNode):
-    """PPO's state plus the (fixed) density model and each environment's time step in its episode."""
+def init(cfg: Config, key: random.Key, task: Task) -> State:
+    """The density model fitted to ``task.demos`` next to PPO's fresh state (``ppo.init`` on ``task``).
 
-    density: DensityModel
-    rl: ppo.State
-    ep_t: Tensor  # (n_envs,) int64: time step of each env's current observation in its episode
-
-
-def init(
-    cfg: ppo.Config, key: random.Key, env: Env, density: DensityModel, total_timesteps: int | None = None
-) -> State:
-    """PPO's fresh state (``ppo.init``) next to the density reward; the env is reset, so every episode is at t = 0."""
-    rl = ppo.init(cfg, key, Task(env=env, total=total_timesteps))
-    return State(density=density, rl=rl, ep_t=torch.zeros(env.n_envs, dtype=torch.int64))
+    The fit does not depend on ``key``: under ``vmap`` over seeds it runs once, on unbatched tensors. The
+    env is reset, so every episode is at t = 0.
+    """
+    task.require("env", "demos", who="density.init")
+    env, demos = task.env, task.demos
+    assert env is not None and demos is not None
+    model = fit(cfg, demo_points(cfg, demos, env.observation_space, env.action_space))
+    rl = ppo.init(cfg.rl, key, task)
+    return State(density=model, rl=rl, ep_t=torch.zeros(env.n_envs, dtype=torch.int64))
 
 
 def episode_steps(ep_t: Tensor, dones: Tensor) -> tuple[Tensor, Tensor]:
@@ -408,9 +417,11 @@ def episode_steps(ep_t: Tensor, dones: Tensor) -> tuple[Tensor, Tensor]:
     return torch.stack(steps), t
 
 
-def collect(state: State, env: Env, key: random.Key | None = None) -> tuple[State, ppo.Rollout]:
-    """``ppo.collect`` with ``rews`` replaced by the density reward (``env_rews`` keeps the true one). Pure."""
-    rl, rollout = ppo.collect_env(state.rl, env, key)
+def collect(state: State, task: Task, key: random.Key | None = None) -> tuple[State, ppo.Rollout]:
+    """``ppo.collect`` on ``task.env`` with ``rews`` replaced by the density reward (``env_rews`` keeps the true
+    one). Pure."""
+    assert task.env is not None, "density.collect: the task has no env"
+    rl, rollout = ppo.collect_env(state.rl, task.env, key)
     steps, ep_t = episode_steps(state.ep_t, rollout.dones)
     acts = actor_critic.clip_action(rollout.acts.flatten(0, 1), rl.action_bounds)  # what the env received
     rews = reward_fn(state.density)(
@@ -423,10 +434,10 @@ def _with_reward_metrics(metrics: Metrics, rollout: ppo.Rollout) -> Metrics:
     return {**metrics, "imitation_reward": rollout.rews.mean(), "true_reward": rollout.env_rews.mean()}
 
 
-def update(state: State, rollout: ppo.Rollout) -> tuple[State, Metrics]:
+def update(state: State, batch: ppo.Rollout) -> tuple[State, Metrics]:
     """``ppo.update`` on a rollout from :func:`collect`; metrics add the mean imitation and true rewards."""
-    rl, metrics = ppo.update(state.rl, rollout)
-    return state.replace(rl=rl), _with_reward_metrics(metrics, rollout)
+    rl, metrics = ppo.update(state.rl, batch)
+    return state.replace(rl=rl), _with_reward_metrics(metrics, batch)
 
 
 def batched_update(compile: bool = False) -> Callable[[State, ppo.Rollout], tuple[State, Metrics]]:
@@ -445,64 +456,9 @@ def policy(state: State, deterministic: bool = True) -> PolicyFn:
     return ppo.policy(state.rl, deterministic)
 
 
-class EvalStats(struct.PyTreeNode):
-    true_returns: Tensor  # (n_envs,) the environment's return of each env's first episode
-    imitation_returns: Tensor  # (n_envs,) its return under the density reward
-    lengths: Tensor  # (n_envs,) int64
-
-
-def evaluate(state: State, env: Env, key: random.Key, deterministic: bool = True) -> EvalStats:
-    """One episode in each of ``env``'s environments, scored by the true and the density reward. Pure (vmap it)."""
-    horizon = env.max_episode_steps
-    if horizon is None:
-        raise ValueError("density.evaluate: the env has no max_episode_steps")
-    batch, _ = rollout_lib.rollout(env, policy(state, deterministic), key, horizon)
-    steps, _ = episode_steps(torch.zeros(env.n_envs, dtype=torch.int64), batch.dones)
-    rews = reward_fn(state.density)(
-        batch.obs.flatten(0, 1),
-        batch.acts.flatten(0, 1),
-        batch.next_obs.flatten(0, 1),
-        batch.dones.flatten(),
-        steps.flatten(),
-    ).reshape(batch.rews.shape)
-    # The first episode of each env: steps up to and including its first done.
-    running = torch.cumsum(batch.dones.to(torch.int64), 0) - batch.dones.to(torch.int64) == 0
-    return EvalStats(
-        true_returns=torch.where(running, batch.rews, 0.0).sum(0),
-        imitation_returns=torch.where(running, rews, 0.0).sum(0),
-        lengths=running.sum(0),
-    )
-
-
-def test_policy(
-    state: State,
-    env: Env,
-    key: random.Key,
-    n_trajectories: int = 10,
-    true_reward: bool = True,
-    deterministic: bool = False,
-) -> dict[str, float]:
-    """``imitation``'s ``test_policy``: ``rollout_stats`` of ``n_trajectories`` episodes of one seed's policy.
-
-    ``true_reward=False`` scores them with the density reward instead of the environment's. Host side.
-    """
-    trajs = rollout_lib.generate_trajectories(env, policy(state, deterministic), key, min_episodes=n_trajectories)
-    trajs = trajs[:n_trajectories]
-    if not true_reward:
-        reward = reward_fn(state.density)
-        with torch.no_grad():
-            trajs = [
-                TrajectoryWithRew(
-                    obs=t.obs,
-                    acts=t.acts,
-                    terminal=t.terminal,
-                    rews=reward(
-                        t.obs[:-1], t.acts, t.obs[1:], torch.zeros(len(t), dtype=torch.bool), torch.arange(len(t))
-                    ),
-                )
-                for t in trajs
-            ]
-    return rollout_lib.rollout_stats(trajs)
+def reward(state: State) -> Callable[..., Tensor]:
+    """The learned reward: :func:`reward_fn` of the state's density model."""
+    return reward_fn(state.density)
 
 
 __all__ = [
@@ -511,7 +467,6 @@ __all__ = [
     "Demos",
     "DensityModel",
     "DensityType",
-    "EvalStats",
     "Kernel",
     "Metrics",
     "State",
@@ -520,7 +475,6 @@ __all__ = [
     "collect",
     "demo_points",
     "episode_steps",
-    "evaluate",
     "features",
     "fit",
     "init",
@@ -529,7 +483,7 @@ __all__ = [
     "log_kernel",
     "log_kernel_factor",
     "policy",
+    "reward",
     "reward_fn",
-    "test_policy",
     "update",
 ]

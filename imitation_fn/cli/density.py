@@ -27,13 +27,14 @@ from imitation_fn.cli.data import expert_demos
 from imitation_fn.data import serialize
 from imitation_fn.rl import ppo
 from imitation_fn.train import density as density_training
+from imitation_fn.train import loop
 
 
-def _table(title: str, result: density_training.DensityResult) -> Table:
+def _table(title: str, result: loop.Result) -> Table:
     table = Table(title=title)
     for col in ("seed", "true return", "std", "imitation return", "std"):
         table.add_column(col, justify="right")
-    true, imit = result.eval_returns, result.imitation_returns
+    true, imit = result.eval_returns, result.evaluation["imitation_returns"]
     for i, seed in enumerate(result.seeds):
         table.add_row(
             str(seed),
@@ -53,15 +54,26 @@ def _table(title: str, result: density_training.DensityResult) -> Table:
     return table
 
 
+def build_config(args: argparse.Namespace) -> density.Config:
+    """Defaults < ``--config`` file < flags for the density model; for its PPO agent (``rl``): the env's preset <
+    ``--config``'s ``rl`` < ``--ppo-config`` file < PPO's flags."""
+    preset = None if args.no_preset else presets.get("density", args.env)
+    base: dict[str, Any] = read_config_file(args.config) if args.config else {}
+    args.config = None
+    rl_base = base.pop("rl", {})
+    if not isinstance(rl_base, dict):
+        raise CLIError("--config: 'rl' must be a mapping of PPO config fields")
+    rl_base = {**(preset.config if preset else {}), **rl_base}
+    if args.ppo_config:
+        rl_base.update(read_config_file(args.ppo_config, "--ppo-config"))
+    rl_cfg = config_from_args(ppo.Config, args, base=rl_base)
+    return config_from_args(density.Config, args, base={**base, "rl": rl_cfg})
+
+
 def cmd_density(args: argparse.Namespace) -> None:
     require_torch_env(args.env, "density")
-    cfg = config_from_args(density.Config, args)
-    args.config = None  # --config holds density fields; PPO's come from --ppo-config
+    cfg = build_config(args)
     preset = None if args.no_preset else presets.get("density", args.env)
-    base = dict(preset.config) if preset else {}
-    if args.ppo_config:
-        base.update(read_config_file(args.ppo_config, "--ppo-config"))
-    rl_cfg = config_from_args(ppo.Config, args, base=base)
     total = args.total_timesteps if args.total_timesteps is not None else (preset.total_timesteps if preset else None)
     if total is None:
         raise CLIError(f"no PPO preset for {args.env}: give {flag('total_timesteps')}")
@@ -82,7 +94,6 @@ def cmd_density(args: argparse.Namespace) -> None:
     try:
         result = density_training.train_policy(
             cfg,
-            rl_cfg,
             args.env,
             trajs,
             seeds=seeds,
@@ -119,10 +130,13 @@ def register(sub: Any) -> None:
         "--total-timesteps", type=positive_int, default=None, help="env steps per seed (default: the preset's)"
     )
     p.add_argument("--out", default=None, help="run directory: config, metrics, checkpoint, policies/")
-    p.add_argument("--config", default=None, help="JSON or YAML file of density config fields")
+    p.add_argument(
+        "--config", default=None, help="JSON or YAML file of density config fields (PPO's under 'rl', over the preset)"
+    )
     p.add_argument("--ppo-config", default=None, help="JSON or YAML file of PPO config fields (over the preset)")
     p.add_argument("--no-preset", action="store_true", help="start PPO from its defaults, not the env's preset")
     add_run_flags(p, eval_unit="env steps", compile_help="torch.compile PPO's vmapped minibatch step")
+    p.add_argument("--rl", help=argparse.SUPPRESS)  # the nested PPO config comes from PPO's own flags below
     add_config_flags(p, density.Config)
     add_config_flags(p, ppo.Config)
     p.set_defaults(func=cmd_density)

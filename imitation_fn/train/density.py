@@ -1,77 +1,185 @@
-"""The density driver: fit the density reward, then PPO on it for N seeds at once.
+"""Density-based reward modelling through the training loop: the density reward fitted, then PPO on it.
 
-    result = train_policy(density.Config(), ppo_cfg, "seals/CartPole-v0", demos, seeds=range(8), total_timesteps=50_000)
+    task = make_task(cfg, "seals/CartPole-v0", budget=50_000, n_eval_episodes=10, demos=demos)
+    result = loop.train(SPEC, cfg, task, budget=50_000, seeds=range(8))
+    result = train_policy(cfg, "seals/CartPole-v0", demos, seeds=range(8), total_timesteps=50_000)  # the same
 
 Every step is one vmapped ``collect`` (PPO's rollout relabelled with the log-density of the
-demonstrations) and one vmapped ``update``; the host checks each batch (finite rewards, fixed horizon).
-Evaluation reports the true and the imitation return. The run directory (:mod:`imitation_fn.train.run`)
-also holds ``ppo_config.json``, the agent's config, which a resume must match as well.
+demonstrations) and one batched ``update``; the host checks each rollout (finite rewards, fixed horizon).
+Evaluation reports the true return (``returns``) and the return under the density reward
+(``imitation_returns``). The agent's PPO config is ``cfg.rl``, so the run's ``config.json`` holds it
+and a resume must match it too.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import torch
 from torch import Tensor
 
 from imitation_fn import envs
 from imitation_fn.algorithms import density
-from imitation_fn.algorithms.density import Config, EvalStats, Metrics, State
-from imitation_fn.core import random, serialization, tree
+from imitation_fn.algorithms.density import Config, State
+from imitation_fn.core import random, struct
+from imitation_fn.core.config import Config as BaseConfig
 from imitation_fn.core.errors import InputError
-from imitation_fn.data.types import Trajectory, Transitions
+from imitation_fn.data import rollout as rollout_lib
+from imitation_fn.data.types import Trajectory, TrajectoryWithRew, Transitions
 from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
+from imitation_fn.envs.task import Task
 from imitation_fn.rl import ppo
-from imitation_fn.train.driver import TrainResult, check_seeds, export_policies, seed_keys
-from imitation_fn.train.logger import ProgressBar
+from imitation_fn.train import loop
+from imitation_fn.train.driver import export_policies
 from imitation_fn.train.rl import policy_for_saving
-from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, crossed, open_run
+from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS
 
-PPO_CONFIG = "ppo_config.json"
-
-
-@dataclasses.dataclass(frozen=True)
-class DensityResult(TrainResult):
-    """``TrainResult`` (``steps``: env steps per seed; ``eval_returns``: true returns) plus imitation returns."""
-
-    imitation_returns: Tensor  # (n_seeds, n_eval_episodes) returns under the density reward
+# --- Evaluation ------------------------------------------------------------------------------------
 
 
-@functools.cache
-def _batched_step(env: Env, compile: bool) -> Callable[[State], tuple[State, ppo.Rollout, Metrics]]:
-    vcollect = torch.func.vmap(lambda s: density.collect(s, env))
-    vupdate = density.batched_update(compile)
+class EvalStats(struct.PyTreeNode):
+    true_returns: Tensor  # (n_envs,) the environment's return of each env's first episode
+    imitation_returns: Tensor  # (n_envs,) its return under the density reward
+    lengths: Tensor  # (n_envs,) int64
 
-    def step(states: State) -> tuple[State, ppo.Rollout, Metrics]:
-        states, rollouts = vcollect(states)
-        states, metrics = vupdate(states, rollouts)
-        return states, rollouts, metrics
+
+def evaluate(state: State, env: Env, key: random.Key, deterministic: bool = True) -> EvalStats:
+    """One episode in each of ``env``'s environments, scored by the true and the density reward. Pure (vmap it)."""
+    horizon = env.max_episode_steps
+    if horizon is None:
+        raise ValueError("density.evaluate: the env has no max_episode_steps")
+    batch, _ = rollout_lib.rollout(env, density.policy(state, deterministic), key, horizon)
+    steps, _ = density.episode_steps(torch.zeros(env.n_envs, dtype=torch.int64), batch.dones)
+    rews = density.reward(state)(
+        batch.obs.flatten(0, 1),
+        batch.acts.flatten(0, 1),
+        batch.next_obs.flatten(0, 1),
+        batch.dones.flatten(),
+        steps.flatten(),
+    ).reshape(batch.rews.shape)
+    # The first episode of each env: steps up to and including its first done.
+    running = torch.cumsum(batch.dones.to(torch.int64), 0) - batch.dones.to(torch.int64) == 0
+    return EvalStats(
+        true_returns=torch.where(running, batch.rews, 0.0).sum(0),
+        imitation_returns=torch.where(running, rews, 0.0).sum(0),
+        lengths=running.sum(0),
+    )
+
+
+def test_policy(
+    state: State,
+    env: Env,
+    key: random.Key,
+    n_trajectories: int = 10,
+    true_reward: bool = True,
+    deterministic: bool = False,
+) -> dict[str, float]:
+    """``imitation``'s ``test_policy``: ``rollout_stats`` of ``n_trajectories`` episodes of one seed's policy.
+
+    ``true_reward=False`` scores them with the density reward instead of the environment's. Host side.
+    """
+    trajs = rollout_lib.generate_trajectories(
+        env, density.policy(state, deterministic), key, min_episodes=n_trajectories
+    )
+    trajs = trajs[:n_trajectories]
+    if not true_reward:
+        reward = density.reward(state)
+        with torch.no_grad():
+            trajs = [
+                TrajectoryWithRew(
+                    obs=t.obs,
+                    acts=t.acts,
+                    terminal=t.terminal,
+                    rews=reward(
+                        t.obs[:-1], t.acts, t.obs[1:], torch.zeros(len(t), dtype=torch.bool), torch.arange(len(t))
+                    ),
+                )
+                for t in trajs
+            ]
+    return rollout_lib.rollout_stats(trajs)
+
+
+# --- The loop's spec -------------------------------------------------------------------------------
+
+
+def env_steps(states: State) -> int:
+    """Environment steps every seed has collected."""
+    return int(states.rl.timesteps.min())
+
+
+def make_step(algo: ModuleType, cfg: BaseConfig, task: Task, data_keys: Tensor, compile: bool) -> loop.Step:
+    """``vmap(collect)``, the host's checks of the rollouts, then :func:`density.batched_update`."""
+    assert isinstance(cfg, Config)
+    assert task.env is not None and task.demos is not None
+    demos = task.demos
+    horizons = {len(t) for t in demos} if not isinstance(demos, Transitions) else set()
+    collect = torch.func.vmap(lambda s: density.collect(s, task))
+    update = density.batched_update(compile)
+
+    def step(states: State, done: int) -> tuple[State, loop.Metrics]:
+        start_t = states.ep_t
+        states, rollouts = collect(states)
+        steps, _ = torch.func.vmap(density.episode_steps)(start_t, rollouts.dones)
+        check_rollout(cfg, rollouts, steps, horizons)
+        return update(states, rollouts)
 
     return step
 
 
-def _ppo_config_file(out: Path, rl_cfg: ppo.Config, resume: bool) -> None:
-    """Write the agent's config beside the run's; a resume must give the same one."""
-    path = out / PPO_CONFIG
-    if resume and path.exists():
-        try:
-            same = json.loads(path.read_text()) == json.loads(rl_cfg.to_json())
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path} is not valid JSON: {e}") from e
-        if not same:
-            raise InputError(f"--resume: {path} differs from the PPO config given; resume with the same flags")
-    serialization.write_text_atomic(path, rl_cfg.to_json())
+def check_rollout(cfg: Config, rollouts: ppo.Rollout, steps: Tensor, horizons: set[int]) -> None:
+    """Host-side value checks of a collected batch: finite rewards, fixed horizon (unless allowed)."""
+    if not bool(torch.isfinite(rollouts.rews).all()):
+        raise InputError(
+            f"density: the {cfg.kernel} kernel gave a -inf reward: a visited point lies outside the support of "
+            "every demonstration's kernel. Use the gaussian or exponential kernel or a larger bandwidth."
+        )
+    if cfg.allow_variable_horizon:
+        return
+    lengths = set((steps + 1)[rollouts.dones].tolist())
+    density.check_fixed_horizon(sorted(lengths | horizons), False, "training episodes and demonstrations")
+
+
+def evaluate_seeds(algo: ModuleType, task: Task, states: State, keys: Tensor) -> dict[str, Tensor]:
+    """Each seed's deterministic policy, one episode per eval env: true and imitation returns ``(n_seeds, n)``."""
+    env = task.eval_env
+    assert env is not None, "density: the task has no eval_env"
+    with torch.no_grad():
+        stats = torch.func.vmap(lambda s, k: evaluate(s, env, k))(states, keys)
+    return {"returns": stats.true_returns, "imitation_returns": stats.imitation_returns}
+
+
+def export(out: Path, states: State, seeds: Sequence[int], task: Task) -> object:
+    """Each seed's PPO policy as ``out/policies/seed_<s>/``."""
+    assert task.env is not None
+    return export_policies(out / "policies", states.rl, seeds, task.env, functools.partial(policy_for_saving, ppo))
+
+
+SPEC = loop.Spec(
+    algo=density,
+    progress=env_steps,
+    make_step=make_step,
+    evaluate=evaluate_seeds,
+    export=export,
+    bar=("imitation_reward",),
+)
+
+
+def make_task(
+    cfg: Config, env_id: str, *, budget: int, n_eval_episodes: int, demos: Sequence[Trajectory] | Transitions
+) -> Task:
+    """The task of a density run: ``cfg.rl.n_envs`` training envs per seed, ``n_eval_episodes`` evaluation envs."""
+    env, eval_env = envs.make(env_id, n_envs=cfg.rl.n_envs), envs.make(env_id, n_envs=n_eval_episodes)
+    if isinstance(env, GymEnv) or isinstance(eval_env, GymEnv):
+        raise InputError(f"density: {env_id} has no torch version; vmapped seeds need one")
+    return Task(env=env, eval_env=eval_env, demos=demos, total=budget)
 
 
 def train_policy(
     cfg: Config,
-    rl_cfg: ppo.Config,
     env_id: str,
     demonstrations: Sequence[Trajectory] | Transitions,
     *,
@@ -85,92 +193,42 @@ def train_policy(
     resume: bool = False,
     compile: bool = False,
     progress: bool = True,
-) -> DensityResult:
-    """Fit the density reward, then train PPO on it for every seed (one vmapped run) for ``total_timesteps``.
+) -> loop.Result:
+    """Fit the density reward, then train PPO (``cfg.rl``) on it for every seed (one vmapped run).
 
-    Evaluation (deterministic policy, one episode per env of a ``n_eval_episodes`` env) reports the true
-    and the imitation return, every ``eval_every`` env steps and at the end. Unless
-    ``cfg.allow_variable_horizon``, training episodes must all have the demonstrations' length.
-    ``log_dir``, ``checkpoint_every`` (seconds), ``resume``, ``log_formats``: see :mod:`imitation_fn.train.run`.
+    Evaluation (deterministic policy, one episode in each of ``n_eval_episodes`` envs) every ``eval_every``
+    env steps and at the end: ``Result.evaluation`` holds ``returns`` (true) and ``imitation_returns``, each
+    ``(n_seeds, n_eval_episodes)``. Unless ``cfg.allow_variable_horizon``, training episodes must all have
+    the demonstrations' length. The rest: :func:`loop.train`.
     """
-    seeds = check_seeds(seeds, "density.train_policy")
-    env, eval_env = envs.make(env_id, n_envs=rl_cfg.n_envs), envs.make(env_id, n_envs=n_eval_episodes)
-    if isinstance(env, GymEnv):
-        raise InputError(f"density.train_policy: {env_id} has no torch version; vmapped seeds need one")
-    model = density.fit(cfg, density.demo_points(cfg, demonstrations, env.observation_space, env.action_space))
-    horizons = {len(t) for t in demonstrations} if not isinstance(demonstrations, Transitions) else set()
-    init_keys, _, eval_keys = seed_keys(seeds)
-    states = torch.func.vmap(lambda k: density.init(rl_cfg, k, env, model, total_timesteps))(init_keys)
-    step = _batched_step(env, compile)
-    run, states, done = open_run(
-        log_dir,
-        resume,
-        states,
+    task = make_task(cfg, env_id, budget=total_timesteps, n_eval_episodes=n_eval_episodes, demos=demonstrations)
+    return loop.train(
+        SPEC,
         cfg,
-        seeds,
-        algorithm="density",
-        env_id=env_id,
+        task,
         budget=total_timesteps,
+        seeds=seeds,
+        eval_every=eval_every,
+        log_dir=log_dir,
         checkpoint_every=checkpoint_every,
         log_formats=log_formats,
-    )
-    if run.out is not None:
-        _ppo_config_file(run.out, rl_cfg, resume)
-    run.export = lambda out, states: export_policies(
-        out / "policies", states.rl, seeds, env, functools.partial(policy_for_saving, ppo)
-    )
-
-    def evaluate(states: State, t: int) -> EvalStats:
-        keys = torch.func.vmap(random.fold_in)(eval_keys, torch.full((len(seeds),), t))
-        with torch.no_grad():
-            stats = torch.func.vmap(lambda s, k: density.evaluate(s, eval_env, k))(states, keys)
-        run.write_eval(t, {"return_mean": stats.true_returns.mean(-1), "returns": stats.true_returns})
-        bar.advance(t, {"return": stats.true_returns, "imitation": stats.imitation_returns})
-        return stats
-
-    stats = None
-    with ProgressBar(total_timesteps, f"density on {env_id} × {len(seeds)} seeds", enabled=progress) as bar:
-        bar.advance(done)
-        if run.pending_eval:
-            stats = evaluate(states, done)
-        while done < total_timesteps:
-            before = done
-            start_t = states.ep_t
-            states, rollouts, metrics = step(tree.contiguous(states))  # see tree.contiguous: exact resumes
-            steps, _ = torch.func.vmap(density.episode_steps)(start_t, rollouts.dones)
-            _check_rollout(cfg, rollouts, steps, horizons)
-            done = int(states.rl.timesteps.min())
-            run.writer.write(done, "train", metrics)
-            evaluating = done >= total_timesteps or crossed(before, done, eval_every)
-            run.after_update(states, done, evaluating=evaluating)
-            if evaluating:
-                stats = evaluate(states, done)
-            else:
-                bar.advance(done)
-    if stats is None:  # resumed a finished run whose evaluation was logged
-        keys = torch.func.vmap(random.fold_in)(eval_keys, torch.full((len(seeds),), done))
-        with torch.no_grad():
-            stats = torch.func.vmap(lambda s, k: density.evaluate(s, eval_env, k))(states, keys)
-    return DensityResult(
-        states=states,
-        seeds=seeds,
-        steps=done,
-        eval_returns=stats.true_returns,
-        imitation_returns=stats.imitation_returns,
+        resume=resume,
+        compile=compile,
+        progress=progress,
+        env_id=env_id,
     )
 
 
-def _check_rollout(cfg: Config, rollouts: ppo.Rollout, steps: Tensor, horizons: set[int]) -> None:
-    """Host-side value checks of a collected batch: finite rewards, fixed horizon (unless allowed)."""
-    if not bool(torch.isfinite(rollouts.rews).all()):
-        raise InputError(
-            f"density: the {cfg.kernel} kernel gave a -inf reward: a visited point lies outside the support of "
-            "every demonstration's kernel. Use the gaussian or exponential kernel or a larger bandwidth."
-        )
-    if cfg.allow_variable_horizon:
-        return
-    lengths = set((steps + 1)[rollouts.dones].tolist())
-    density.check_fixed_horizon(sorted(lengths | horizons), False, "training episodes and demonstrations")
-
-
-__all__ = ["PPO_CONFIG", "DensityResult", "train_policy"]
+__all__ = [
+    "SPEC",
+    "EvalStats",
+    "check_rollout",
+    "env_steps",
+    "evaluate",
+    "evaluate_seeds",
+    "export",
+    "make_step",
+    "make_task",
+    "test_policy",
+    "train_policy",
+]
