@@ -176,10 +176,10 @@ def _mce(make_mdp: Callable[[], TabularMDP], description: str) -> Runner:
         _, demo = mce_irl.mce_occupancy_measures(mdp, pi=expert_pi)
         max_iter = 50 if quick else 5_000
         result = mce_training.train(mce_irl.Config(max_iter=max_iter, log_interval=None), mdp, demo, seeds=seeds)
-        returns = torch.func.vmap(lambda s: mce_irl.expected_return(mdp, mce_irl.policy(s, mdp).pi))(result.state)
+        returns = result.evaluation["expected_return"]
         uniform = torch.full((mdp.horizon, mdp.n_states, mdp.n_actions), 1.0 / mdp.n_actions, dtype=torch.float64)
         references = (float(mce_irl.expected_return(mdp, uniform)), float(mce_irl.expected_return(mdp, expert_pi)))
-        converged = int(result.converged.sum())
+        converged = int(result.states.converged.sum())
         budget = f"{description}, ≤ {max_iter:,} iterations ({converged}/{len(seeds)} reached L∞ ≤ 1e-3)"
         return Outcome(returns.float(), budget, references)
 

@@ -26,13 +26,12 @@ def main() -> None:
 
     cfg = mce_irl.Config(max_iter=20 if args.tiny else 3000)  # a [32, 32] MLP reward over (x, y)
     result = mce_training.train(cfg, mdp, expert_occupancy, seeds=range(2 if args.tiny else 4))
-    linf = (result.occupancy - expert_occupancy).abs().amax(-1)
-    print(f"occupancy L-inf per seed after {result.n_iter} iterations: {[f'{float(x):.1e}' for x in linf]}")
+    linf = (mce_training.occupancies(result.states, mdp) - expert_occupancy).abs().amax(-1)
+    print(f"occupancy L-inf per seed after {result.steps} iterations: {[f'{float(x):.1e}' for x in linf]}")
 
     expert_return = float(mce_irl.expected_return(mdp, expert_pi))
     learned = [  # exact expected return (not sampled) of each seed's soft-optimal policy, under the true reward
-        float(mce_irl.expected_return(mdp, mce_irl.policy(tree.index(result.state, i), mdp).pi))
-        for i in range(len(linf))
+        float(mce_irl.expected_return(mdp, mce_irl.policy(tree.index(result.states, i)).pi)) for i in range(len(linf))
     ]
     print(f"expert return {expert_return:.2f}")
     print(f"learned-policy return per seed: {[round(r, 2) for r in learned]}")

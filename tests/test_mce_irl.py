@@ -17,8 +17,10 @@ from imitation_fn.algorithms import mce_irl
 from imitation_fn.core import optim, random, tree
 from imitation_fn.data import flatten_trajectories
 from imitation_fn.envs.tabular import TabularEnv, TabularMDP, cliff_world, random_mdp
+from imitation_fn.envs.task import Task
 from imitation_fn.policies.tabular import TabularPolicy, generate_trajectories, rollout
 from imitation_fn.rl import tabular
+from imitation_fn.train import loop
 from imitation_fn.train import mce_irl as mce_training
 
 
@@ -84,10 +86,11 @@ def test_demonstration_formats_agree(random_demo: tuple[TabularMDP, list]) -> No
     torch.testing.assert_close(mce_irl.demo_occupancy(mdp, rows), from_trajs)
 
     cfg = mce_irl.Config(net_arch=(), max_iter=5, log_interval=None)
-    finals = [mce_training.train(cfg, mdp, demo).occupancy[0] for demo in (trajs, transitions, from_trajs)]
+    results = [mce_training.train(cfg, mdp, demo) for demo in (trajs, transitions, from_trajs)]
+    finals = [mce_training.occupancies(r.states, mdp)[0] for r in results]
     for final in finals[1:]:
         torch.testing.assert_close(final, finals[0], atol=1e-3, rtol=1e-3)
-    assert float(mce_training.train(cfg, mdp, trajs).metrics["weight_norm"][0]) < 1000
+    assert float(optim.global_norm(tree.index(results[0].states, 0).params)) < 1000
 
     discounted = mce_irl.demo_occupancy(mdp, trajs, discount=0.9)
     assert math.isclose(float(discounted.sum()), (1 - 0.9 ** (mdp.horizon + 1)) / 0.1, rel_tol=1e-6)
@@ -129,8 +132,9 @@ def test_update_matches_imitation_step_and_freezes_when_converged() -> None:
     """One step is Adam on (D_θ − D_E) · r_θ with D_θ fixed, as ``imitation``'s ``_train_step``."""
     mdp = reasonable_mdp()
     _, demo = mce_irl.mce_occupancy_measures(mdp, discount=0.99)
-    state = mce_irl.init(mce_irl.Config(discount=0.99), random.key(0), mdp)
-    new, metrics = mce_irl.update(state, mdp, demo)
+    state = mce_irl.init(mce_irl.Config(discount=0.99), random.key(0), Task(mdp=mdp))
+    batch = mce_irl.Batch(demo, mdp)
+    new, metrics = mce_irl.update(state, batch)
 
     modules = [
         torch.nn.Linear(8, 32),
@@ -152,10 +156,14 @@ def test_update_matches_imitation_step_and_freezes_when_converged() -> None:
     assert int(new.step) == 1 and not bool(new.converged)
 
     # A met criterion stops the step: the state is then frozen, bit for bit.
-    done, _ = mce_irl.update(state.replace(linf_eps=torch.tensor(10.0, dtype=torch.float64)), mdp, demo)
+    done, _ = mce_irl.update(state.replace(linf_eps=torch.tensor(10.0, dtype=torch.float64)), batch)
     assert bool(done.converged) and int(done.step) == 0
-    again, _ = mce_irl.update(done, mdp, demo)
+    again, _ = mce_irl.update(done, batch)
     assert tree.allclose(again.params, state.params, rtol=0, atol=0) and int(again.step) == 0
+    assert torch.equal(again.pi, state.pi)  # the policy of the frozen reward
+    # The state's policy is the soft-optimal policy of its reward, after the step too.
+    _, _, pi = mce_irl.mce_partition_fh(mdp, reward=mce_irl.reward(new)(mdp.observation_matrix), discount=0.99)
+    torch.testing.assert_close(new.pi, pi, rtol=0, atol=0)
 
 
 def _torch_layout(params: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
@@ -168,13 +176,13 @@ def test_vmap_over_16_seeds_equals_loop() -> None:
     _, demo = mce_irl.mce_occupancy_measures(mdp)
     # float64: in float32, Adam amplifies rounding noise in exactly-zero gradient directions to ~lr-sized steps.
     cfg = mce_irl.Config(linf_eps=0.0, grad_l2_eps=0.0, dtype="float64")
-    keys = torch.stack([random.key(s) for s in range(16)])
-    states = vmap(lambda k: mce_irl.init(cfg, k, mdp))(keys)
+    keys, task, batch = loop.seed_keys(range(16))[0], Task(mdp=mdp), mce_irl.Batch(demo, mdp)
+    states = vmap(lambda k: mce_irl.init(cfg, k, task))(keys)
     step = mce_irl.batched_update()
-    singles = [mce_irl.init(cfg, keys[i], mdp) for i in (0, 7, 15)]
+    singles = [mce_irl.init(cfg, keys[i], task) for i in (0, 7, 15)]
     for _ in range(3):
-        states, metrics = step(states, mdp, demo)
-        outs = [mce_irl.update(s, mdp, demo) for s in singles]
+        states, metrics = step(states, batch)
+        outs = [mce_irl.update(s, batch) for s in singles]
         singles = [o[0] for o in outs]
         for i, (_, m) in zip((0, 7, 15), outs, strict=True):
             for k in m:
@@ -185,7 +193,7 @@ def test_vmap_over_16_seeds_equals_loop() -> None:
     alone = mce_training.train(cfg.model_copy(update={"max_iter": 3}), mdp, demo, seeds=[7])
     tree.map(
         lambda a, b: torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-8),
-        tree.index(alone.state, 0).params,
+        tree.index(alone.states, 0).params,
         tree.index(states, 7).params,
     )
 
@@ -198,18 +206,25 @@ def test_batched_update_equals_vmapped_update(sparse: bool, monkeypatch: pytest.
     sp = mce_irl.sparse_transitions(mdp) if sparse else None
     _, demo = mce_irl.mce_occupancy_measures(mdp)
     cfg = mce_irl.Config(linf_eps=0.0, grad_l2_eps=0.0, dtype="float64", net_arch=(16,))
-    states = vmap(lambda k: mce_irl.init(cfg, k, mdp))(torch.stack([random.key(s) for s in range(5)]))
     # Different discounts per seed: the batched solvers broadcast them over the seed axis.
-    states = states.replace(discount=torch.tensor([1.0, 0.99, 0.5, 0.0, 0.9], dtype=torch.float64))
-    expected = vmap(mce_irl.update, in_dims=(0, None, None, None))(states, mdp, demo, sp)
-    got = mce_irl.batched_update()(states, mdp, demo, sp)
+    discounts = [1.0, 0.99, 0.5, 0.0, 0.9]
+    keys = torch.stack([random.key(s) for s in range(5)])
+    states = tree.stack(
+        [
+            mce_irl.init(cfg.model_copy(update={"discount": g}), k, Task(mdp=mdp))
+            for g, k in zip(discounts, keys, strict=True)
+        ]
+    )
+    batch = mce_irl.Batch(demo, mdp, sp)
+    expected = vmap(mce_irl.update, in_dims=(0, None))(states, batch)
+    got = mce_irl.batched_update()(states, batch)
     # Occupancies agree to ~1e-16; Adam turns that into ~1e-10 in the output bias (its gradient Σ(D − D_E) is 0
     # in exact arithmetic, so rounding is all there is to normalise): tolerances as test_vmap_over_16_seeds.
     tree.map(lambda a, b: torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-8), got, expected)
 
     real_compile = torch.compile
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: real_compile(fn, backend="aot_eager", fullgraph=True))
-    traced = mce_irl.batched_update.__wrapped__(compile=True)(states, mdp, demo, sp)
+    traced = mce_irl.batched_update.__wrapped__(compile=True)(states, batch)
     tree.map(lambda a, b: torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-8), traced, expected)
 
 
@@ -219,12 +234,16 @@ def test_train_sparse_equals_dense() -> None:
     _, demo = mce_irl.mce_occupancy_measures(mdp)
     cfg = mce_irl.Config(max_iter=30, linf_eps=0.05, dtype="float64", log_interval=None)
     auto, dense = (mce_training.train(cfg, mdp, demo, seeds=[0, 3], sparse=s) for s in (None, False))
-    assert auto.n_iter == dense.n_iter
-    torch.testing.assert_close(auto.iterations, dense.iterations)
-    torch.testing.assert_close(auto.occupancy, dense.occupancy, rtol=1e-7, atol=1e-9)
+    assert auto.steps == dense.steps
+    torch.testing.assert_close(auto.states.step, dense.states.step)
+    torch.testing.assert_close(
+        mce_training.occupancies(auto.states, mdp), mce_training.occupancies(dense.states, mdp), rtol=1e-7, atol=1e-9
+    )
     # Rounding differences (~1e-16) in the occupancies grow through Adam along the output bias, whose gradient
     # is 0 in exact arithmetic (see Config.dtype): ~1e-8 after 30 steps.
-    tree.map(lambda a, b: torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6), auto.state.params, dense.state.params)
+    tree.map(
+        lambda a, b: torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6), auto.states.params, dense.states.params
+    )
 
 
 @pytest.mark.slow
@@ -240,11 +259,11 @@ def test_learns_reasonable_mdp(net_arch: tuple[int, ...]) -> None:
         _, _, pi = mce_irl.mce_partition_fh(mdp, discount=g)
         pis.append(pi)
         demos.append(mce_irl.mce_occupancy_measures(mdp, pi=pi, discount=g)[1])
-        states.append(mce_irl.init(mce_irl.Config(net_arch=net_arch, discount=g), random.key(2), mdp))
+        states.append(mce_irl.init(mce_irl.Config(net_arch=net_arch, discount=g), random.key(2), Task(mdp=mdp)))
     state, demo = tree.stack(states), torch.stack(demos)
-    step = vmap(mce_irl.update, in_dims=(0, None, 0))
+    step = vmap(lambda s, d: mce_irl.update(s, mce_irl.Batch(d, mdp)))
     for _ in range(1000):
-        state, metrics = step(state, mdp, demo)
+        state, metrics = step(state, demo)
         if bool(state.converged.all()):
             break
     assert bool(state.converged.all()), metrics["linf_delta"]
@@ -253,12 +272,12 @@ def test_learns_reasonable_mdp(net_arch: tuple[int, ...]) -> None:
         _, final = mce_irl.occupancy(s, mdp)
         torch.testing.assert_close(final, demos[i], atol=1e-3, rtol=1e-3)
         assert float(optim.global_norm(s.params)) < 1000
-        learned, expert = mce_irl.expected_return(mdp, mce_irl.policy(s, mdp).pi), mce_irl.expected_return(mdp, pis[i])
+        learned, expert = mce_irl.expected_return(mdp, mce_irl.policy(s).pi), mce_irl.expected_return(mdp, pis[i])
         if g > 0:  # at discount 0 every reward gives the uniform policy (imitation skips this check too)
             torch.testing.assert_close(learned, expert, rtol=1e-2, atol=0.0)
             # imitation's check on sampled episodes: return >= 80% of collecting 2 per step
             env = TabularEnv(mdp, n_envs=5, expose_state=True)
-            batch, _ = rollout(env, mce_irl.policy(s, mdp), random.key(i), mdp.horizon)
+            batch, _ = rollout(env, mce_irl.policy(s), random.key(i), mdp.horizon)
             assert float(batch.rews.sum(0).mean()) >= (mdp.horizon - 1) * 2 * 0.8
 
 
@@ -269,9 +288,9 @@ def test_learns_cliff_world_exactly() -> None:
     _, _, pi = mce_irl.mce_partition_fh(mdp)
     _, demo = mce_irl.mce_occupancy_measures(mdp, pi=pi)
     result = mce_training.train(mce_irl.Config(max_iter=1000, log_interval=None), mdp, demo, seeds=[1])
-    assert bool(result.converged[0])
-    assert float((result.occupancy[0] - demo).abs().max()) <= 1e-3
-    learned = mce_irl.expected_return(mdp, mce_irl.policy(tree.index(result.state, 0), mdp).pi)
+    assert bool(result.states.converged[0])
+    assert float((mce_training.occupancies(result.states, mdp)[0] - demo).abs().max()) <= 1e-3
+    learned = mce_irl.expected_return(mdp, mce_irl.policy(tree.index(result.states, 0)).pi)
     torch.testing.assert_close(learned, mce_irl.expected_return(mdp, pi), rtol=1e-4, atol=0.0)
 
 

@@ -17,11 +17,15 @@ no optimiser step, so the returned state's occupancy is the one that met it.
 
     V, Q, pi = mce_partition_fh(mdp)                      # soft-optimal policy of the true reward
     D_t, D = mce_occupancy_measures(mdp, pi=pi)           # the demonstrations, as an occupancy measure
-    state = mce_irl.init(cfg, key, mdp)
-    state, metrics = mce_irl.update(state, mdp, D)        # one pure step: vmap it over seeds
-    sp = mce_irl.sparse_transitions(mdp)                  # host-side, once: the non-zeros of the dynamics
-    state, metrics = mce_irl.update(state, mdp, D, sp)    # the same step, planning through gathers
-    result = training.mce_irl.train(cfg, mdp, D, seeds=range(16))  # host loop until every seed has converged
+    task = Task(mdp=mdp, demos=trajectories)              # or Transitions; None: the expert's exact occupancy
+    state = mce_irl.init(cfg, key, task)                  # reward net, and the soft-optimal policy of its reward
+    batch = mce_irl.make_batch(task, cfg.discount)        # host-side, once: D_E, the MDP (sparse if it pays)
+    batch = mce_irl.make_batch(task, cfg.discount, demos=D)   # or an occupancy measure of your own
+    state, metrics = mce_irl.update(state, batch)         # one pure step: vmap it over seeds
+    mce_irl.policy(state), mce_irl.reward(state)          # the learned policy and reward
+
+``imitation_fn.train.mce_irl`` trains many seeds at once through the training loop, until every seed has
+converged.
 
 The tabular solvers (``mce_partition_fh``, ``mce_occupancy_measures``, ``sparse_transitions``,
 ``expected_return``) live in :mod:`imitation_fn.rl.tabular`; they are importable from here too, under the
@@ -42,6 +46,7 @@ from imitation_fn.core import checks, optim, random, struct, tree
 from imitation_fn.core.config import Config as BaseConfig
 from imitation_fn.data.types import Trajectory, Transitions
 from imitation_fn.envs.tabular import TabularMDP
+from imitation_fn.envs.task import Task
 from imitation_fn.nn import mlp_apply, mlp_init
 from imitation_fn.policies.tabular import TabularPolicy
 from imitation_fn.rl import tabular
@@ -89,14 +94,23 @@ class State(struct.PyTreeNode):
     opt_state: Any  # holds lr as a 0-d tensor: sweepable
     step: Tensor  # int64 0-d: optimiser steps applied
     converged: Tensor  # bool 0-d: a stopping criterion held; later updates leave the state unchanged
-    discount: Tensor  # 0-d, sweepable
+    discount: Tensor  # 0-d (pi is planned at it: a state of another discount comes from init)
     linf_eps: Tensor  # 0-d
     grad_l2_eps: Tensor  # 0-d
+    pi: Tensor  # (H, S, A): the soft-optimal policy of the current reward at `discount` (what update starts from)
     activation: str = struct.field(static=True)
     optimizer: str = struct.field(static=True)
 
 
 Metrics = dict[str, Tensor]  # linf_delta, grad_norm, weight_norm, loss, converged: each 0-d
+
+
+class Batch(struct.PyTreeNode):
+    """What every update reads, the same each iteration: the demonstrations' occupancy and the MDP to plan in."""
+
+    demo_om: Tensor  # (S,): see demo_occupancy
+    mdp: TabularMDP
+    transitions: SparseTransitions | None = None  # sparse_transitions(mdp): plan through gathers (same numbers)
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,60 +255,98 @@ def _optimizer(name: str, lr: float = 0.0) -> optim.GradientTransformation:
 _OPTIMIZERS = {name: _optimizer(name) for name in ("adam", "sgd")}
 
 
-def init(cfg: Config, key: random.Key, mdp: TabularMDP) -> State:
-    """A fresh state: reward-net parameters drawn from ``key`` for the MDP's ``observation_matrix``."""
+def _obs(params: dict[str, Tensor], mdp: TabularMDP) -> Tensor:
+    return mdp.observation_matrix.to(params["layers.0.weight"].dtype)
+
+
+def init(cfg: Config, key: random.Key, task: Task) -> State:
+    """A fresh state: reward-net parameters drawn from ``key`` for ``task.mdp``'s ``observation_matrix``, and the
+    soft-optimal policy of that reward."""
+    task.require("mdp", who="mce_irl.init")
+    mdp = task.mdp
+    assert mdp is not None
     sizes = [mdp.obs_dim, *cfg.net_arch, 1]
     params = mlp_init(key, sizes, init=cfg.init, dtype=getattr(torch, cfg.dtype))
     device = key.device
+    discount = torch.tensor(cfg.discount, dtype=mdp.transition_matrix.dtype, device=device)
+    _, _, pi = mce_partition_fh(mdp, reward=_reward_fn(params, _obs(params, mdp), cfg.activation), discount=discount)
     return State(
         params=params,
         opt_state=_optimizer(cfg.optimizer, cfg.lr).init(params),
         step=torch.zeros((), dtype=torch.int64, device=device),
         converged=torch.zeros((), dtype=torch.bool, device=device),
-        discount=torch.tensor(cfg.discount, dtype=mdp.transition_matrix.dtype, device=device),
+        discount=discount,
         linf_eps=torch.tensor(cfg.linf_eps, dtype=torch.float64, device=device),
         grad_l2_eps=torch.tensor(cfg.grad_l2_eps, dtype=torch.float64, device=device),
+        pi=pi,
         activation=cfg.activation,
         optimizer=cfg.optimizer,
     )
 
 
-def _obs(state: State, mdp: TabularMDP) -> Tensor:
-    return mdp.observation_matrix.to(state.params["layers.0.weight"].dtype)
+def make_batch(task: Task, discount: float, sparse: bool | None = None, demos: Demonstrations | None = None) -> Batch:
+    """The batch every update reads (host-side, once) for ``task.mdp``.
 
-
-def update(
-    state: State, mdp: TabularMDP, demo_om: Tensor, transitions: SparseTransitions | None = None
-) -> tuple[State, Metrics]:
-    """One MCE IRL iteration: soft VI and occupancy for the current reward, then one optimiser step.
-
-    ``demo_om: (S,)`` is the demonstrations' occupancy (:func:`demo_occupancy`). ``transitions``: optionally
-    ``sparse_transitions(mdp)``, for the sparse solvers (same result). Metrics are those of the reward before
-    the step. Once a stopping criterion holds the step is not taken and ``converged`` is set; from then on the
-    state is returned unchanged, so seeds of a vmapped sweep stop independently.
+    The demonstrations' occupancy at ``discount`` (:func:`demo_occupancy`) of ``demos``, by default
+    ``task.demos``; when both are None, the exact occupancy of the expert: the soft-optimal policy of the MDP's
+    own reward. The MDP's :func:`sparse_transitions` come with it when ``sparse`` — by default (None) when every
+    ``(s, a)`` has at most ``S / 4`` successors, where gathers beat dense products.
     """
-    checks.assert_shape(demo_om, (mdp.n_states,), name="demo_om")
-    obs = _obs(state, mdp)
+    task.require("mdp", who="mce_irl")
+    mdp = task.mdp
+    assert mdp is not None
+    mdp.validate()
+    demos = demos if demos is not None else task.demos
+    if demos is None:
+        _, demo_om = mce_occupancy_measures(mdp, discount=discount)
+    else:
+        demo_om = demo_occupancy(mdp, demos, discount)
+    transitions = sparse_transitions(mdp) if sparse is not False else None
+    if sparse is None and transitions is not None and 4 * transitions.probs.shape[-1] > mdp.n_states:
+        transitions = None
+    return Batch(demo_om, mdp, transitions)
+
+
+def update(state: State, batch: Batch) -> tuple[State, Metrics]:
+    """One MCE IRL iteration: the occupancy of ``state.pi``, one optimiser step, then soft VI for the new reward.
+
+    Metrics are those of the reward before the step. Once a stopping criterion holds the step is not taken and
+    ``converged`` is set; from then on the state is returned unchanged, so seeds of a vmapped sweep stop
+    independently.
+    """
+    mdp, transitions = batch.mdp, batch.transitions
+    checks.assert_shape(batch.demo_om, (mdp.n_states,), name="demo_om")
+    obs = _obs(state.params, mdp)
+    _, visitations = mce_occupancy_measures(mdp, pi=state.pi, discount=state.discount, transitions=transitions)
     rew, reward_vjp = torch.func.vjp(lambda p: _reward_fn(p, obs, state.activation), state.params)[:2]
-    _, _, pi = mce_partition_fh(mdp, reward=rew, discount=state.discount, transitions=transitions)
-    _, visitations = mce_occupancy_measures(mdp, pi=pi, discount=state.discount, transitions=transitions)
-    return _descend(state, rew, reward_vjp, visitations, demo_om)
+    new, metrics = _descend(state, rew, reward_vjp, visitations, batch.demo_om)
+    new_rew = _reward_fn(new.params, obs, state.activation)
+    _, _, pi = mce_partition_fh(mdp, reward=new_rew, discount=state.discount, transitions=transitions)
+    return new.replace(pi=torch.where(new.converged, state.pi, pi)), metrics
 
 
-def reward(state: State) -> Callable[[Tensor], Tensor]:
-    """The learned reward as ``obs (..., obs_dim) -> (...)``; of all states: ``reward(state)(observation_matrix)``."""
-    return lambda obs: _reward_fn(state.params, obs.to(state.params["layers.0.weight"].dtype), state.activation)
+def reward(state: State) -> Callable[..., Tensor]:
+    """The learned reward of the observations alone, ``(obs (..., obs_dim), acts, next_obs, dones) -> (...)``;
+    only ``obs`` is read. Of every state: ``reward(state)(mdp.observation_matrix)``."""
+
+    def reward_fn(obs: Tensor, acts: Any = None, next_obs: Any = None, dones: Any = None) -> Tensor:
+        return _reward_fn(state.params, obs.to(state.params["layers.0.weight"].dtype), state.activation)
+
+    return reward_fn
 
 
-def policy(state: State, mdp: TabularMDP) -> TabularPolicy:
-    """The soft-optimal policy of the learned reward (``imitation``'s ``MCEIRL.policy``)."""
-    _, _, pi = mce_partition_fh(mdp, reward=reward(state)(mdp.observation_matrix), discount=state.discount)
-    return TabularPolicy(pi)
+def policy(state: State, deterministic: bool = False) -> TabularPolicy:
+    """The soft-optimal policy of the learned reward (``imitation``'s ``MCEIRL.policy``), time-indexed: it acts in
+    a ``TabularEnv`` through ``policies.tabular.rollout``. ``deterministic``: the most probable action at each
+    ``(t, s)`` (its ``pi`` one-hot)."""
+    if not deterministic:
+        return TabularPolicy(state.pi)
+    return TabularPolicy(torch.nn.functional.one_hot(state.pi.argmax(-1), state.pi.shape[-1]).to(state.pi.dtype))
 
 
 def occupancy(state: State, mdp: TabularMDP) -> tuple[Tensor, Tensor]:
     """``(D_t, D)`` of the learned reward's soft-optimal policy (see :func:`mce_occupancy_measures`)."""
-    return mce_occupancy_measures(mdp, pi=policy(state, mdp).pi, discount=state.discount)
+    return mce_occupancy_measures(mdp, pi=state.pi, discount=state.discount)
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,34 +354,35 @@ def occupancy(state: State, mdp: TabularMDP) -> tuple[Tensor, Tensor]:
 # --------------------------------------------------------------------------------------------
 
 
-def _batched_update(
-    states: State, mdp: TabularMDP, demo_om: Tensor, transitions: SparseTransitions | None = None
-) -> tuple[State, Metrics]:
+def _batched_update(states: State, batch: Batch) -> tuple[State, Metrics]:
     """``vmap(update)`` over the leading seed axis of ``states``, with the solvers run on all seeds at once."""
-    checks.assert_shape(demo_om, (mdp.n_states,), name="demo_om")
-    obs = _obs(states, mdp)
-    rews = torch.func.vmap(lambda p: _reward_fn(p, obs, states.activation))(states.params)  # (n, S)
-    # Seeds innermost (see imitation_fn/rl/tabular.py): rewards (S, 1, n), discounts (n,), occupancies (S, n).
-    r = rews.to(mdp.transition_matrix.dtype).mT.unsqueeze(1)
-    _, _, pi = tabular.soft_value_iteration(mdp, r, states.discount, transitions)
-    _, visitations = tabular.visitation(mdp, pi, states.discount, transitions)
+    mdp, transitions = batch.mdp, batch.transitions
+    checks.assert_shape(batch.demo_om, (mdp.n_states,), name="demo_om")
+    obs = _obs(states.params, mdp)
+    # Seeds innermost (see imitation_fn/rl/tabular.py): policies (H, S, A, n), discounts (n,), occupancies (S, n).
+    _, visitations = tabular.visitation(mdp, states.pi.movedim(0, -1), states.discount, transitions)
 
     def descend(state: State, d: Tensor) -> tuple[State, Metrics]:
-        # The reward net's forward pass again, for its VJP (an MLP over S rows: cheap next to the solvers).
         rew, reward_vjp = torch.func.vjp(lambda p: _reward_fn(p, obs, state.activation), state.params)[:2]
-        return _descend(state, rew, reward_vjp, d, demo_om)
+        return _descend(state, rew, reward_vjp, d, batch.demo_om)
 
-    return torch.func.vmap(descend)(states, visitations.mT)
+    new, metrics = torch.func.vmap(descend)(states, visitations.mT)
+    rews = torch.func.vmap(lambda p: _reward_fn(p, obs, states.activation))(new.params)  # (n, S)
+    _, _, pi = tabular.soft_value_iteration(
+        mdp, rews.to(mdp.transition_matrix.dtype).mT.unsqueeze(1), states.discount, transitions
+    )
+    frozen = new.converged.view(-1, 1, 1, 1)
+    return new.replace(pi=torch.where(frozen, states.pi, pi.movedim(-1, 0))), metrics
 
 
-BatchedUpdate = Callable[..., tuple[State, Metrics]]  # (state, mdp, demo_om, transitions=None)
+BatchedUpdate = Callable[[State, Batch], tuple[State, Metrics]]
 
 
 @functools.cache
 def batched_update(compile: bool = False) -> BatchedUpdate:
-    """``vmap(update)`` over a leading seed axis of the state (MDP, demonstrations and ``transitions`` shared),
-    called as ``fn(states, mdp, demo_om, transitions=None)``, optionally under ``torch.compile`` (CPU: C++
-    wrapper; compiling is slow, once per variant — dense or sparse, each MDP's shapes — and the calls fast).
+    """``vmap(update)`` over a leading seed axis of the state (the batch shared), optionally under
+    ``torch.compile`` (CPU: C++ wrapper; compiling is slow, once per variant — dense or sparse, each MDP's
+    shapes — and the calls fast).
 
     The same numbers as ``vmap(update)``, but the solvers run once on all seeds with the seed axis innermost,
     which vectorises them over seeds (timings: ``benchmarks/README.md``)."""
@@ -342,6 +395,7 @@ def batched_update(compile: bool = False) -> BatchedUpdate:
 
 
 __all__ = [
+    "Batch",
     "Config",
     "SparseTransitions",
     "State",
@@ -349,6 +403,7 @@ __all__ = [
     "demo_occupancy",
     "expected_return",
     "init",
+    "make_batch",
     "mce_occupancy_measures",
     "mce_partition_fh",
     "occupancy",

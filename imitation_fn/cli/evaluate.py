@@ -23,6 +23,7 @@ from imitation_fn.cli.common import (
 from imitation_fn.cli.mce_irl import MDP_SPEC, load_mdp
 from imitation_fn.core import random, serialization, tree
 from imitation_fn.envs.tabular import TabularEnv
+from imitation_fn.envs.task import Task
 from imitation_fn.evaluation import evaluate_policy
 from imitation_fn.evaluation_gym import evaluate_gym_policy
 from imitation_fn.policies import check_spaces, tabular
@@ -92,12 +93,13 @@ def _eval_mce_run(run: Path, seeds: list[int], args: argparse.Namespace) -> torc
     """Sampled returns of each seed's soft-optimal policy for its learned reward, on the run's own MDP."""
     mdp = load_mdp(run / MDP_SPEC)
     cfg = mce_irl.Config.load(run / "config.json")
-    template = torch.func.vmap(lambda k: mce_irl.init(cfg, k, mdp))(torch.stack([random.key(s) for s in seeds]))
+    task = Task(mdp=mdp)
+    template = torch.func.vmap(lambda k: mce_irl.init(cfg, k, task))(torch.stack([random.key(s) for s in seeds]))
     states = serialization.load(run / CHECKPOINT, template)
     env = TabularEnv(mdp, n_envs=args.n_episodes)
     rows = []
     for i, seed in enumerate(seeds):
-        pi = mce_irl.policy(tree.index(states, i), mdp)
+        pi = mce_irl.policy(tree.index(states, i))
         with torch.no_grad():
             batch, _ = tabular.rollout(env, pi, random.fold_in(random.key(args.seed), seed), mdp.horizon)
         rows.append(batch.rews.sum(0).float())

@@ -31,11 +31,11 @@ from imitation_fn.cli.common import (
     positive_int,
 )
 from imitation_fn.core import random, serialization, tree
-from imitation_fn.envs.tabular import TabularEnv, TabularMDP, cliff_world, random_mdp
+from imitation_fn.envs.tabular import TabularEnv, TabularMDP
 from imitation_fn.policies import tabular
 from imitation_fn.train import mce_irl as mce_training
 
-ENVS = ("CliffWorld", "RandomMDP")
+ENVS = mce_training.ENVS
 MDP_SPEC = "mdp.json"
 MDP_FLAGS = (
     "env", "horizon", "width", "height", "use_xy_obs", "n_states", "n_actions", "branch_factor", "obs_dim",
@@ -46,39 +46,9 @@ MDP_FLAGS = (
 def make_mdp(args: argparse.Namespace) -> TabularMDP:
     """The MDP named by ``--env`` with its flags (float64, as ``imitation`` plans in numpy float64)."""
     try:
-        if args.env == "CliffWorld":
-            return cliff_world(
-                width=args.width,
-                height=args.height,
-                horizon=args.horizon if args.horizon is not None else 9,
-                use_xy_obs=args.use_xy_obs,
-                dtype=torch.float64,
-            )
-        return random_mdp(
-            random.key(args.generator_seed),
-            n_states=args.n_states,
-            n_actions=args.n_actions,
-            branch_factor=args.branch_factor,
-            horizon=args.horizon if args.horizon is not None else 20,
-            random_obs=not args.one_hot_obs,
-            obs_dim=None if args.one_hot_obs else args.obs_dim,
-            dtype=torch.float64,
-        )
+        return mce_training.make_mdp(args.env, **{k: getattr(args, k) for k in MDP_FLAGS if k != "env"})
     except ValueError as e:
         raise CLIError(f"--env {args.env}: {e}") from e
-
-
-def _sampled_returns(mdp: TabularMDP, pis: torch.Tensor, n_episodes: int, seed: int) -> torch.Tensor:
-    """Mean return of ``n_episodes`` sampled episodes of each policy ``pis: (n_seeds, H, S, A)``."""
-    env = TabularEnv(mdp, n_envs=n_episodes)
-    keys = random.split(random.key(seed), pis.shape[0])
-
-    def run(pi: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-        batch, _ = tabular.rollout(env, tabular.TabularPolicy(pi), key, mdp.horizon)
-        return batch.rews.sum(0).mean()
-
-    with torch.no_grad():
-        return torch.func.vmap(run)(pis.to(mdp.transition_matrix.dtype), keys)
 
 
 def plot_cliff_world(
@@ -138,7 +108,7 @@ def cmd_mce_irl(args: argparse.Namespace) -> None:
     mdp = make_mdp(args)
     _, _, expert_pi = mce_irl.mce_partition_fh(mdp, discount=cfg.discount)
     _, expert_occ = mce_irl.mce_occupancy_measures(mdp, pi=expert_pi, discount=cfg.discount)
-    demos: Any = expert_occ
+    demos: Any = None  # the expert's exact occupancy measure
     if args.n_demos:
         env = TabularEnv(mdp, n_envs=min(args.n_demos, 256), expose_state=True)
         demos = tabular.generate_trajectories(
@@ -167,6 +137,7 @@ def cmd_mce_irl(args: argparse.Namespace) -> None:
             seeds=seeds,
             compile=args.compile,
             log_fn=log,
+            n_eval_episodes=args.n_eval_episodes,
             log_dir=args.out,
             checkpoint_every=args.checkpoint_every,
             log_formats=args.log_formats,
@@ -177,21 +148,17 @@ def cmd_mce_irl(args: argparse.Namespace) -> None:
         raise CLIError(str(e)) from e
     elapsed = time.perf_counter() - t0
 
-    pis = torch.func.vmap(lambda s: mce_irl.policy(s, mdp).pi)(result.state)
-    returns = torch.func.vmap(lambda pi: mce_irl.expected_return(mdp, pi))(pis)
+    states, evaluation = result.states, result.evaluation
+    returns, sampled, linf = evaluation["expected_return"], evaluation["returns"].mean(-1), evaluation["linf"]
     expert_return = float(mce_irl.expected_return(mdp, expert_pi))
-    sampled = _sampled_returns(mdp, pis, args.n_eval_episodes, args.seed)
-    true_demo = mce_irl.demo_occupancy(mdp, demos, cfg.discount)
-    linf = (result.occupancy - true_demo).abs().amax(-1)
-
     table = Table(title=f"MCE IRL on {args.env}: expert return {expert_return:.3f}")
     for col in ("seed", "steps", "converged", "final L∞", "return", "Δ expert", "sampled"):
         table.add_column(col, justify="right")
     for i, seed in enumerate(seeds):
         table.add_row(
             str(seed),
-            str(int(result.iterations[i])),
-            "yes" if bool(result.converged[i]) else "no",
+            str(int(states.step[i])),
+            "yes" if bool(states.converged[i]) else "no",
             f"{float(linf[i]):.2e}",
             f"{float(returns[i]):.3f}",
             f"{float(returns[i]) - expert_return:+.2e}",
@@ -199,7 +166,7 @@ def cmd_mce_irl(args: argparse.Namespace) -> None:
         )
     console.print(table)
     console.print(
-        f"{result.n_iter} iterations × {len(seeds)} seeds in {elapsed:.1f} s ({result.n_iter / elapsed:.0f} it/s); "
+        f"{result.steps} iterations × {len(seeds)} seeds in {elapsed:.1f} s ({result.steps / elapsed:.0f} it/s); "
         "return: exact expected return of the learned reward's soft-optimal policy; sampled: mean over "
         f"{args.n_eval_episodes} episodes"
     )
@@ -207,7 +174,7 @@ def cmd_mce_irl(args: argparse.Namespace) -> None:
     if args.out:
         out = Path(args.out)
         save_mdp_spec(out / MDP_SPEC, args)
-        serialization.save(out / "reward_params.safetensors", result.state.params, {"seeds": seeds})
+        serialization.save(out / "reward_params.safetensors", states.params, {"seeds": seeds})
         summary = {
             "env": args.env,
             "mdp": {"n_states": mdp.n_states, "n_actions": mdp.n_actions, "horizon": mdp.horizon},
@@ -216,8 +183,8 @@ def cmd_mce_irl(args: argparse.Namespace) -> None:
             "seeds": [
                 {
                     "seed": seed,
-                    "iterations": int(result.iterations[i]),
-                    "converged": bool(result.converged[i]),
+                    "iterations": int(states.step[i]),
+                    "converged": bool(states.converged[i]),
                     "linf": float(linf[i]),
                     "return_exact": float(returns[i]),
                     "return_sampled": float(sampled[i]),
@@ -227,11 +194,10 @@ def cmd_mce_irl(args: argparse.Namespace) -> None:
         }
         serialization.write_text_atomic(out / "results.json", json.dumps(summary, indent=2))
         if args.env == "CliffWorld" and not args.no_plot:
-            first = tree.index(result.state, 0)
+            first = tree.index(states, 0)
             rewards = mce_irl.reward(first)(mdp.observation_matrix)
-            plot_cliff_world(
-                out / "cliff_world.png", mdp, args.width, args.height, rewards, result.occupancy[0], expert_occ
-            )
+            occ = mce_irl.occupancy(first, mdp)[1]
+            plot_cliff_world(out / "cliff_world.png", mdp, args.width, args.height, rewards, occ, expert_occ)
         console.print(f"config, reward parameters, results{' and plot' if args.env == 'CliffWorld' else ''} in {out}")
 
 

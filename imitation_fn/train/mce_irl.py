@@ -1,117 +1,264 @@
-"""The MCE IRL driver: one reward net per seed, vmapped, until every seed has converged.
+"""MCE IRL through the training loop: one reward net per seed, vmapped, until every seed has converged.
 
-    result = train(mce_irl.Config(), mdp, expert_occupancy, seeds=range(16), log_dir="runs/mce")
+    task = make_task(cfg, "CliffWorld", budget=cfg.max_iter, n_eval_episodes=10)   # or make_task(..., mdp=mdp)
+    result = loop.train(SPEC, cfg, task, budget=cfg.max_iter, seeds=range(16), log_dir="runs/mce")
+    result = train(cfg, mdp, expert_occupancy, seeds=range(16), log_dir="runs/mce")  # the same, as one call
 
-Each iteration is one call of :func:`mce_irl.batched_update` (eager or compiled) on all seeds; a seed
-that has converged is left unchanged. With ``log_dir`` the run directory holds the config, the metrics
-every ``cfg.log_interval`` iterations and a checkpoint (see :mod:`imitation_fn.train.run`), and
-``resume`` continues it bit for bit.
+Each iteration is one call of :func:`mce_irl.batched_update` (eager or compiled) on all seeds, with the same
+batch (the demonstrations' occupancy measure and the MDP) every time; a seed that has converged is left
+unchanged, and the run ends once every seed has converged or after ``cfg.max_iter`` iterations. The
+evaluation (at the end, and every ``eval_every`` iterations) reports each seed's sampled returns
+(``returns``), the exact expected return of its policy (``expected_return``) and the L∞ distance of its
+occupancy from the demonstrations' (``linf``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from imitation_fn.algorithms import mce_irl
 from imitation_fn.algorithms.mce_irl import Config, Demonstrations, Metrics, State
-from imitation_fn.core import random, struct
-from imitation_fn.envs.tabular import TabularMDP
-from imitation_fn.rl import tabular
-from imitation_fn.train.driver import check_seeds
-from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, open_run
+from imitation_fn.core import random
+from imitation_fn.core.config import Config as BaseConfig
+from imitation_fn.data.types import Trajectory, Transitions
+from imitation_fn.envs.tabular import TabularEnv, TabularMDP, cliff_world, random_mdp
+from imitation_fn.envs.task import Task
+from imitation_fn.policies import tabular
+from imitation_fn.train import loop
+from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS
 
 logger = logging.getLogger(__name__)
 
+ENVS = ("CliffWorld", "RandomMDP")
 
-class TrainResult(struct.PyTreeNode):
-    """What :func:`train` returns. Every tensor has a leading seed axis."""
 
-    state: State
-    occupancy: Tensor  # (n_seeds, S): D of each seed's final reward (imitation's MCEIRL.train return)
-    iterations: Tensor  # (n_seeds,) int64: optimiser steps taken
-    converged: Tensor  # (n_seeds,) bool: a stopping criterion held before max_iter
-    metrics: Metrics  # each (n_seeds,): of the last iteration (empty when a resumed run had nothing left)
-    n_iter: int = struct.field(static=True)  # iterations the loop ran in all (vmapped update calls)
-    seconds: float = struct.field(static=True)  # wall time of this call's loop (compilation included)
+def make_mdp(
+    env_id: str,
+    *,
+    horizon: int | None = None,
+    width: int = 7,
+    height: int = 4,
+    use_xy_obs: bool = False,
+    n_states: int = 16,
+    n_actions: int = 3,
+    branch_factor: int = 2,
+    obs_dim: int = 5,
+    one_hot_obs: bool = False,
+    generator_seed: int = 42,
+) -> TabularMDP:
+    """The tabular MDP ``env_id`` names (float64, as ``imitation`` plans in numpy float64).
+
+    CliffWorld (``width × height``, horizon 9 by default) or RandomMDP (``n_states``, ``n_actions``,
+    ``branch_factor``; random ``obs_dim`` features unless ``one_hot_obs``; built from ``generator_seed``;
+    horizon 20 by default).
+    """
+    if env_id == "CliffWorld":
+        return cliff_world(
+            width=width,
+            height=height,
+            horizon=horizon if horizon is not None else 9,
+            use_xy_obs=use_xy_obs,
+            dtype=torch.float64,
+        )
+    if env_id == "RandomMDP":
+        return random_mdp(
+            random.key(generator_seed),
+            n_states=n_states,
+            n_actions=n_actions,
+            branch_factor=branch_factor,
+            horizon=horizon if horizon is not None else 20,
+            random_obs=not one_hot_obs,
+            obs_dim=None if one_hot_obs else obs_dim,
+            dtype=torch.float64,
+        )
+    raise ValueError(f"mce_irl: unknown tabular env {env_id!r}; expected one of {', '.join(ENVS)}")
+
+
+# --- The loop's spec -------------------------------------------------------------------------------
+
+
+def iterations(states: State) -> int:
+    """Iterations the run has taken: a seed that never converged stepped at every one (the last-converging
+    seed at every one but its last, which took no step)."""
+    return int(states.step.max()) + int(states.converged.all())
+
+
+def converged(states: State) -> bool:
+    return bool(states.converged.all())
+
+
+def make_step(
+    algo: ModuleType,
+    cfg: BaseConfig,
+    task: Task,
+    data_keys: Tensor,
+    compile: bool,
+    *,
+    sparse: bool | None = None,
+    demos: Demonstrations | None = None,
+) -> loop.Step:
+    """:func:`mce_irl.batched_update` on the same batch (:func:`mce_irl.make_batch`) every iteration."""
+    assert isinstance(cfg, Config)
+    batch = mce_irl.make_batch(task, cfg.discount, sparse, demos)
+    update = mce_irl.batched_update(compile)
+
+    def step(states: State, done: int) -> tuple[State, Metrics]:
+        return update(states, batch)
+
+    return step
+
+
+def evaluate(
+    algo: ModuleType, task: Task, states: State, keys: Tensor, *, demos: Demonstrations | None = None
+) -> dict[str, Tensor]:
+    """Sampled returns ``(n_seeds, n_episodes)`` of each seed's policy in ``task.eval_env``, its exact expected
+    return and the L∞ distance of its occupancy from the demonstrations' (``demos``, as in :func:`make_step`)."""
+    mdp, env = task.mdp, task.eval_env
+    assert mdp is not None and isinstance(env, TabularEnv), "mce_irl: the task needs an mdp and a TabularEnv eval_env"
+    demo_om = mce_irl.make_batch(task, float(states.discount[0]), sparse=False, demos=demos).demo_om
+
+    def one(state: State, key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        batch, _ = tabular.rollout(env, mce_irl.policy(state), key, mdp.horizon)
+        _, occ = mce_irl.occupancy(state, mdp)
+        return batch.rews.sum(0), mce_irl.expected_return(mdp, state.pi), (occ - demo_om).abs().amax()
+
+    with torch.no_grad():
+        returns, expected, linf = torch.func.vmap(one)(states, keys)
+    return {"returns": returns, "expected_return": expected, "linf": linf}
+
+
+SPEC = loop.Spec(
+    algo=mce_irl,
+    progress=iterations,
+    make_step=make_step,
+    evaluate=evaluate,
+    finished=converged,
+    log_every=Config().log_interval,
+    unit="iterations",
+    bar=("linf_delta",),
+)
+
+
+def spec(cfg: Config, *, sparse: bool | None = None, demos: Demonstrations | None = None) -> loop.Spec:
+    """:data:`SPEC` with ``cfg.log_interval`` (None: only the last iteration is logged) and ``make_step``'s
+    options."""
+    return dataclasses.replace(
+        SPEC,
+        make_step=functools.partial(make_step, sparse=sparse, demos=demos),
+        evaluate=functools.partial(evaluate, demos=demos),
+        log_every=cfg.log_interval or cfg.max_iter,
+    )
+
+
+def make_task(
+    cfg: Config,
+    env_id: str,
+    *,
+    budget: int,
+    n_eval_episodes: int,
+    demos: Sequence[Trajectory] | Transitions | None = None,
+    mdp: TabularMDP | None = None,
+) -> Task:
+    """The task of an MCE IRL run: ``mdp`` (default: :func:`make_mdp` of ``env_id``), the demonstrations
+    (trajectories or transitions; None: the expert's exact occupancy measure) and ``n_eval_episodes``
+    evaluation envs."""
+    mdp = mdp if mdp is not None else make_mdp(env_id)
+    del cfg  # the tasks of every config are alike
+    return Task(mdp=mdp, demos=demos, eval_env=TabularEnv(mdp, n_envs=n_eval_episodes), total=budget)
+
+
+def occupancies(states: State, mdp: TabularMDP) -> Tensor:
+    """``(n_seeds, S)``: each seed's occupancy measure ``D`` (``imitation``'s ``MCEIRL.train`` return)."""
+    return torch.func.vmap(lambda s: mce_irl.occupancy(s, mdp)[1])(states)
 
 
 def train(
     cfg: Config,
     mdp: TabularMDP,
-    demonstrations: Demonstrations,
+    demonstrations: Demonstrations | None = None,
     *,
     seeds: Iterable[int] = (0,),
     compile: bool = False,
     sparse: bool | None = None,
     log_fn: Callable[[int, Metrics], None] | None = None,
+    n_eval_episodes: int = 10,
+    eval_every: int | None = None,
     log_dir: str | Path | None = None,
     checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
     log_formats: Sequence[str] = DEFAULT_LOG_FORMATS,
     resume: bool = False,
+    progress: bool = False,
     env_id: str | None = None,
-) -> TrainResult:
+) -> loop.Result:
     """Train one reward net per seed, vmapped, until every seed has converged or ``cfg.max_iter`` iterations.
 
-    ``demonstrations``: anything :func:`mce_irl.demo_occupancy` takes. ``sparse``: plan through
-    :func:`tabular.sparse_transitions` (computed here, host-side) instead of the dense matrix; the default
-    None does so when every ``(s, a)`` row has at most ``S / 4`` successors, where it pays. Every
-    ``cfg.log_interval`` iterations the metrics (each ``(n_seeds,)``) go to ``log_fn(iteration, metrics)``,
-    or to this module's ``logging`` logger, and to ``metrics.jsonl`` with ``log_dir``.
+    ``demonstrations``: anything :func:`mce_irl.demo_occupancy` takes (None: the expert's exact occupancy).
+    ``sparse``: see :func:`mce_irl.make_batch`. Every ``cfg.log_interval`` iterations and at the end the
+    metrics (each ``(n_seeds,)``) go to ``log_fn(iteration, metrics)``, or to this module's ``logging``
+    logger. ``Result.steps`` counts iterations; ``Result.states.step`` each seed's optimiser steps,
+    ``Result.states.converged`` whether it converged; :func:`occupancies` gives their occupancy measures.
+    The rest: :func:`loop.train`.
     """
-    seeds = check_seeds(list(seeds), "mce_irl.train")
-    mdp.validate()
-    demo_om = mce_irl.demo_occupancy(mdp, demonstrations, cfg.discount)
-    transitions = tabular.sparse_transitions(mdp) if sparse is not False else None
-    if sparse is None and transitions is not None and 4 * transitions.probs.shape[-1] > mdp.n_states:
-        transitions = None
-    keys = torch.stack([random.key(s) for s in seeds])
-    state = torch.func.vmap(lambda k: mce_irl.init(cfg, k, mdp))(keys)
-    run, state, start = open_run(
-        log_dir,
-        resume,
-        state,
+    # An occupancy measure is no Task.demos (trajectories or transitions): it goes to the spec's batch instead.
+    occupancy = demonstrations if isinstance(demonstrations, Tensor) else None
+    demos = None if isinstance(demonstrations, Tensor) else demonstrations
+    task = make_task(cfg, env_id or "mdp", budget=cfg.max_iter, n_eval_episodes=n_eval_episodes, demos=demos, mdp=mdp)
+    run_spec = spec(cfg, sparse=sparse, demos=occupancy)
+    every = run_spec.log_every
+
+    def log(done: int, states: State, metrics: Metrics, evaluation: Any) -> None:
+        if not (done % (every or 1) == 0 or done >= cfg.max_iter or converged(states)):
+            return
+        if log_fn is not None:
+            log_fn(done, metrics)
+        elif cfg.log_interval is not None:
+            logger.info(
+                "iteration %d: linf_delta %s, grad_norm %s, weight_norm %s",
+                done,
+                *(_fmt(metrics[k]) for k in ("linf_delta", "grad_norm", "weight_norm")),
+            )
+
+    return loop.train(
+        run_spec,
         cfg,
-        seeds,
-        algorithm="mce_irl",
-        env_id=env_id,
+        task,
         budget=cfg.max_iter,
+        seeds=list(seeds),
+        eval_every=eval_every,
+        log_dir=log_dir,
         checkpoint_every=checkpoint_every,
         log_formats=log_formats,
+        resume=resume,
+        compile=compile,
+        progress=progress,
+        env_id=env_id,
+        callback=log,
     )
-    step_fn = mce_irl.batched_update(compile)
-    metrics: Metrics = {}
-    n_iter = start
-    t0 = time.perf_counter()
-    for it in range(start, cfg.max_iter):
-        if bool(state.converged.all()):
-            break
-        n_iter = it + 1
-        state, metrics = step_fn(state, mdp, demo_om, transitions)
-        if cfg.log_interval is not None and it % cfg.log_interval == 0:
-            run.writer.write(n_iter, "train", metrics)
-            if log_fn is not None:
-                log_fn(it, metrics)
-            else:
-                logger.info(
-                    "iteration %d: linf_delta %s, grad_norm %s, weight_norm %s",
-                    it,
-                    *(_fmt(metrics[k]) for k in ("linf_delta", "grad_norm", "weight_norm")),
-                )
-        run.after_update(state, n_iter, evaluating=False)
-    seconds = time.perf_counter() - t0
-    run.save(state, n_iter)
-    d = torch.func.vmap(lambda s: mce_irl.occupancy(s, mdp)[1])(state)
-    return TrainResult(state, d, state.step, state.converged, metrics, n_iter, seconds)
 
 
 def _fmt(x: Tensor) -> str:
     return "[" + ", ".join(f"{v:.3g}" for v in x.tolist()) + "]"
 
 
-__all__ = ["TrainResult", "train"]
+__all__ = [
+    "ENVS",
+    "SPEC",
+    "converged",
+    "evaluate",
+    "iterations",
+    "make_mdp",
+    "make_step",
+    "make_task",
+    "occupancies",
+    "spec",
+    "train",
+]
