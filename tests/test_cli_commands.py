@@ -255,6 +255,7 @@ TINY: dict[str, str] = {
     ),
     "imitation-fn eval --policy my_sb3_expert.zip --env Pendulum-v1 --n-episodes 20 --video videos/": "--n-episodes 2",
     # examples/sweeps/bc.yaml in the scratch directory is a tiny copy of the real one (see tiny_sweep_file).
+    "imitation-fn sweep examples/sweeps/gail.yaml --dry-run": "",
     "imitation-fn sweep examples/sweeps/bc.yaml --out runs/sweep": "",
     "imitation-fn analyze runs/sweep runs/dagger --out runs/analysis": "--n-resamples 200",
 }
@@ -400,7 +401,7 @@ def readme(tmp_path_factory: pytest.TempPathFactory) -> ReadmeRunner:
     workdir = tmp_path_factory.mktemp("readme")
     (workdir / "tests").mkdir()
     (workdir / "tests" / "data").symlink_to(REPO / "tests" / "data", target_is_directory=True)
-    (workdir / "examples" / "sweeps").mkdir(parents=True)
+    shutil.copytree(REPO / "examples" / "sweeps", workdir / "examples" / "sweeps")  # --dry-run reads them as they are
     tiny_sweep_file(workdir / "examples" / "sweeps" / "bc.yaml")
     return ReadmeRunner(workdir)
 

@@ -300,3 +300,19 @@ def test_cli_dry_run_prints_the_plan_and_trains_nothing(tmp_path, capsys):
     assert "vmapped fields: lr; grouped (structural): net_arch" in text
     assert text.count("│ 6 │") == 2 and "nothing trained" in text
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("algorithm", sorted(sweep.ALGORITHMS))
+def test_every_algorithm_has_an_example_sweep_that_plans(algorithm, tmp_path, capsys):
+    from imitation_fn.cli import main
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "sweeps" / f"{algorithm}.yaml"
+    spec = sweep.SweepSpec.from_file(path)
+    assert spec.algorithm == algorithm
+    sweep_plan = sweep.plan(spec)
+    n_points = len(sweep.points(spec))
+    assert len(sweep_plan.runs) == n_points * len(spec.seed_list)
+    assert sorted(sweep_plan.tensor_fields + sweep_plan.structural_fields) == sorted(spec.grid)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    assert f"{algorithm} on {spec.env}" in " ".join(capsys.readouterr().out.split())
+    assert not (tmp_path / "out").exists()
