@@ -37,7 +37,8 @@ from imitation_fn.algorithms import dagger
 from imitation_fn.core import random
 from imitation_fn.envs.base import PolicyFn
 from imitation_fn.policies import actor_critic, load_policy, zoo
-from imitation_fn.train.dagger import train_dagger
+from imitation_fn.train import loop
+from imitation_fn.train.dagger import Rounds, make_task
 
 torch.set_num_threads(1)
 
@@ -64,20 +65,21 @@ def expert_fn() -> PolicyFn:
 
 
 def run(expert: PolicyFn, n_seeds: int, compile: bool) -> dict[str, Any]:
+    cfg = dagger.Config(rollout_round_min_episodes=0)
+    rounds = Rounds(target_return=TARGET)  # its history keeps the per-round wall times, no files written
     t0 = time.perf_counter()
-    result = train_dagger(
-        dagger.Config(),
-        "CartPole-v1",
-        expert,
+    result = loop.train(
+        rounds.spec(),
+        cfg,
+        make_task(cfg, "CartPole-v1", budget=MAX_STEPS, n_eval_episodes=10, expert=expert),
+        budget=MAX_STEPS,
         seeds=range(n_seeds),
-        total_timesteps=MAX_STEPS,
-        rollout_round_min_episodes=0,
-        target_return=TARGET,
+        eval_every=1,
         compile=compile,
         progress=False,
     )
     wall = time.perf_counter() - t0
-    hist = result.history
+    hist = rounds.history
     reached = [
         min((h["timesteps"][i] for h in hist if h.get("return_mean", [-1] * n_seeds)[i] >= TARGET), default=None)
         for i in range(n_seeds)
@@ -157,9 +159,7 @@ def main() -> None:
             "peer_s_per_seed": PEER_S_PER_SEED,
             "target": TARGET,
             "max_steps": MAX_STEPS,
-            "config": json.loads(dagger.Config().to_json()),
-            "rollout_round_min_episodes": 0,
-            "rollout_round_min_timesteps": 500,
+            "config": json.loads(dagger.Config(rollout_round_min_episodes=0).to_json()),
             "n_eval_episodes": 10,
         },
         **rows,

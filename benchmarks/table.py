@@ -98,13 +98,11 @@ def _dagger(env_id: str) -> Runner:
         expert = load_policy(zoo.expert_path(env_id)).policy_fn()
         steps = 1_000 if quick else 10_000
         result = train_dagger(
-            dagger.Config(),
+            dagger.Config(rollout_round_min_episodes=0, n_epochs=10),
             env_id,
             expert,
             seeds=seeds,
             total_timesteps=steps,
-            rollout_round_min_episodes=0,
-            bc_train_kwargs={"n_epochs": 10},
             n_eval_episodes=n_eval,
             progress=False,
         )

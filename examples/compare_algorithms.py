@@ -45,11 +45,15 @@ def run_both(out: Path, tiny: bool) -> None:
         n_batches=20 if tiny else 500, log_dir=out / "bc", progress=not tiny,
     )  # fmt: skip
     expert = load_policy(zoo.expert_path(ENV)).policy_fn()
+    cfg = (
+        dagger.Config(
+            n_envs=4, batch_size=32, rollout_round_min_episodes=0, rollout_round_min_timesteps=64, n_batches=3
+        )
+        if tiny
+        else dagger.Config()
+    )
     train_dagger(
-        dagger.Config(n_envs=4, batch_size=32) if tiny else dagger.Config(),
-        ENV, expert, seeds=seeds, total_timesteps=256 if tiny else 10_000,
-        rollout_round_min_episodes=0 if tiny else 3, rollout_round_min_timesteps=64 if tiny else 500,
-        bc_train_kwargs={"n_batches": 3} if tiny else None, n_eval_episodes=n_eval,
+        cfg, ENV, expert, seeds=seeds, total_timesteps=256 if tiny else 10_000, n_eval_episodes=n_eval,
         scratch_dir=out / "dagger", progress=not tiny,
     )  # fmt: skip
 

@@ -17,21 +17,16 @@ from imitation_fn.core import random, tree
 from imitation_fn.core.errors import InputError
 from imitation_fn.data import buffer, flatten_trajectories, generate_trajectories, serialize
 from imitation_fn.envs.experts import cartpole_expert
+from imitation_fn.envs.task import Task
 from imitation_fn.policies import load_policy, zoo
 from imitation_fn.stats import is_significant_reward_improvement, permutation_test
-from imitation_fn.train.dagger import evaluate_batched, load_dagger_run, train_dagger
+from imitation_fn.train.dagger import evaluate_batched, load_dagger_run, load_history, train_dagger
 from imitation_fn.train.driver import evaluate_at
 
 SMALL = dagger.Config(n_envs=4, batch_size=32)
-FAST: dict[str, Any] = {  # a short trainer run: 4 rounds of 64 steps, 3 BC steps each, evaluated once at the end
-    "total_timesteps": 256,
-    "rollout_round_min_episodes": 0,
-    "rollout_round_min_timesteps": 64,
-    "bc_train_kwargs": {"n_batches": 3},
-    "n_eval_episodes": 2,
-    "eval_every": None,
-    "progress": False,
-}
+# A short trainer run: 4 rounds of 64 steps, 3 BC steps each, evaluated once at the end.
+FAST_CFG = SMALL.model_copy(update={"rollout_round_min_episodes": 0, "rollout_round_min_timesteps": 64, "n_batches": 3})
+FAST: dict[str, Any] = {"total_timesteps": 256, "n_eval_episodes": 2, "eval_every": None, "progress": False}
 
 
 def _expert(env_id: str):
@@ -41,9 +36,14 @@ def _expert(env_id: str):
         pytest.skip(f"shipped expert missing ({e}); run benchmarks/expert_zoo.py --env {env_id}")
 
 
-def _states(cfg: dagger.Config, env: envs.Env, seeds: list[int], capacity: int = 512, **kw) -> dagger.State:
+def _task(env: envs.Env, total: int, demos: Any = None) -> Task:
+    return Task(env=env, expert=cartpole_expert, demos=demos, total=total)
+
+
+def _states(cfg: dagger.Config, env: envs.Env, seeds: list[int], total: int = 512, demos: Any = None) -> dagger.State:
     keys = torch.stack([random.key(s) for s in seeds])
-    return vmap(lambda k: dagger.init(cfg, k, env, capacity, **kw))(keys)
+    task = _task(env, total, demos)
+    return vmap(lambda k: dagger.init(cfg, k, task))(keys)
 
 
 # --- β schedules ------------------------------------------------------------------------------------------------------
@@ -68,8 +68,9 @@ def test_beta_schedules_are_imitations() -> None:
 @pytest.mark.parametrize("b", [0.0, 1.0, 0.5])
 def test_collect_labels_every_step_with_the_expert_and_mixes_by_beta(b: float) -> None:
     env = envs.make("CartPole-v1", n_envs=4)
-    state = dagger.init(SMALL, random.key(0), env, 1024, beta_schedule=lambda r: torch.tensor(b))
-    state, roll = dagger.collect(state, env, cartpole_expert, 200)
+    state = dagger.init(SMALL, random.key(0), _task(env, 1024), beta_schedule=lambda r: torch.tensor(b))
+    state, roll = dagger.collect_env(state, env, cartpole_expert, 200)
+    state = dagger.store(state, roll)
     torch.testing.assert_close(roll.acts, cartpole_expert(roll.obs))  # labels: the expert's action, always
     driven = roll.expert_driven
     assert torch.equal(roll.executed[driven], roll.acts[driven])
@@ -87,8 +88,9 @@ def test_collect_labels_every_step_with_the_expert_and_mixes_by_beta(b: float) -
 
 def test_update_samples_only_the_filled_part_and_learns() -> None:
     env = envs.make("CartPole-v1", n_envs=4)
-    state = dagger.init(SMALL, random.key(1), env, 4096)
-    state, _ = dagger.collect(state, env, cartpole_expert, 100)
+    state = dagger.init(SMALL, random.key(1), _task(env, 4096))
+    state, roll = dagger.collect_env(state, env, cartpole_expert, 100)
+    state = dagger.store(state, roll)
     n = int(state.data.size)
     # Poison every unfilled slot: one draw from it would make the loss NaN.
     poisoned = tree.map(lambda x: x.clone(), state.data.storage)
@@ -96,7 +98,7 @@ def test_update_samples_only_the_filled_part_and_learns() -> None:
     state = state.replace(data=state.data.replace(storage=poisoned))
     losses = []
     for _ in range(150):
-        state, m = dagger.update(state)
+        state, m = dagger.learn(state)
         losses.append(float(m["loss"]))
     assert all(torch.isfinite(torch.tensor(losses)))
     assert losses[-1] < losses[0] - 0.2
@@ -128,16 +130,16 @@ def test_batched_collect_equals_vmapped_collect() -> None:
     env = envs.make("CartPole-v1", n_envs=4)
     states = _states(SMALL, env, [3, 4])
     a, ra = dagger.batched_collect(env, cartpole_expert, 10)(states)
-    b, rb = vmap(lambda s: dagger.collect(s, env, cartpole_expert, 10))(states)
+    b, rb = vmap(lambda s: dagger.collect_env(s, env, cartpole_expert, 10))(states)
     assert tree.allclose(a, b, rtol=0, atol=0) and tree.allclose(ra, rb, rtol=0, atol=0)
 
 
 def test_init_checks_and_demos_start_the_aggregate() -> None:
     env = envs.make("CartPole-v1", n_envs=4)
     with pytest.raises(ValueError, match=r"n_envs=4 but cfg\.n_envs=8"):
-        dagger.init(dagger.Config(), random.key(0), env, 100)
+        dagger.init(dagger.Config(), random.key(0), _task(env, 100))
     demos = flatten_trajectories(generate_trajectories(env, cartpole_expert, random.key(0), min_episodes=1))
-    states = _states(SMALL, env, [0, 1], capacity=len(demos) + 100, demos=demos)
+    states = _states(SMALL, env, [0, 1], total=100, demos=demos)
     assert states.data.size.tolist() == [len(demos)] * 2
     torch.testing.assert_close(states.data.storage.obs[1, : len(demos)], demos.obs)
 
@@ -154,30 +156,31 @@ def test_evaluate_batched_equals_evaluate_at() -> None:
 # --- the trainer ------------------------------------------------------------------------------------------------------
 
 
-def test_trainer_masks_seeds_so_each_seed_is_independent_of_the_sweep() -> None:
+def test_trainer_masks_seeds_so_each_seed_is_independent_of_the_sweep(tmp_path: Path) -> None:
     # The learner drives (β = 0.2) and rounds need 6 finished episodes: their lengths differ across seeds,
     # and masking must keep the seeds apart.
-    kw = dict(FAST, rollout_round_min_episodes=6, total_timesteps=300, beta_schedule=lambda r: torch.tensor(0.2))
-    cfg = SMALL
-    full = train_dagger(cfg, "CartPole-v1", cartpole_expert, seeds=[0, 1, 2], **kw)
-    steps = [h["round_steps"] for h in full.history]
+    kw = dict(FAST, total_timesteps=300, beta_schedule=lambda r: torch.tensor(0.2))
+    cfg = FAST_CFG.model_copy(update={"rollout_round_min_episodes": 6})
+    full = train_dagger(cfg, "CartPole-v1", cartpole_expert, seeds=[0, 1, 2], scratch_dir=tmp_path, **kw)
+    steps = [h["round_steps"] for h in load_history(tmp_path)]
     assert any(len(set(s)) > 1 for s in steps), steps  # the seeds did need different amounts of collection
     alone = train_dagger(cfg, "CartPole-v1", cartpole_expert, seeds=[2], **kw)
     assert tree.allclose(tree.index(alone.states, 0), tree.index(full.states, 2), rtol=1e-5, atol=1e-6)
-    assert alone.timesteps == full.timesteps[2:] and all(t >= 300 for t in full.timesteps)
+    timesteps = full.states.timesteps.tolist()
+    assert alone.states.timesteps.tolist() == timesteps[2:] and all(t >= 300 for t in timesteps)
 
 
 def test_resume_after_round_k_gives_the_uninterrupted_result(tmp_path: Path) -> None:
     env = envs.make("CartPole-v1", n_envs=2)
     demos = generate_trajectories(env, cartpole_expert, random.key(5), min_episodes=2)
     kw = dict(FAST, expert_trajs=demos, seeds=[0, 1])
-    full = train_dagger(SMALL, "CartPole-v1", cartpole_expert, **kw)
-    part = train_dagger(SMALL, "CartPole-v1", cartpole_expert, scratch_dir=tmp_path, max_rounds=2, **kw)
-    assert part.rounds == [2, 2]
+    full = train_dagger(FAST_CFG, "CartPole-v1", cartpole_expert, **kw)
+    part = train_dagger(FAST_CFG, "CartPole-v1", cartpole_expert, scratch_dir=tmp_path, max_rounds=2, **kw)
+    assert part.states.round.tolist() == [2, 2]
     with pytest.raises(InputError, match="--resume"):
-        train_dagger(SMALL, "CartPole-v1", cartpole_expert, scratch_dir=tmp_path, **kw)
-    done = train_dagger(SMALL, "CartPole-v1", cartpole_expert, scratch_dir=tmp_path, resume=True, **kw)
-    assert done.rounds == full.rounds == [4, 4]
+        train_dagger(FAST_CFG, "CartPole-v1", cartpole_expert, scratch_dir=tmp_path, **kw)
+    done = train_dagger(FAST_CFG, "CartPole-v1", cartpole_expert, scratch_dir=tmp_path, resume=True, **kw)
+    assert done.states.round.tolist() == full.states.round.tolist() == [4, 4]
     assert tree.allclose(done.states, full.states, rtol=0, atol=0)
     torch.testing.assert_close(done.eval_returns, full.eval_returns)
 
@@ -196,7 +199,7 @@ def test_resume_after_round_k_gives_the_uninterrupted_result(tmp_path: Path) -> 
 
     assert len(data) == len(stored) and torch.equal(rows(data), rows(stored))
     cfg, states, seeds = load_dagger_run(tmp_path, "CartPole-v1")
-    assert cfg == SMALL and seeds == [0, 1] and tree.allclose(states, done.states, rtol=0, atol=0)
+    assert cfg == FAST_CFG and seeds == [0, 1] and tree.allclose(states, done.states, rtol=0, atol=0)
     policy = load_policy(tmp_path / "policies" / "seed_1")
     obs = seed1.data.storage.obs[:16]
     torch.testing.assert_close(policy.act(obs, random.key(0)), dagger.policy(seed1)(obs, random.key(0)))
@@ -204,8 +207,8 @@ def test_resume_after_round_k_gives_the_uninterrupted_result(tmp_path: Path) -> 
 
 
 def test_trainer_on_a_gymnasium_env_runs_on_the_host() -> None:
-    result = train_dagger(SMALL, "gymnasium:CartPole-v1", cartpole_expert, seeds=[0, 1], **FAST)
-    assert result.rounds == [4, 4] and result.states.timestep is None
+    result = train_dagger(FAST_CFG, "gymnasium:CartPole-v1", cartpole_expert, seeds=[0, 1], **FAST)
+    assert result.states.round.tolist() == [4, 4] and result.states.timestep is None
     assert result.states.data.size.tolist() == [256, 256]
     stored = result.states.data.storage
     torch.testing.assert_close(stored.acts[:, :256], cartpole_expert(stored.obs[:, :256]))
@@ -213,12 +216,12 @@ def test_trainer_on_a_gymnasium_env_runs_on_the_host() -> None:
 
 
 def test_trainer_rejects_bad_arguments() -> None:
-    with pytest.raises(ValueError, match="bc_train_kwargs supports"):
-        train_dagger(SMALL, "CartPole-v1", cartpole_expert, **{**FAST, "bc_train_kwargs": {"lr": 1.0}})
+    with pytest.raises(ValueError, match="n_batches"):  # imitation's bc_train_kwargs are config fields
+        dagger.Config(n_batches=0)
     with pytest.raises(ValueError, match="total_timesteps must be >= 1"):
-        train_dagger(SMALL, "CartPole-v1", cartpole_expert, **{**FAST, "total_timesteps": 0})
+        train_dagger(FAST_CFG, "CartPole-v1", cartpole_expert, **{**FAST, "total_timesteps": 0})
     with pytest.raises(ValueError, match="seeds"):
-        train_dagger(SMALL, "CartPole-v1", cartpole_expert, seeds=[1, 1], **FAST)
+        train_dagger(FAST_CFG, "CartPole-v1", cartpole_expert, seeds=[1, 1], **FAST)
 
 
 def test_cli_trains_saves_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -236,7 +239,7 @@ def test_cli_trains_saves_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     assert "DAgger on CartPole-v1" in out and "2 rounds" in out
     assert (tmp_path / "policies" / "seed_1" / "policy.json").is_file()
-    assert dagger.Config.load(tmp_path / "config.json") == dagger.Config(n_envs=4, batch_size=32)
+    assert dagger.Config.load(tmp_path / "config.json") == FAST_CFG.model_copy(update={"n_batches": 2})
     args = parser.parse_args([*base, "--resume", "--total-timesteps", "192"])
     args.func(args)
     assert "3 rounds" in capsys.readouterr().out
@@ -254,21 +257,22 @@ def test_cli_trains_saves_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 @pytest.mark.slow
-def test_cartpole_every_seed_reaches_475_within_10k_steps() -> None:
+def test_cartpole_every_seed_reaches_475_within_10k_steps(tmp_path: Path) -> None:
     expert = _expert("CartPole-v1").policy_fn()
     result = train_dagger(
-        dagger.Config(),  # 8 envs per seed, imitation's linear β over 15 rounds, 4 BC epochs per round
+        # 8 envs per seed, imitation's linear β over 15 rounds, 4 BC epochs per round; every step is kept,
+        # so rounds need not hold whole episodes
+        dagger.Config(rollout_round_min_episodes=0),
         "CartPole-v1",
         expert,
         seeds=range(8),
         total_timesteps=10_000,
-        rollout_round_min_episodes=0,  # every step is kept, so rounds need not hold whole episodes
         target_return=475,
+        scratch_dir=tmp_path,
         progress=False,
     )
-    reached = [
-        min((h["timesteps"][i] for h in result.history if h["return_mean"][i] >= 475), default=None) for i in range(8)
-    ]
+    history = load_history(tmp_path)
+    reached = [min((h["timesteps"][i] for h in history if h["return_mean"][i] >= 475), default=None) for i in range(8)]
     assert all(r is not None and r <= 10_000 for r in reached), reached
     # Held-out episodes of the final learners (other keys than the training-time evaluations).
     held_out = evaluate_at(
@@ -280,10 +284,11 @@ def test_cartpole_every_seed_reaches_475_within_10k_steps() -> None:
 @pytest.mark.slow
 def test_pendulum_learner_improves_significantly_over_the_novice() -> None:
     expert = _expert("Pendulum-v1").policy_fn()
-    cfg = dagger.Config(n_envs=4)  # BC's (32, 32) tanh learner, imitation's linear β over 15 rounds
+    # BC's (32, 32) tanh learner, imitation's linear β over 15 rounds, 10 BC epochs per round
+    cfg = dagger.Config(n_envs=4, rollout_round_min_episodes=0, n_epochs=10)
     env = envs.make("Pendulum-v1", n_envs=25)
     seed = [0]
-    novice = dagger.init(cfg, random.key(0), envs.make("Pendulum-v1", n_envs=4), 1)
+    novice = dagger.init(cfg, random.key(0), Task(env=envs.make("Pendulum-v1", n_envs=4), total=1))
     eval_key = random.key(123)
     from imitation_fn.evaluation import evaluate_policy
 
@@ -294,8 +299,6 @@ def test_pendulum_learner_improves_significantly_over_the_novice() -> None:
         expert,
         seeds=seed,
         total_timesteps=4_000,
-        rollout_round_min_episodes=0,
-        bc_train_kwargs={"n_epochs": 10},
         eval_every=None,
         progress=False,
     )

@@ -30,7 +30,17 @@ REWARD_LEARNERS = {"gail", "airl", "density", "mce_irl", "preference_comparisons
 PPO_SMALL = {"n_envs": 4, "n_steps": 16, "batch_size": 32, "n_epochs": 2, "lr": 1e-3}
 TINY: dict[str, dict[str, Any]] = {
     "bc": {"env": "CartPole-v1", "config": {"batch_size": 64, "net_arch": [16, 16]}, "train": {"n_batches": 12}},
-    "dagger": {"env": "CartPole-v1", "config": {"n_envs": 4, "batch_size": 32}, "train": {"total_timesteps": 256}},
+    "dagger": {
+        "env": "CartPole-v1",
+        "config": {
+            "n_envs": 4,
+            "batch_size": 32,
+            "rollout_round_min_timesteps": 64,
+            "rollout_round_min_episodes": 0,
+            "n_batches": 3,
+        },
+        "train": {"total_timesteps": 256},
+    },
     "gail": {
         "env": "seals/CartPole-v0",
         "config": {"gen": PPO_SMALL, "demo_batch_size": 32},

@@ -5,16 +5,21 @@ probability β(round) and by the learner otherwise; every visited observation is
 expert's action and added to the aggregate dataset, and BC trains on everything gathered so far
 (``imitation``'s ``InteractiveTrajectoryCollector`` + ``DAggerTrainer``):
 
-    state = dagger.init(cfg, key, env, capacity=20_000)        # env: a torch Env with cfg.n_envs
-    state, rollout = dagger.collect(state, env, expert, n_steps=64)   # expert: (obs, key) -> action
-    for _ in range(n_updates):
-        state, metrics = dagger.update(state)                   # one BC step on the aggregate
-    state = dagger.next_round(state)                            # β moves along its schedule
+    task = Task(env=envs.make("CartPole-v1", n_envs=cfg.n_envs), expert=expert, total=20_000)
+    state = dagger.init(cfg, key, task)             # task.total (env steps to collect) sizes the aggregate
+    state, rollout = dagger.collect(state, task)    # a round's minimum steps, β-mixed driving, expert labels
+    state, metrics = dagger.update(state, rollout)  # the rollout joins the aggregate, one BC step on it all
+    for _ in range(n_updates - 1):
+        state, metrics = dagger.learn(state)        # more BC steps on the aggregate
+    state = dagger.next_round(state)                # β moves along its schedule
 
-The aggregate is a fixed-capacity :mod:`~imitation_fn.data.buffer` with a fill count, so every shape
-is static and ``vmap`` runs a whole sweep of seeds (each with its own environments, aggregate and
-key) as one computation. The BC math is :mod:`imitation_fn.algorithms.bc`'s, reused unchanged.
-``collect`` is pure for torch environments; called on one seed's state it also steps a host-side
+A round's length and its number of BC steps (``n_epochs`` epochs of the aggregate, or ``n_batches``)
+depend on the data, so the host decides them: :mod:`imitation_fn.train.dagger` runs rounds as
+``imitation``'s ``SimpleDAggerTrainer`` does. The aggregate is a fixed-capacity
+:mod:`~imitation_fn.data.buffer` with a fill count, so every shape is static and ``vmap`` runs a
+whole sweep of seeds (each with its own environments, aggregate and key) as one computation. The BC
+math is :mod:`imitation_fn.algorithms.bc`'s, reused unchanged. ``collect`` is pure for torch
+environments; called on one seed's state (with its live timestep) it also steps a host-side
 ``GymEnv``. Differences from ``imitation``, deliberate: episodes continue across rounds (no reset
 and no discarded partial episode per round, so every environment step is labelled and kept), and
 minibatches are drawn uniformly with replacement from the filled part of the aggregate.
@@ -24,12 +29,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, Literal
 
 import gymnasium as gym
+import numpy as np
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveInt
 from torch import Tensor
 
 from imitation_fn.algorithms import bc
@@ -37,12 +44,16 @@ from imitation_fn.core import random, struct, tree
 from imitation_fn.data import buffer as buffer_lib
 from imitation_fn.data import rollout as rollout_lib
 from imitation_fn.data.types import Transitions
-from imitation_fn.envs.task import Task
 from imitation_fn.envs.base import Env, PolicyFn, TimeStep
+from imitation_fn.envs.gym import GymEnv
+from imitation_fn.envs.task import Task
 
 Metrics = dict[str, Tensor]
 BetaSchedule = Callable[[Tensor], Tensor]
 """``round (int64 0-d) -> β (float 0-d)``: the probability that the expert drives the env in that round."""
+NO_TIMESTEP: Any = ()
+"""A ``GymEnv``'s timestep is a handle to live simulators: the state holds this empty pytree instead
+(stackable and saveable, unlike None) and the host keeps the live one beside it."""
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -92,7 +103,8 @@ class ExponentialBetaSchedule:
 class Config(bc.Config):
     """DAgger hyperparameters: BC's (for the learner and its updates) plus the interaction schedule.
 
-    Defaults are ``imitation``'s: a linear β ramp-down over 15 rounds and 4 BC epochs per round.
+    Defaults are ``imitation``'s (``SimpleDAggerTrainer``): a linear β ramp-down over 15 rounds, rounds
+    of at least 500 steps and 3 finished episodes, 4 BC epochs per round.
     """
 
     n_envs: PositiveInt = 8
@@ -104,9 +116,15 @@ class Config(bc.Config):
     """Rounds over which the linear schedule anneals β from 1 to 0 (``imitation``'s default schedule)."""
     decay_probability: float = Field(default=0.5, gt=0.0, le=1.0)
     """Decay factor of the exponential schedule (``imitation`` has no default; 0.5 halves β each round)."""
+    rollout_round_min_timesteps: PositiveInt = 500
+    """Environment steps a round collects at least (and at least ``batch_size``), over all ``n_envs``."""
+    rollout_round_min_episodes: NonNegativeInt = 3
+    """Episodes that must end in a round (0: rounds need not hold whole episodes)."""
     n_epochs: PositiveInt = 4
-    """BC epochs over the whole aggregate per round (``DAggerTrainer.DEFAULT_N_EPOCHS``): the driver takes
+    """BC epochs over the whole aggregate per round (``DAggerTrainer.DEFAULT_N_EPOCHS``): a round takes
     ``n_epochs * size // batch_size`` minibatch steps."""
+    n_batches: PositiveInt | None = None
+    """BC minibatch steps per round instead of ``n_epochs`` epochs (``bc_train_kwargs``' ``n_batches``)."""
 
     def schedule(self) -> BetaSchedule:
         """The β schedule this config names."""
@@ -114,19 +132,31 @@ class Config(bc.Config):
             return LinearBetaSchedule(self.rampdown_rounds)
         return ExponentialBetaSchedule(self.decay_probability)
 
+    @property
+    def round_steps(self) -> int:
+        """Steps of each env in a round's first chunk: ``max(rollout_round_min_timesteps, batch_size)`` in all."""
+        return math.ceil(max(self.rollout_round_min_timesteps, self.batch_size) / self.n_envs)
+
+    def bc_steps(self, sizes: Tensor) -> Tensor:
+        """BC minibatch steps of a round on aggregates of ``sizes`` transitions (any shape)."""
+        if self.n_batches is not None:
+            return torch.full_like(sizes, self.n_batches)
+        return self.n_epochs * sizes // self.batch_size
+
 
 class State(struct.PyTreeNode):
     """One seed's learner, aggregate dataset, environments and key (batched under vmap)."""
 
     bc: bc.State  # the learner and its optimiser
     data: buffer_lib.ReplayBuffer  # the aggregate: Transitions with expert actions, with a fill count
-    timestep: TimeStep | Any  # where the next collect continues (a GymEnv's live one is kept beside the state)
+    timestep: TimeStep | Any  # where the next collect continues (NO_TIMESTEP for a GymEnv: see there)
     key: random.Key
     round: Tensor  # int64 (): rounds completed; β = beta_schedule(round)
     timesteps: Tensor  # int64 (): environment steps collected
     beta_schedule: BetaSchedule = struct.field(static=True)
     n_envs: int = struct.field(static=True)
     batch_size: int = struct.field(static=True)  # BC minibatch size
+    round_steps: int = struct.field(static=True)  # steps of each env that :func:`collect` takes
 
 
 class Rollout(rollout_lib.Rollout):
@@ -147,28 +177,46 @@ def _act_example(action_space: gym.Space[Any]) -> Tensor:
     raise TypeError(f"dagger: unsupported action space {action_space!r} (expected Discrete or Box)")
 
 
-def init(
-    cfg: Config,
-    key: random.Key,
-    env: Env,
-    capacity: int,
-    demos: Transitions | None = None,
-    beta_schedule: BetaSchedule | None = None,
-) -> State:
-    """A fresh state: BC learner from ``key``, ``env`` reset, aggregate of ``capacity`` transitions.
+def _demos(task: Task) -> Transitions | None:
+    """``task.demos`` (``imitation``'s ``expert_trajs``) as transitions; None when there are none."""
+    demos = task.demos
+    if demos is None or len(demos) == 0:
+        return None
+    return demos if isinstance(demos, Transitions) else rollout_lib.flatten_trajectories(demos)
 
-    ``demos`` (optional expert transitions, ``imitation``'s ``expert_trajs``) start the aggregate.
-    ``beta_schedule`` (any ``round -> β`` callable) replaces the one ``cfg`` names.
+
+def capacity(cfg: Config, total: int, n_demos: int = 0) -> int:
+    """Aggregate slots for ``n_demos`` demonstrations and a run of ``total`` env steps (plus the round that
+    crosses it). A round that needs more (extra chunks for its episodes) grows it on the host."""
+    return max(1, n_demos + total + cfg.round_steps * cfg.n_envs)
+
+
+def init(cfg: Config, key: random.Key, task: Task, beta_schedule: BetaSchedule | None = None) -> State:
+    """A fresh state: BC learner from ``key``, ``task.env`` reset, an empty aggregate sized by :func:`capacity`.
+
+    ``task.total`` is the run's environment steps; ``task.demos`` (optional expert trajectories or
+    transitions, ``imitation``'s ``expert_trajs``) start the aggregate. ``beta_schedule`` (any
+    ``round -> β`` callable) replaces the one ``cfg`` names. A ``GymEnv`` is not reset here (it cannot
+    run inside vmap): the state gets :data:`NO_TIMESTEP` and the host keeps the live timestep.
     """
+    task.require("env", "total", who="dagger.init")
+    env, total = task.env, task.total
+    assert env is not None and total is not None
     if env.n_envs != cfg.n_envs:
         raise ValueError(f"dagger.init: the env has n_envs={env.n_envs} but cfg.n_envs={cfg.n_envs}")
     k_bc, k_reset, k_state = random.split(key, 3)
-    timestep = env.reset(k_reset)
+    if isinstance(env, GymEnv):
+        timestep: Any = NO_TIMESTEP
+        obs_space = env.observation_space
+        obs = torch.from_numpy(np.zeros(obs_space.shape or (), dtype=obs_space.dtype))
+    else:
+        timestep = env.reset(k_reset)
+        obs = timestep.obs[0]
     act = _act_example(env.action_space)
-    obs = timestep.obs[0]
     example = Transitions(obs=obs, acts=act, next_obs=obs, dones=torch.zeros((), dtype=torch.bool))
-    data = buffer_lib.init(capacity, example)
-    if demos is not None and len(demos) > 0:
+    demos = _demos(task)
+    data = buffer_lib.init(capacity(cfg, total, len(demos) if demos is not None else 0), example)
+    if demos is not None:
         data = buffer_lib.add(data, _cast_like(demos, example))
     return State(
         bc=bc.init(cfg, k_bc, Task(env=env)),
@@ -180,6 +228,7 @@ def init(
         beta_schedule=beta_schedule if beta_schedule is not None else cfg.schedule(),
         n_envs=cfg.n_envs,
         batch_size=cfg.batch_size,
+        round_steps=cfg.round_steps,
     )
 
 
@@ -203,17 +252,24 @@ def beta(state: State) -> Tensor:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def collect(
+def collect(state: State, task: Task, key: random.Key | None = None) -> tuple[State, Rollout]:
+    """:func:`collect_env`: a round's first ``state.round_steps`` steps of ``task.env``, labelled by ``task.expert``."""
+    task.require("env", "expert", who="dagger.collect")
+    assert task.env is not None and task.expert is not None
+    return collect_env(state, task.env, task.expert, state.round_steps, key)
+
+
+def collect_env(
     state: State, env: Env, expert: PolicyFn, n_steps: int, key: random.Key | None = None
 ) -> tuple[State, Rollout]:
-    """``n_steps`` steps in each of ``env``'s envs, mixing expert and learner; every step joins the aggregate.
+    """``n_steps`` steps in each of ``env``'s envs, mixing expert and learner; every step is labelled.
 
     At each step and in each env, the expert's action is executed with probability β(round) and a
     sample of the learner's (stochastic) policy otherwise; the expert's action at the visited
     observation is the label either way (``imitation``'s ``InteractiveTrajectoryCollector``).
-    Continues from ``state.timestep``. Randomness comes from ``key``, or from ``state.key`` (which
-    then advances). Pure for torch envs: vmap it over states; :func:`batched_collect` does that
-    with the step optionally compiled.
+    Continues from ``state.timestep``; :func:`store` (or :func:`update`) adds the rollout to the
+    aggregate. Randomness comes from ``key``, or from ``state.key`` (which then advances). Pure for
+    torch envs: vmap it over states; :func:`batched_collect` does that with the step optionally compiled.
     """
     _check_collect(state, env, n_steps)
     state, step_keys = collect_keys(state, n_steps, key)
@@ -226,8 +282,8 @@ def collect(
 
 
 def _check_collect(state: State, env: Env, n_steps: int) -> None:
-    if state.timestep is None:
-        raise ValueError("dagger.collect: state.timestep is None; put env.reset(key) there first")
+    if state.timestep is None or isinstance(state.timestep, tuple):
+        raise ValueError("dagger.collect: the state has no timestep; put env.reset(key) there first (a GymEnv's)")
     if env.n_envs != state.n_envs:
         raise ValueError(f"dagger.collect: the env has n_envs={env.n_envs} but the state was built for {state.n_envs}")
     if n_steps < 1:
@@ -279,15 +335,15 @@ def collect_step(
 
 
 def finish_collect(state: State, timestep: TimeStep, rollout: Rollout) -> tuple[State, Rollout]:
-    """Add the labelled ``rollout`` (``(n_steps, n_envs, ...)``) to the aggregate; continue from ``timestep``."""
+    """Continue from ``timestep``, with the ``(n_steps, n_envs, ...)`` ``rollout``'s steps counted."""
     n_steps = rollout.rews.shape[0]
+    return state.replace(timestep=timestep, timesteps=state.timesteps + n_steps * state.n_envs), rollout
+
+
+def store(state: State, rollout: Rollout) -> State:
+    """The labelled ``rollout`` (``(n_steps, n_envs, ...)``, step-major) added to the aggregate."""
     new = _cast_like(rollout_lib.flatten_rollout(rollout), state.data.storage)
-    state = state.replace(
-        data=buffer_lib.add(state.data, new),
-        timestep=timestep,
-        timesteps=state.timesteps + n_steps * state.n_envs,
-    )
-    return state, rollout
+    return state.replace(data=buffer_lib.add(state.data, new))
 
 
 @functools.cache  # one compiled step per (env, expert), whatever n_steps
@@ -310,7 +366,7 @@ def _batched_step(
 def batched_collect(
     env: Env, expert: PolicyFn, n_steps: int, compile: bool = False
 ) -> Callable[[State], tuple[State, Rollout]]:
-    """:func:`collect` over a stack of states (leading seed axis): equal to ``vmap(collect)``.
+    """:func:`collect_env` over a stack of states (leading seed axis): equal to ``vmap(collect_env)``.
 
     With ``compile=True`` only the vmapped :func:`collect_step` goes through ``torch.compile``
     (compiling the unrolled loop would take minutes; the step compiles in seconds).
@@ -334,7 +390,12 @@ def batched_collect(
     return run
 
 
-def update(state: State, key: random.Key | None = None) -> tuple[State, Metrics]:
+def update(state: State, batch: Rollout) -> tuple[State, Metrics]:
+    """``batch`` (what :func:`collect` returned) joins the aggregate, then one BC step (:func:`learn`) on it all."""
+    return learn(store(state, batch))
+
+
+def learn(state: State, key: random.Key | None = None) -> tuple[State, Metrics]:
     """One BC gradient step (:func:`bc.update`) on ``batch_size`` transitions drawn from the aggregate.
 
     Draws uniformly with replacement from the filled part only. Randomness comes from ``key``, or
@@ -359,16 +420,15 @@ def next_round(state: State) -> State:
 def train_round(
     state: State, env: Env, expert: PolicyFn, n_steps: int, n_updates: int
 ) -> tuple[State, Rollout, Metrics]:
-    """A whole round, pure: :func:`collect` ``n_steps``, ``n_updates`` × :func:`update`, :func:`next_round`.
-
-    ``n_updates`` must be >= 1 (the metrics are the last update's).
-    """
+    """A whole round, pure: :func:`collect_env` ``n_steps`` into the aggregate, ``n_updates`` × :func:`learn`,
+    :func:`next_round`. ``n_updates`` must be >= 1 (the metrics are the last update's)."""
     if n_updates < 1:
         raise ValueError(f"dagger.train_round: n_updates must be >= 1, got {n_updates}")
-    state, rollout = collect(state, env, expert, n_steps)
+    state, rollout = collect_env(state, env, expert, n_steps)
+    state = store(state, rollout)
     metrics: Metrics = {}
     for _ in range(n_updates):
-        state, metrics = update(state)
+        state, metrics = learn(state)
     return next_round(state), rollout, metrics
 
 
@@ -378,6 +438,7 @@ def policy(state: State, deterministic: bool = True) -> PolicyFn:
 
 
 __all__ = [
+    "NO_TIMESTEP",
     "BetaSchedule",
     "Config",
     "ExponentialBetaSchedule",
@@ -387,13 +448,17 @@ __all__ = [
     "State",
     "batched_collect",
     "beta",
+    "capacity",
     "collect",
+    "collect_env",
     "collect_keys",
     "collect_step",
     "finish_collect",
     "init",
+    "learn",
     "next_round",
     "policy",
+    "store",
     "train_round",
     "update",
 ]

@@ -20,7 +20,6 @@ from imitation_fn.cli.common import (
     config_from_args,
     console,
     make_env,
-    nonnegative_int,
     positive_int,
     results_table,
 )
@@ -72,12 +71,10 @@ def cmd_dagger(args: argparse.Namespace) -> None:
             expert,
             total_timesteps=args.total_timesteps,
             seeds=seeds,
-            rollout_round_min_episodes=args.rollout_round_min_episodes,
-            rollout_round_min_timesteps=args.rollout_round_min_timesteps,
-            bc_train_kwargs={"n_batches": args.n_batches} if args.n_batches else None,
             expert_trajs=expert_trajs,
             scratch_dir=args.out,
             resume=args.resume,
+            checkpoint_every=args.checkpoint_every,
             log_formats=args.log_formats,
             n_eval_episodes=args.n_eval_episodes,
             eval_every=args.eval_every,
@@ -89,7 +86,7 @@ def cmd_dagger(args: argparse.Namespace) -> None:
         raise CLIError(str(e)) from e
     elapsed = time.perf_counter() - t0
     console.print(results_table(f"DAgger on {args.env}", seeds, result.eval_returns))
-    rounds, steps = max(result.rounds), max(result.timesteps)
+    rounds, steps = int(result.states.round.max()), int(result.states.timesteps.max())
     console.print(f"{rounds} rounds, {steps} env steps per seed (at most), {len(seeds)} seeds in {elapsed:.1f} s")
     if args.out:
         console.print(f"policies in {args.out}/policies/seed_<s>; datasets, checkpoint and metrics in {args.out}")
@@ -103,16 +100,14 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--expert-demos", default=None, help="optional initial expert demonstrations (dataset or .npz)")
     p.add_argument("--total-timesteps", type=positive_int, default=10_000, help="environment steps per seed")
-    p.add_argument(
-        "--rollout-round-min-episodes", type=nonnegative_int, default=3, help="episodes that must end in each round"
-    )
-    p.add_argument("--rollout-round-min-timesteps", type=positive_int, default=500, help="environment steps per round")
-    p.add_argument(
-        "--n-batches", type=positive_int, default=None, help="BC steps per round (default: --n-epochs epochs)"
-    )
     p.add_argument("--target-return", type=float, default=None, help="stop a seed once its evaluation reaches this")
     p.add_argument("--out", default=None, help="scratch directory: datasets per round, checkpoint, policies")
     p.add_argument("--config", default=None, help="JSON or YAML file of config fields")
-    add_run_flags(p, eval_unit="rounds", eval_every=1, compile_help="torch.compile the vmapped steps (slow to start)")
+    add_run_flags(
+        p,
+        eval_unit="env steps (1: after every round)",
+        eval_every=1,
+        compile_help="torch.compile the vmapped steps (slow to start)",
+    )
     add_config_flags(p, dagger.Config)
     p.set_defaults(func=cmd_dagger)
