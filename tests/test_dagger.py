@@ -11,7 +11,7 @@ import torch
 from torch.func import vmap
 
 from imitation_fn import envs
-from imitation_fn.algorithms import dagger
+from imitation_fn.algorithms import dagger, protocol
 from imitation_fn.cli.dagger import register
 from imitation_fn.core import random, tree
 from imitation_fn.core.errors import InputError
@@ -20,8 +20,15 @@ from imitation_fn.envs.experts import cartpole_expert
 from imitation_fn.envs.task import Task
 from imitation_fn.policies import load_policy, zoo
 from imitation_fn.stats import is_significant_reward_improvement, permutation_test
-from imitation_fn.train.dagger import evaluate_batched, load_dagger_run, load_history, train_dagger
+from imitation_fn.train.dagger import (
+    checkpoint_capacity,
+    evaluate_batched,
+    load_dagger_run,
+    load_history,
+    train_dagger,
+)
 from imitation_fn.train.driver import evaluate_at
+from imitation_fn.train.run import CHECKPOINT
 
 SMALL = dagger.Config(n_envs=4, batch_size=32)
 # A short trainer run: 4 rounds of 64 steps, 3 BC steps each, evaluated once at the end.
@@ -134,6 +141,19 @@ def test_batched_collect_equals_vmapped_collect() -> None:
     assert tree.allclose(a, b, rtol=0, atol=0) and tree.allclose(ra, rb, rtol=0, atol=0)
 
 
+def test_the_protocol_collect_then_update_is_a_minimal_round() -> None:
+    assert isinstance(dagger, protocol.Acting)
+    cfg = FAST_CFG
+    task = _task(envs.make("CartPole-v1", n_envs=4), 256)
+    states = _states(cfg, task.env, [0, 1], 256)  # type: ignore[arg-type]
+    states, batch = vmap(lambda s: dagger.collect(s, task))(states)
+    assert batch.obs.shape[:3] == (2, 16, 4) and int(states.data.size.max()) == 0  # 64 steps: a round's minimum
+    new, metrics = vmap(dagger.update)(states, batch)
+    stored = vmap(dagger.store)(states, batch)
+    assert new.data.size.tolist() == [64, 64] and tree.allclose(new.data, stored.data, rtol=0, atol=0)
+    assert new.bc.step.tolist() == [1, 1] and metrics["data_size"].tolist() == [64.0, 64.0]
+
+
 def test_init_checks_and_demos_start_the_aggregate() -> None:
     env = envs.make("CartPole-v1", n_envs=4)
     with pytest.raises(ValueError, match=r"n_envs=4 but cfg\.n_envs=8"):
@@ -204,6 +224,26 @@ def test_resume_after_round_k_gives_the_uninterrupted_result(tmp_path: Path) -> 
     obs = seed1.data.storage.obs[:16]
     torch.testing.assert_close(policy.act(obs, random.key(0)), dagger.policy(seed1)(obs, random.key(0)))
     assert len(json.loads((tmp_path / "history.json").read_text())) == 4
+
+
+def test_resume_after_the_aggregate_grew_gives_the_uninterrupted_result(tmp_path: Path) -> None:
+    # Rounds of 6 finished episodes overshoot: seed 1's second round grows the aggregate past its initial
+    # capacity while seed 2 goes on for a third, so the resume must load a grown checkpoint.
+    kw = dict(FAST, total_timesteps=400, beta_schedule=lambda r: torch.tensor(0.2), seeds=[0, 1, 2])
+    cfg = FAST_CFG.model_copy(update={"rollout_round_min_episodes": 6})
+    full = train_dagger(cfg, "CartPole-v1", cartpole_expert, **kw)
+    train_dagger(cfg, "CartPole-v1", cartpole_expert, scratch_dir=tmp_path, max_rounds=2, **kw)
+    assert checkpoint_capacity(tmp_path / CHECKPOINT) > dagger.capacity(cfg, 400)
+    done = train_dagger(cfg, "CartPole-v1", cartpole_expert, scratch_dir=tmp_path, resume=True, **kw)
+    assert full.states.round.tolist() == [2, 2, 3]
+    assert tree.allclose(done.states, full.states, rtol=0, atol=0)
+
+
+def test_target_return_stops_each_seed_once_reached() -> None:
+    result = train_dagger(
+        FAST_CFG, "CartPole-v1", cartpole_expert, seeds=[0, 1], target_return=0.0, **{**FAST, "eval_every": 1}
+    )
+    assert result.states.round.tolist() == [1, 1] and result.steps == 64
 
 
 def test_trainer_on_a_gymnasium_env_runs_on_the_host() -> None:
