@@ -574,30 +574,49 @@ def epoch_indices(state: State, carry: Progress, epoch: int | Tensor) -> Tensor:
     return minibatch_indices(carry, epoch, state.n_steps * state.n_envs, state.batch_size)
 
 
+def all_indices(state: State, carry: Progress) -> Tensor:
+    """Every minibatch of an update in the order the steps take them: ``(n_epochs * n_minibatches, batch_size)``."""
+    epochs = torch.arange(state.n_epochs)
+    return torch.func.vmap(epoch_indices, in_dims=(None, None, 0))(state, carry, epochs).flatten(0, 1)
+
+
+StepFn = Callable[[State, Progress, TrainBatch, Tensor], tuple[State, Progress]]
+
+
+def steps_in_python(
+    step_fn: StepFn, state: State, carry: Progress, data: TrainBatch, idx: Tensor
+) -> tuple[State, Progress]:
+    """``step_fn`` on each minibatch ``idx[i]`` in turn: the eager loop."""
+    for i in range(idx.shape[0]):
+        state, carry = step_fn(state, carry, data, idx[i])
+    return state, carry
+
+
 def _run(
     state: State,
     rollout: Rollout,
     prepare_fn: Callable[..., Any],
-    step_fn: Callable[..., Any],
+    step_fn: StepFn,
     finish_fn: Callable[..., Any],
-    indices_fn: Callable[..., Any],
+    indices_fn: Callable[..., Tensor],
+    repeat: Callable[..., tuple[State, Progress]] = steps_in_python,
 ) -> tuple[State, Metrics]:
-    """The update loop, for one state or (with vmapped functions) a stack of them."""
+    """The update, for one state or (with vmapped pieces) a stack of them: prepare, every minibatch step, finish.
+
+    ``repeat`` runs the steps: a Python loop eagerly, a ``while_loop`` under ``torch.compile``.
+    """
     state, data, carry = prepare_fn(state, rollout)
-    for epoch in range(state.n_epochs):
-        idx = indices_fn(state, carry, epoch)  # (..., n_minibatches, batch_size)
-        for j in range(state.n_minibatches):
-            state, carry = step_fn(state, carry, data, idx[..., j, :])
+    state, carry = repeat(step_fn, state, carry, data, indices_fn(state, carry))
     return finish_fn(state, carry, data)
 
 
 def update(state: State, batch: Rollout) -> tuple[State, Metrics]:
     """One PPO update on a rollout just collected with ``state.params``: GAE, then ``n_epochs`` of minibatch SGD.
 
-    Pure: ``vmap(update)`` over stacked states and rollouts trains a sweep. Under ``torch.compile``,
-    rather than this unrolled loop, use :func:`batched_update` (its steps in a ``while_loop``).
+    Pure: ``vmap(update)`` over stacked states and rollouts trains a sweep; :func:`batched_update` is
+    the same update over stacked states, its steps in a ``while_loop`` when compiled.
     """
-    return _run(state, batch, prepare, minibatch_step, finish, epoch_indices)
+    return _run(state, batch, prepare, minibatch_step, finish, all_indices)
 
 
 # The vmapped pieces of a sweep, each its own function: torch.compile caches compiled code per code object
@@ -651,8 +670,10 @@ def _batched_prepare(states: State, rollouts: Rollout) -> tuple[State, TrainBatc
     return torch.func.vmap(prepare)(states, rollouts)
 
 
-def _batched_indices(states: State, carry: Progress, epoch: int | Tensor) -> Tensor:
-    return torch.func.vmap(epoch_indices, in_dims=(0, 0, None))(states, carry, epoch)
+def _batched_indices(states: State, carry: Progress) -> Tensor:
+    """:func:`all_indices` of each seed, step-major ``(n_steps, n_seeds, batch_size)``: each step's slice is one
+    contiguous block (compiled code guards on strides)."""
+    return torch.func.vmap(all_indices)(states, carry).transpose(0, 1).contiguous()
 
 
 def _batched_step(states: State, carry: Progress, data: TrainBatch, idx: Tensor) -> tuple[State, Progress]:
@@ -663,28 +684,15 @@ def _batched_finish(states: State, carry: Progress, data: TrainBatch) -> tuple[S
     return torch.func.vmap(finish)(states, carry, data)
 
 
-def _batched_prepare_all(states: State, rollouts: Rollout) -> tuple[State, TrainBatch, Progress, Tensor]:
-    """:func:`_batched_prepare` plus every epoch's minibatch indices, ``(n_epochs * n_minibatches, n_seeds, batch)``."""
-    states, data, carry = torch.func.vmap(prepare)(states, rollouts)
+def steps_in_while_loop(
+    step_fn: StepFn, states: State, carry: Progress, data: TrainBatch, idx: Tensor
+) -> tuple[State, Progress]:
+    """:func:`steps_in_python` as one ``while_loop``: compiled, its body is traced once, however many steps.
 
-    def indices(state: State, carry: Progress) -> Tensor:  # vmapped over epochs: one shuffle to compile, not n_epochs
-        epochs = torch.arange(state.n_epochs)
-        return torch.func.vmap(epoch_indices, in_dims=(None, None, 0))(state, carry, epochs).flatten(0, 1)
-
-    # Minibatch-major, so that each step's slice is one contiguous block (compiled code guards on strides).
-    return states, data, carry, torch.func.vmap(indices)(states, carry).transpose(0, 1).contiguous()
-
-
-def _batched_update_all(states: State, rollouts: Rollout) -> tuple[State, Metrics]:
-    """A whole update of stacked states: ``prepare``, every minibatch step in a ``while_loop``, ``finish``.
-
-    Compiled, the loop is one call whose body is traced (and compiled) once, however many steps it runs:
-    a call per step would pay guards, output rebuilding and wrapper overhead each time.
+    The loop carries a flat tuple of what the steps change (``while_loop`` neither flattens our dataclasses
+    nor lets a carried tensor come back unchanged); the rest is read from the enclosing scope.
     """
-    states, data, carry, idx = _batched_prepare_all(states, rollouts)
 
-    # The loop carries a flat tuple of what the steps change (while_loop neither flattens our dataclasses
-    # nor lets a carried tensor come back unchanged); the rest is read from the enclosing scope.
     def changing(states: State, progress: Progress) -> list[Tensor]:
         return tree.leaves((states.params, states.opt_state, progress.replace(key=(), lr=())))
 
@@ -693,9 +701,9 @@ def _batched_update_all(states: State, rollouts: Rollout) -> tuple[State, Metric
     def more(i: Tensor, *leaves: Tensor) -> Tensor:
         return i < idx.shape[0]
 
-    def step(i: Tensor, *leaves: Tensor) -> tuple[Tensor, ...]:
+    def body(i: Tensor, *leaves: Tensor) -> tuple[Tensor, ...]:
         params, opt_state, progress = tree.unflatten(list(leaves), spec)
-        stepped = _batched_step(
+        stepped = step_fn(
             states.replace(params=params, opt_state=opt_state, key=()),  # its key is unused (and aliases carry's)
             progress.replace(key=carry.key, lr=carry.lr),
             data,
@@ -705,10 +713,22 @@ def _batched_update_all(states: State, rollouts: Rollout) -> tuple[State, Metric
 
     # Cloned on entry: carried tensors may not alias each other (prepare starts the sums from one zero).
     start = [x.clone() for x in changing(states, carry)]
-    _, *leaves = while_loop(more, step, (torch.zeros((), dtype=torch.int64), *start))
+    _, *leaves = while_loop(more, body, (torch.zeros((), dtype=torch.int64), *start))
     params, opt_state, progress = tree.unflatten(leaves, spec)
-    states = states.replace(params=params, opt_state=opt_state)
-    return _batched_finish(states, progress.replace(key=carry.key, lr=carry.lr), data)
+    return states.replace(params=params, opt_state=opt_state), progress.replace(key=carry.key, lr=carry.lr)
+
+
+def _batched_update_all(states: State, rollouts: Rollout) -> tuple[State, Metrics]:
+    """The update of stacked states with its steps in a ``while_loop``: what :func:`batched_update` compiles."""
+    return _run(
+        states,
+        rollouts,
+        _batched_prepare,
+        _batched_step,
+        _batched_finish,
+        _batched_indices,
+        repeat=steps_in_while_loop,
+    )
 
 
 def batched_update(compile: bool = False) -> Callable[[State, Rollout], tuple[State, Metrics]]:
