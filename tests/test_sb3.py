@@ -25,8 +25,8 @@ from torch import nn
 from imitation_fn.core import random
 from imitation_fn.core.errors import InputError
 from imitation_fn.policies import actor_critic, sac
-from imitation_fn.policies.io import load_policy
-from imitation_fn.policies.sb3 import SB3FormatError, class_name, load_sb3, pickled_globals, read_space
+from imitation_fn.policies.io import load_policy, load_sb3
+from imitation_fn.policies.sb3 import SB3FormatError, class_name, pickled_globals, read_space
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Building SB3-layout zips

@@ -11,7 +11,7 @@ load the tensors with ``torch.load(weights_only=True)`` and map SB3's names onto
     actor.latent_pi.{0,2,..} / actor.mu / actor.log_std -> trunk / mu / log_std   (SAC)
     critic.qf{i}.{0,2,4} / critic_target.qf{i}...   ->  extras["critic"] / extras["critic_target"] q{i}
 
-    expert = load_sb3("ppo-CartPole-v1.zip")
+    expert = policies.load_policy("ppo-CartPole-v1.zip")   # this module's read_sb3, as a LoadedPolicy
     actions = expert.policy_fn()(obs, key)        # what model.predict(obs, deterministic=True) returns
 
 Class names (the policy class, the activation) come from their readable ``repr`` in the JSON, or
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import io
 import json
 import math
@@ -44,7 +45,7 @@ import torch
 from torch import Tensor
 
 from imitation_fn.core.errors import InputError
-from imitation_fn.policies.io import LoadedPolicy, _check_params, infer_net_arch
+from imitation_fn.policies.layout import Kind, Params, check_params, infer_net_arch
 
 # torch.nn activation classes SB3 users pass as ``activation_fn`` -> our ACTIVATIONS names.
 ACTIVATION_NAMES: dict[str, str] = {
@@ -265,7 +266,7 @@ def _sac_params(sd: dict[str, Tensor]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# load_sb3
+# read_sb3
 # ---------------------------------------------------------------------------------------------------------------------
 
 
@@ -323,8 +324,21 @@ def _read_zip(path: Path) -> tuple[dict[str, Any], dict[str, Tensor], dict[str, 
     return data, _state_dict(raw_policy, "policy.pth"), variables, version
 
 
-def load_sb3(zip_path: str | Path) -> LoadedPolicy:
-    """Load an SB3 ``PPO``/``A2C`` (Box or Discrete actions) or ``SAC`` MlpPolicy zip as a :class:`LoadedPolicy`.
+@dataclasses.dataclass(frozen=True)
+class SB3Policy:
+    """What an SB3 zip holds of its policy, in our layout (``policies.io.load_sb3`` makes it a ``LoadedPolicy``)."""
+
+    kind: Kind
+    params: Params
+    observation_space: gym.Space[Any]
+    action_space: gym.Space[Any]
+    config: dict[str, Any]
+    extras: dict[str, Any]
+    path: Path
+
+
+def read_sb3(zip_path: str | Path) -> SB3Policy:
+    """Read an SB3 ``PPO``/``A2C`` (Box or Discrete actions) or ``SAC`` MlpPolicy zip.
 
     ``kind`` is ``"actor_critic"`` (params ``{"pi", "vf", "log_std"?}``) or ``"sac_actor"`` (params
     ``{"trunk", "mu", "log_std"}``; the critics are in ``extras``). ``config["source"]`` records the
@@ -335,14 +349,14 @@ def load_sb3(zip_path: str | Path) -> LoadedPolicy:
     if not path.is_file():
         raise FileNotFoundError(f"no SB3 model zip at {path}")
     try:
-        return _load_sb3(path)
+        return _read_sb3(path)
     except SB3FormatError as e:
         raise SB3FormatError(f"{path}: {e}") from None
     except (KeyError, TypeError, ValueError) as e:  # a readable but malformed data field
         raise SB3FormatError(f"{path}: unreadable SB3 data ({type(e).__name__}: {e})") from e
 
 
-def _load_sb3(path: Path) -> LoadedPolicy:
+def _read_sb3(path: Path) -> SB3Policy:
     data, state_dict, variables, version = _read_zip(path)
     policy_class = class_name(data.get("policy_class")) or "?"
     if policy_class not in ACTOR_CRITIC_CLASSES | SAC_CLASSES:
@@ -390,7 +404,7 @@ def _load_sb3(path: Path) -> LoadedPolicy:
     arch = infer_net_arch(kind, params)
     # Same checks as save/load of our own files: every tensor must fit the spaces and the architecture.
     try:
-        _check_params(kind, params, (observation_space, action_space), arch, what="policy.pth")
+        check_params(kind, params, (observation_space, action_space), arch, what="policy.pth")
     except ValueError as e:
         raise SB3FormatError(str(e)) from e
     config = {
@@ -405,7 +419,7 @@ def _load_sb3(path: Path) -> LoadedPolicy:
             "version": version,
         },
     }
-    return LoadedPolicy(
+    return SB3Policy(
         kind=kind,
         params=params,
         observation_space=observation_space,
@@ -416,4 +430,4 @@ def _load_sb3(path: Path) -> LoadedPolicy:
     )
 
 
-__all__ = ["ACTIVATION_NAMES", "SB3FormatError", "class_name", "load_sb3", "pickled_globals", "read_space"]
+__all__ = ["ACTIVATION_NAMES", "SB3FormatError", "SB3Policy", "class_name", "pickled_globals", "read_sb3", "read_space"]
