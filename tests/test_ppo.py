@@ -19,7 +19,7 @@ from imitation_fn.envs.task import Task
 from imitation_fn.evaluation import evaluate_policy
 from imitation_fn.nn import normalize
 from imitation_fn.policies import actor_critic as ac
-from imitation_fn.rl import ppo
+from imitation_fn.rl import ppo, ppo_batched
 
 SMALL = ppo.Config(n_envs=4, n_steps=8, batch_size=16, n_epochs=2)
 # rl-zoo's tuned CartPole-v1 PPO (8 envs × 32 steps, one minibatch of 256, 20 epochs, gamma 0.98,
@@ -208,7 +208,7 @@ def test_batched_update_equals_vmapped_update() -> None:
     states = _stack_init([SMALL, SMALL], [3, 4], env)
     states, rollouts = vmap(lambda s: ppo.collect_env(s, env))(states)
     expected = vmap(ppo.update)(states, rollouts)
-    checks.assert_trees_allclose(ppo.batched_update()(states, rollouts), expected, rtol=1e-6, atol=1e-7)
+    checks.assert_trees_allclose(ppo_batched.batched_update()(states, rollouts), expected, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize(
@@ -231,18 +231,18 @@ def test_compiled_sweep_path_equals_vmap_without_compiling(
     states = _stack_init([cfg, cfg], [5, 6], env)
     rew = lambda o, a, n, d: n[:, 2].abs()  # noqa: E731 - a learned-reward stand-in
     expected_states, expected_rollouts = vmap(lambda s: ppo.collect_env(s, env, reward_fn=rew))(states)
-    got_states, got_rollouts = ppo.batched_collect(env, compile=True, reward_fn=rew)(states)
+    got_states, got_rollouts = ppo_batched.batched_collect(env, compile=True, reward_fn=rew)(states)
     checks.assert_trees_allclose(got_rollouts, expected_rollouts, rtol=1e-6, atol=1e-7, name="rollout")
     checks.assert_trees_allclose(got_states, expected_states, rtol=1e-6, atol=1e-7, name="state")
     keys = random.split(random.key(9), 2)
     checks.assert_trees_allclose(
-        ppo.batched_collect(env, compile=True)(states, keys),
+        ppo_batched.batched_collect(env, compile=True)(states, keys),
         vmap(lambda s, k: ppo.collect_env(s, env, k))(states, keys),
         rtol=1e-6,
         atol=1e-7,
     )
     expected = vmap(ppo.update)(expected_states, expected_rollouts)
-    got = ppo.batched_update(compile=True)(got_states, got_rollouts)
+    got = ppo_batched.batched_update(compile=True)(got_states, got_rollouts)
     checks.assert_trees_allclose(got[0], expected[0], rtol=1e-6, atol=1e-7, name="update")
     # The losses are means of normalised advantages (mean 0, |A| ~ 1) times ratios: they cancel down to ~1e-3,
     # so their float32 rounding in another summation order is ~1e-7 absolute, not relative to their size.

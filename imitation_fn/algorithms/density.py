@@ -37,7 +37,7 @@ from imitation_fn.data.utils import check_spaces
 from imitation_fn.envs.base import PolicyFn
 from imitation_fn.envs.task import Task
 from imitation_fn.policies import actor_critic
-from imitation_fn.rl import ppo
+from imitation_fn.rl import ppo, ppo_batched
 
 Kernel = Literal["gaussian", "tophat", "epanechnikov", "exponential", "linear", "cosine"]
 KERNELS: tuple[str, ...] = ("gaussian", "tophat", "epanechnikov", "exponential", "linear", "cosine")
@@ -441,8 +441,8 @@ def update(state: State, batch: ppo.Rollout) -> tuple[State, Metrics]:
 
 
 def batched_update(compile: bool = False) -> Callable[[State, ppo.Rollout], tuple[State, Metrics]]:
-    """``vmap(update)`` over stacked states, with PPO's update optionally compiled (``ppo.batched_update``)."""
-    rl_update = ppo.batched_update(compile)
+    """``vmap(update)`` over stacked states, with PPO's update optionally compiled (``ppo_batched.batched_update``)."""
+    rl_update = ppo_batched.batched_update(compile)
 
     def run(states: State, rollouts: ppo.Rollout) -> tuple[State, Metrics]:
         rl, metrics = rl_update(states.rl, rollouts)

@@ -29,7 +29,7 @@ from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.envs.task import Task
 from imitation_fn.policies.io import save_policy
-from imitation_fn.rl import ppo
+from imitation_fn.rl import ppo, ppo_batched
 from imitation_fn.train import loop
 from imitation_fn.train.rl import policy_for_saving
 from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS
@@ -43,15 +43,15 @@ def env_steps(states: Any) -> int:
 def round_step(algo: ModuleType, cfg: Any, task: Task, data_keys: Tensor, compile: bool) -> loop.Step:
     """``vmap(algo.train_round)`` over stacked states, with PPO's pieces batched and compiled when asked.
 
-    The round of :func:`adversarial.train_round`, its generator part through :func:`ppo.batched_collect`
-    and :func:`ppo.batched_update` (compiled with ``compile``), the rest the algorithm's own functions
+    The round of :func:`adversarial.train_round`, its generator part through :func:`ppo_batched.batched_collect`
+    and :func:`ppo_batched.batched_update` (compiled with ``compile``), the rest the algorithm's own functions
     vmapped, and the variable-horizon guard (which cannot run inside ``vmap``) on the batched rollouts.
     """
     assert task.env is not None, "round_step: the task has no env"
     demos = adversarial.expert_transitions(task.demos)  # flattened once, shared by every seed and round
-    collect = ppo.batched_collect(task.env, compile)
+    collect = ppo_batched.batched_collect(task.env, compile)
     label = torch.func.vmap(lambda s, r: adversarial.label(s, r, algo.reward_train(s)))
-    gen_update = ppo.batched_update(compile)
+    gen_update = ppo_batched.batched_update(compile)
     store = torch.func.vmap(adversarial.store)
     gen_metrics = torch.func.vmap(adversarial.generator_metrics)
     end_round = torch.func.vmap(lambda s, m: adversarial.end_round(s, demos, algo.loss, m))

@@ -3,7 +3,7 @@
     result = train_rl(ppo, ppo.Config(), "CartPole-v1", seeds=range(8), total_timesteps=100_000)
 
 Every iteration is one vmapped ``collect`` and one vmapped ``update`` over the stacked seeds
-(:func:`ppo.batched_collect` / :func:`ppo.batched_update` and SAC's, whose pieces go through
+(:func:`ppo_batched.batched_collect` / :func:`ppo_batched.batched_update` and SAC's, whose pieces go through
 ``torch.compile`` when asked); each seed's environments live in its own state, so seed ``i`` trains
 exactly as it would alone.
 """
@@ -22,7 +22,7 @@ from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.envs.task import Task
 from imitation_fn.rewards import RewardFn
-from imitation_fn.rl import ppo, sac
+from imitation_fn.rl import ppo, ppo_batched, sac
 from imitation_fn.train import loop
 from imitation_fn.train.driver import export_policies
 from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS
@@ -36,7 +36,10 @@ def env_steps(states: Any) -> int:
 def ppo_step(algo: ModuleType, cfg: Config, task: Task, data_keys: Any, compile: bool) -> loop.Step:
     """PPO's rollout and update over stacked seeds, each piece compiled when asked."""
     assert task.env is not None
-    collect, update = ppo.batched_collect(task.env, compile, task.reward_fn), ppo.batched_update(compile)
+    collect, update = (
+        ppo_batched.batched_collect(task.env, compile, task.reward_fn),
+        ppo_batched.batched_update(compile),
+    )
 
     def step(states: Any, done: int) -> tuple[Any, loop.Metrics]:
         return update(*collect(states))
