@@ -14,6 +14,7 @@ from imitation_fn import cli, envs, presets, rewards
 from imitation_fn.algorithms import adversarial, airl, gail, protocol
 from imitation_fn.cli import main
 from imitation_fn.core import checks, random, tree
+from imitation_fn.core.errors import InputError
 from imitation_fn.data import flatten_trajectories, generate_trajectories, serialize
 from imitation_fn.data.types import Transitions
 from imitation_fn.envs.experts import cartpole_expert
@@ -271,6 +272,11 @@ def test_expert_episodes_of_different_lengths_are_refused() -> None:
         driver.train_adversarial(gail, gail.Config(**SMALL), ENV_ID, [short, *trajs[1:]], total_timesteps=64)
     with pytest.raises(ValueError, match="no rounds"):
         driver.train_adversarial(gail, gail.Config(**SMALL), ENV_ID, trajs, total_timesteps=63)
+    few = flatten_trajectories(trajs[:1])  # 500 transitions
+    with pytest.raises(InputError, match=r"demo_batch_size=512 is larger than the 500 expert transitions"):
+        driver.train_adversarial(
+            gail, gail.Config(**{**SMALL, "demo_batch_size": 512}), ENV_ID, few, total_timesteps=64
+        )
 
 
 # --- the driver: resume, saved policies and reward nets ---------------------------------------------------------------

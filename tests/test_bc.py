@@ -196,3 +196,5 @@ def test_bad_input_gets_clear_errors(demos: Transitions) -> None:
         )
     with pytest.raises(ValueError, match="exactly one"):
         train(bc, cfg, demos, env, progress=False)
+    with pytest.raises(InputError, match=r"the dataset has 100 transitions, fewer than batch_size=256"):
+        train(bc, cfg, tree.index(demos, slice(0, 100)), env, n_batches=1, progress=False)

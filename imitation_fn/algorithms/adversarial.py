@@ -30,6 +30,7 @@ from torch import Tensor
 
 from imitation_fn.core import optim, random, struct, tree
 from imitation_fn.core.config import Config as BaseConfig
+from imitation_fn.core.errors import InputError
 from imitation_fn.data import buffer as buffer_lib
 from imitation_fn.data import flatten_trajectories
 from imitation_fn.data.buffer import ReplayBuffer
@@ -147,11 +148,18 @@ def init_fields(cfg: Config, key: random.Key, task: Task, net: RewardNet) -> dic
     """The shared fields of a fresh state (an algorithm's ``init`` adds its own and builds its State).
 
     The generator is ``ppo.init`` on ``task`` (``task.env``; ``task.total``, the run's env steps, is the
-    horizon of a linear learning-rate schedule). The expert data is not read here: ``collect`` hands it on.
+    horizon of a linear learning-rate schedule). The expert data is only checked here (``collect`` hands
+    it on): it must hold at least ``demo_batch_size`` transitions.
     """
     task.require("env", who="adversarial.init")
     env = task.env
     assert env is not None
+    n_demos = len(expert_transitions(task.demos)) if task.demos is not None else None
+    if n_demos is not None and cfg.demo_batch_size > n_demos:
+        raise InputError(
+            f"adversarial.init: demo_batch_size={cfg.demo_batch_size} is larger than the {n_demos} expert "
+            "transitions; lower it or give more demonstrations"
+        )
     k_gen, k_disc, k_state, k_stagger = random.split(key, 4)
     gen = ppo.init(cfg.gen, k_gen, task)
     if cfg.stagger_envs:

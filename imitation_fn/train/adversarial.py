@@ -147,11 +147,6 @@ def make_task(
             "collect/update directly on a GymEnv, one seed at a time."
         )
     data = prepare_demos(demos, env, cfg.allow_variable_horizon)
-    if cfg.demo_batch_size > len(data):
-        raise ValueError(
-            f"train_adversarial: demo_batch_size={cfg.demo_batch_size} is larger than the {len(data)} expert "
-            "transitions; lower it or give more demonstrations"
-        )
     return Task(env=env, demos=data, total=budget, eval_env=eval_env)
 
 

@@ -36,7 +36,7 @@ TrainResult = loop.Result  # the one result type; the name kept for the API's us
 check_seeds, seed_keys, evaluate_seeds = loop.check_seeds, loop.seed_keys, loop.evaluate_seeds
 
 
-def _validate(data: Transitions, spaces: tuple[gym.Space[Any], gym.Space[Any]], batch_size: int) -> None:
+def _validate(data: Transitions, spaces: tuple[gym.Space[Any], gym.Space[Any]]) -> None:
     if len(data) == 0:
         raise ValueError("train: the dataset is empty (0 transitions)")
     obs_shape = tuple(spaces[0].shape or ())
@@ -47,8 +47,6 @@ def _validate(data: Transitions, spaces: tuple[gym.Space[Any], gym.Space[Any]], 
         )
     checks.assert_finite(data.obs, name="demonstrations.obs")
     checks.assert_finite(data.acts, name="demonstrations.acts")
-    if len(data) < batch_size:
-        raise ValueError(f"train: the dataset has {len(data)} transitions, fewer than batch_size={batch_size}")
 
 
 PolicyExport = tuple[str, Any, dict[str, Any], Any]
@@ -97,7 +95,8 @@ def make_task(
     """The task of an offline run on ``env_id``: the demonstrations as transitions, ``n_eval_episodes`` eval envs."""
     data = demos if isinstance(demos, Transitions) else flatten_trajectories(demos)
     env = envs.make(env_id, n_envs=n_eval_episodes)
-    _validate(data, (env.observation_space, env.action_space), int(cfg.batch_size))  # type: ignore[attr-defined]
+    _validate(data, (env.observation_space, env.action_space))
+    loop.minibatches_per_epoch(cfg, data)  # at least one minibatch
     return Task(env=env, demos=data, eval_env=env, total=budget)
 
 
@@ -133,10 +132,9 @@ def train(
     for name, value in (("n_epochs", n_epochs), ("n_batches", n_batches), ("eval_every", eval_every)):
         if value is not None and value < 1:
             raise InputError(f"train: {name} must be >= 1, got {value}")
-    batch_size = int(cfg.batch_size)  # type: ignore[attr-defined]
-    _validate(data, (env.observation_space, env.action_space), batch_size)
-    batches_per_epoch = len(data) // batch_size  # the last partial batch is dropped, as imitation's loader does
-    total = n_batches if n_batches is not None else int(n_epochs or 0) * batches_per_epoch
+    _validate(data, (env.observation_space, env.action_space))
+    per_epoch = loop.minibatches_per_epoch(cfg, data)
+    total = n_batches if n_batches is not None else int(n_epochs or 0) * per_epoch
     task = Task(env=env, demos=data, eval_env=env, total=total)
     spec = dataclasses.replace(offline_spec(algo), log_every=log_every)
     return loop.train(

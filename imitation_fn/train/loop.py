@@ -74,6 +74,15 @@ def acting_step(algo: ModuleType, cfg: Config, task: Task, data_keys: Tensor, co
     return step
 
 
+def minibatches_per_epoch(cfg: Config, data: Transitions) -> int:
+    """Full minibatches of ``cfg.batch_size`` rows in ``data`` (the last partial batch is dropped, as
+    ``imitation``'s loader does); refuses data smaller than one minibatch."""
+    batch_size = int(cfg.batch_size)  # type: ignore[attr-defined]
+    if len(data) < batch_size:
+        raise InputError(f"the dataset has {len(data)} transitions, fewer than batch_size={batch_size}")
+    return len(data) // batch_size
+
+
 def minibatch_step(algo: ModuleType, cfg: Config, task: Task, data_keys: Tensor, compile: bool) -> Step:
     """``vmap(update)`` on each seed's next minibatch of ``task.demos`` (offline algorithms).
 
@@ -84,7 +93,7 @@ def minibatch_step(algo: ModuleType, cfg: Config, task: Task, data_keys: Tensor,
     data = task.demos
     assert isinstance(data, Transitions), "minibatch_step: task.demos must be Transitions"
     batch_size = int(cfg.batch_size)  # type: ignore[attr-defined]
-    per_epoch = len(data) // batch_size
+    per_epoch = minibatches_per_epoch(cfg, data)
     update = torch.func.vmap(algo.update)
     update = torch.compile(update) if compile else update
     cached: dict[int, Tensor] = {}
@@ -313,6 +322,7 @@ __all__ = [
     "evaluate_seeds",
     "init_states",
     "minibatch_step",
+    "minibatches_per_epoch",
     "policy_returns",
     "seed_keys",
     "train",

@@ -42,6 +42,7 @@ from torch import Tensor
 
 from imitation_fn.core import random, serialization, tree
 from imitation_fn.core.config import Config
+from imitation_fn.data.rollout import flatten_trajectories
 from imitation_fn.envs.task import Task
 from imitation_fn.train import loop
 from imitation_fn.train.run import CHECKPOINT, CHECKPOINT_EVERY_SECONDS
@@ -233,8 +234,8 @@ class Context:
         if name == "bc":
             if train.get("n_batches") is not None:
                 return int(train["n_batches"])
-            n_transitions = sum(len(t) for t in self.demos or [])
-            return int(train.get("n_epochs") or 1) * (n_transitions // int(cfg.batch_size))  # type: ignore[attr-defined]
+            data = flatten_trajectories(self.demos or [])
+            return int(train.get("n_epochs") or 1) * loop.minibatches_per_epoch(cfg, data)
         total = int(train.get("total_timesteps", 0))
         if total <= 0:
             raise ValueError(f"sweep: {name} needs train.total_timesteps > 0")
