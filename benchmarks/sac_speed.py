@@ -26,7 +26,7 @@ from torch.func import vmap
 from imitation_fn.core import random, tree
 from imitation_fn.envs.pendulum import Pendulum
 from imitation_fn.envs.task import Task
-from imitation_fn.rl import sac
+from imitation_fn.rl import sac, sac_batched
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,11 +41,11 @@ def _time(fn: Callable[[], Any], n: int) -> float:
 def run(n_seeds: int, cfg: sac.Config, n: int) -> dict[str, Any]:
     env = Pendulum(n_envs=cfg.n_envs)
     states = vmap(lambda k: sac.init(cfg, k, Task(env=env)))(torch.stack([random.key(s) for s in range(n_seeds)]))
-    eager_collect, eager_update = sac.batched_collect(env), sac.batched_update()
+    eager_collect, eager_update = sac_batched.batched_collect(env), sac_batched.batched_update()
     for _ in range(cfg.learning_starts // cfg.n_envs + 2):  # fill the buffer past learning_starts
         states, _ = eager_collect(states)
     out: dict[str, Any] = {"seeds": n_seeds, "load_average_before": os.getloadavg()[0]}
-    c_collect, c_update = sac.batched_collect(env, compile=True), sac.batched_update(compile=True)
+    c_collect, c_update = sac_batched.batched_collect(env, compile=True), sac_batched.batched_update(compile=True)
     t0 = time.perf_counter()
     got_c = c_collect(states)
     out["compile_collect_s"] = time.perf_counter() - t0

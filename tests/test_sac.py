@@ -19,7 +19,7 @@ from imitation_fn.envs.pendulum import Pendulum
 from imitation_fn.envs.task import Task
 from imitation_fn.evaluation import evaluate_policy
 from imitation_fn.policies import sac as sac_policy
-from imitation_fn.rl import sac
+from imitation_fn.rl import sac, sac_batched
 
 OBS = gym.spaces.Box(-1.0, 1.0, (3,), dtype=np.float32)
 ACT = gym.spaces.Box(np.array([-2.0, 0.0], dtype=np.float32), np.array([1.0, 4.0], dtype=np.float32))
@@ -269,8 +269,8 @@ def test_compiled_sweep_path_equals_vmap_without_compiling(monkeypatch: pytest.M
     def reward_fn(p: dict[str, torch.Tensor], o: torch.Tensor, a: torch.Tensor, n: torch.Tensor, d: torch.Tensor):
         return n @ p["w"] + a[:, 0] * d
 
-    collect = sac.batched_collect(env, compile=True, reward_fn=reward_fn)
-    update = sac.batched_update(compile=True)
+    collect = sac_batched.batched_collect(env, compile=True, reward_fn=reward_fn)
+    update = sac_batched.batched_update(compile=True)
     expected = states
     for _ in range(4):  # ready from the 4th iteration on (8 > 6 steps): both phases of update
         states, batch = collect(states, None, reward_params)
@@ -285,11 +285,11 @@ def test_compiled_sweep_path_equals_vmap_without_compiling(monkeypatch: pytest.M
     assert states.n_updates.tolist() == [2, 2]
     keys = random.split(random.key(9), 2)
     assert tree.allclose(
-        sac.batched_collect(env, compile=True)(states, keys),
+        sac_batched.batched_collect(env, compile=True)(states, keys),
         vmap(lambda s, k: sac.collect_env(s, env, k))(states, keys),
     )
     # collect + update as one compiled function: the same as the two pieces.
-    fused = sac.batched_train_step(env, compile=True, reward_fn=reward_fn)(states, reward_params)
+    fused = sac_batched.batched_train_step(env, compile=True, reward_fn=reward_fn)(states, reward_params)
     assert tree.allclose(fused, update(*collect(states, None, reward_params)), rtol=1e-6, atol=1e-6)
     assert int(fused[0].n_updates[0]) == 4
 

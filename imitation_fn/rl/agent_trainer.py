@@ -36,7 +36,7 @@ from imitation_fn.envs.gym import GymEnv
 from imitation_fn.envs.task import Task
 from imitation_fn.policies import sac as sac_policy
 from imitation_fn.policies import simple
-from imitation_fn.rl import ppo, sac
+from imitation_fn.rl import ppo, sac, sac_batched
 
 Metrics = dict[str, Tensor]
 AGENTS: dict[str, ModuleType] = {"ppo": ppo, "sac": sac}
@@ -263,7 +263,7 @@ def batched_train_agent(
     """:func:`train_agent` over a stack of agents: ``run(agents, reward_params, n_calls) -> (agents, metrics)``.
 
     Equal to ``vmap(lambda a, p: train_agent(a, agent_name, env, partial(reward, p), n_calls))``. For SAC it runs
-    ``sac.batched_train_step`` (``compile=True``: collect and update as one compiled function, each seed's
+    ``sac_batched.batched_train_step`` (``compile=True``: collect and update as one compiled function, each seed's
     ``reward_params`` passed in as tensors, so one compilation serves every retrained reward); PPO's sweep path
     takes a fixed reward, so PPO runs the vmapped eager loop. Build it once per run.
     """
@@ -274,7 +274,7 @@ def batched_train_agent(
             return torch.func.vmap(one)(agents, reward_params)
 
         return run_vmapped
-    train_step = sac.batched_train_step(env, compile, reward)
+    train_step = sac_batched.batched_train_step(env, compile, reward)
 
     def run(agents: Any, reward_params: Any, n_calls: int) -> tuple[Any, Metrics]:
         if n_calls == 0:

@@ -14,20 +14,12 @@ critics normalised to ``[-1, 1]``; the environment receives them rescaled to its
     actions = sac.policy(state)(obs, key)
 
 Everything is a tensor in ``State`` (buffer, env state, RNG key, counters, gamma/tau/target entropy
-and the learning rates), so ``vmap(collect)`` and ``vmap(update)`` train a sweep of seeds at once.
-:func:`batched_collect` and :func:`batched_update` are those two, with ``compile=True`` through
-``torch.compile`` (one gradient step per compiled call: small networks are overhead-bound eager);
-:func:`batched_train_step` is both as one compiled function (less to compile, for small
-``train_freq`` and ``gradient_steps``):
-
-    collect, update = sac.batched_collect(env, compile=True), sac.batched_update(compile=True)
-    for _ in range(n_iterations):
-        states, metrics = update(*collect(states))
+and the learning rates), so ``vmap(collect)`` and ``vmap(update)`` train a sweep of seeds at once;
+:mod:`imitation_fn.rl.sac_batched` is those two over stacked states, optionally compiled.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import Any, Literal
@@ -36,7 +28,6 @@ import torch
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 from torch import Tensor
 
-from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import optim, random, struct, tree
 from imitation_fn.core.config import Config as BaseConfig
 from imitation_fn.data import buffer as replay
@@ -385,111 +376,6 @@ def learn(state: State) -> tuple[State, Metrics]:
     return update_end(state, new, history)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Sweeps: vmapped, optionally compiled
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-# The vmapped pieces of a sweep, each its own function: torch.compile caches compiled code per code object.
-def _batched_collect(
-    env: Env,
-    reward_fn: ParamRewardFn | None,
-    states: State,
-    keys: random.Key | None,
-    reward_params: Any,
-) -> tuple[State, Item]:
-    def one(s: State, k: random.Key | None, p: Any) -> tuple[State, Item]:
-        return collect_env(s, env, k, None if reward_fn is None else functools.partial(reward_fn, p))
-
-    in_dims = (0, None if keys is None else 0, None if reward_params is None else 0)
-    return torch.func.vmap(one, in_dims=in_dims)(states, keys, reward_params)
-
-
-def _batched_train_step(
-    env: Env, reward_fn: ParamRewardFn | None, states: State, reward_params: Any
-) -> tuple[State, Metrics]:
-    def one(s: State, p: Any) -> tuple[State, Metrics]:
-        return update(*collect_env(s, env, None, None if reward_fn is None else functools.partial(reward_fn, p)))
-
-    return torch.func.vmap(one, in_dims=(0, None if reward_params is None else 0))(states, reward_params)
-
-
-def _batched_store(states: State, batch: Item) -> State:
-    return torch.func.vmap(store)(states, batch)
-
-
-def _batched_gradient_step(states: State, keys: random.Key, g: Tensor) -> tuple[State, Metrics]:
-    return torch.func.vmap(gradient_step, in_dims=(0, 0, None))(states, keys, g)
-
-
-def _batched_update_end(states: State, new: State, history: list[Metrics]) -> tuple[State, Metrics]:
-    return torch.func.vmap(update_end)(states, new, history)
-
-
-def batched_collect(
-    env: Env, compile: bool = False, reward_fn: ParamRewardFn | None = None
-) -> Callable[..., tuple[State, Item]]:
-    """``collect`` over a stack of states (leading seed axis): ``run(states, keys=None, reward_params=None)``.
-
-    Equal to ``vmap(lambda s, k, p: collect(s, env, k, partial(reward_fn, p)))``: ``reward_fn`` takes
-    each seed's reward parameters first (``reward_params``, leaves with a leading seed axis), so a
-    learned reward that changes between calls needs no recompilation. With ``compile=True`` the whole
-    vmapped ``collect`` (``train_freq`` steps unrolled: keep it small) goes through ``torch.compile``.
-    """
-    fn = compile_lib.compiled(_batched_collect) if compile else _batched_collect
-
-    def run(states: State, keys: random.Key | None = None, reward_params: Any = None) -> tuple[State, Item]:
-        if compile:
-            states, keys, reward_params = compile_lib.standard_layout((states, keys, reward_params))
-        return fn(env, reward_fn, states, keys, reward_params)
-
-    return run
-
-
-def batched_train_step(
-    env: Env, compile: bool = False, reward_fn: ParamRewardFn | None = None
-) -> Callable[[State, Any], tuple[State, Metrics]]:
-    """``run(states, reward_params=None) -> (states, metrics)``: ``update(*collect(...))`` over a stack of states.
-
-    Equal to ``batched_update()(*batched_collect(env, reward_fn=reward_fn)(states, None, reward_params))``. With
-    ``compile=True`` the pair is ONE compiled function (``train_freq`` steps and ``gradient_steps`` steps
-    unrolled: for small ones): compiling costs mostly per graph and per input, so one graph compiles faster
-    than the three pieces of :func:`batched_collect` and :func:`batched_update`.
-    """
-    fn = compile_lib.compiled(_batched_train_step) if compile else _batched_train_step
-
-    def run(states: State, reward_params: Any = None) -> tuple[State, Metrics]:
-        if compile:
-            states, reward_params = compile_lib.standard_layout((states, reward_params))
-        return fn(env, reward_fn, states, reward_params)
-
-    return run
-
-
-def batched_update(compile: bool = False) -> Callable[..., tuple[State, Metrics]]:
-    """``update`` over a stack of states (leading seed axis): ``run(states, batch) -> (states, metrics)``.
-
-    Equal to ``vmap(update)``. With ``compile=True`` one vmapped gradient step and the final masking go
-    through ``torch.compile`` and a Python loop runs the ``gradient_steps``: the step index is a tensor, so
-    one compiled step serves them all, and compile time does not grow with ``gradient_steps``.
-    """
-    step = compile_lib.compiled(_batched_gradient_step) if compile else _batched_gradient_step
-    end = compile_lib.compiled(_batched_update_end) if compile else _batched_update_end
-    indices: dict[int, Tensor] = {}
-
-    def run(states: State, batch: Item) -> tuple[State, Metrics]:
-        states = _batched_store(states, batch)
-        if compile:
-            states = compile_lib.standard_layout(states)
-        new, history = states, []
-        for g in range(states.gradient_steps):
-            new, metrics = step(new, states.key, indices.setdefault(g, torch.tensor(g)))
-            history.append(metrics)
-        return end(states, new, history)
-
-    return run
-
-
 __all__ = [
     "Config",
     "Item",
@@ -499,9 +385,6 @@ __all__ = [
     "State",
     "actor_loss",
     "alpha_loss",
-    "batched_collect",
-    "batched_train_step",
-    "batched_update",
     "collect",
     "collect_env",
     "critic_loss",

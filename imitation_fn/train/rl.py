@@ -22,7 +22,7 @@ from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.envs.task import Task
 from imitation_fn.rewards import RewardFn
-from imitation_fn.rl import ppo, ppo_batched, sac
+from imitation_fn.rl import ppo, ppo_batched, sac, sac_batched
 from imitation_fn.train import loop
 from imitation_fn.train.driver import export_policies
 from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS
@@ -51,8 +51,8 @@ def sac_step(algo: ModuleType, cfg: Config, task: Task, data_keys: Any, compile:
     """SAC's collection and update over stacked seeds, each piece compiled when asked."""
     assert task.env is not None
     reward_fn = task.reward_fn
-    collect = sac.batched_collect(task.env, compile, None if reward_fn is None else lambda _, *x: reward_fn(*x))
-    update = sac.batched_update(compile)
+    collect = sac_batched.batched_collect(task.env, compile, None if reward_fn is None else lambda _, *x: reward_fn(*x))
+    update = sac_batched.batched_update(compile)
 
     def step(states: Any, done: int) -> tuple[Any, loop.Metrics]:
         return update(*collect(states))
