@@ -18,7 +18,7 @@ import torch.utils._pytree as pytree
 from torch import Tensor
 
 
-def _in_transform(x: Tensor) -> bool:
+def in_transform(x: Tensor) -> bool:
     """True inside vmap/grad (wrapped tensors) or while torch.compile traces."""
     return torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(x)
 
@@ -52,7 +52,7 @@ def assert_dtype(x: Tensor, dtype: torch.dtype | set[torch.dtype], name: str = "
 def assert_finite(tree: Any, name: str = "tree") -> None:
     """Every floating leaf is free of NaN and inf. A no-op inside vmap/grad/compile."""
     for path, x in pytree.tree_flatten_with_path(tree)[0]:
-        if not isinstance(x, Tensor) or not x.is_floating_point() or _in_transform(x):
+        if not isinstance(x, Tensor) or not x.is_floating_point() or in_transform(x):
             continue
         bad = ~torch.isfinite(x)
         if bool(bad.any()):
@@ -96,4 +96,5 @@ __all__ = [
     "assert_shape",
     "assert_tree_shape_prefix",
     "assert_trees_allclose",
+    "in_transform",
 ]
