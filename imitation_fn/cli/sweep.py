@@ -21,7 +21,11 @@ EXAMPLE = """example sweep file (YAML or JSON):
   train: {n_batches: 500, eval_every: 100}
   chunk_size: 16        # runs per vmapped chunk / Ray task (default: one chunk per structural group)
 
-algorithms: bc (train: n_epochs | n_batches), gail, airl, ppo, sac (train: total_timesteps)
+algorithms and their budgets (the train: keys):
+  bc                                        n_epochs | n_batches
+  dagger, gail, airl, density, ppo, sac     total_timesteps (env steps)
+  mce_irl, preference_comparisons           the config's (max_iter; num_iterations rounds)
+one example per algorithm: examples/sweeps/<algorithm>.yaml
 """
 
 
