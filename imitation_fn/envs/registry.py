@@ -13,6 +13,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from imitation_fn.envs import seals_mujoco
 from imitation_fn.envs.acrobot import Acrobot
 from imitation_fn.envs.base import Env
 from imitation_fn.envs.cartpole import CartPole, FixedHorizonCartPole
@@ -79,5 +80,7 @@ for _w, _h, _horizon in [(7, 4, 9), (15, 6, 18), (100, 20, 110)]:
 register("CliffWorld", CliffWorld)  # seals/CliffWorld7x4-v0's defaults; make("CliffWorld", n, width=..., ...)
 register("seals/Random-v0", RandomMDP)
 register("RandomMDP", RandomMDP)
+
+seals_mujoco.register()  # seals/HalfCheetah-v1, ...: gymnasium ids, made as host environments (GymEnv)
 
 __all__ = ["EnvFactory", "make", "register", "registered_ids"]
