@@ -12,10 +12,10 @@ evaluation point (and the end) each seed's policy and reward net are saved.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 from torch import Tensor
@@ -32,7 +32,6 @@ from imitation_fn.policies.io import save_policy
 from imitation_fn.rl import ppo, ppo_batched
 from imitation_fn.train import loop
 from imitation_fn.train.rl import policy_for_saving
-from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS
 
 
 def env_steps(states: Any) -> int:
@@ -156,17 +155,9 @@ def train_adversarial(
     env_id: str,
     demos: Sequence[Trajectory] | Transitions,
     *,
-    seeds: Sequence[int] = (0,),
     total_timesteps: int,
-    eval_every: int | None = None,
     n_eval_episodes: int = 10,
-    log_dir: str | Path | None = None,
-    checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
-    log_formats: Sequence[str] = DEFAULT_LOG_FORMATS,
-    resume: bool = False,
-    compile: bool = False,
-    progress: bool = True,
-    callback: Callable[[int, Any, loop.Metrics, dict[str, Tensor] | None], None] | None = None,
+    **options: Unpack[loop.RunOptions],
 ) -> loop.Result:
     """Train ``algo`` (:mod:`gail` or :mod:`airl`) on ``env_id`` from expert ``demos`` for every seed.
 
@@ -184,16 +175,8 @@ def train_adversarial(
         cfg,
         task,
         budget=budget,
-        seeds=seeds,
-        eval_every=eval_every,
-        log_dir=log_dir,
-        checkpoint_every=checkpoint_every,
-        log_formats=log_formats,
-        resume=resume,
-        compile=compile,
-        progress=progress,
         env_id=env_id,
-        callback=callback,
+        **options,
     )
 
 

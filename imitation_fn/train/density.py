@@ -17,6 +17,7 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Unpack
 
 import torch
 from torch import Tensor
@@ -36,7 +37,6 @@ from imitation_fn.rl import ppo
 from imitation_fn.train import loop
 from imitation_fn.train.driver import export_policies
 from imitation_fn.train.rl import policy_for_saving
-from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS
 
 # --- Evaluation ------------------------------------------------------------------------------------
 
@@ -183,16 +183,9 @@ def train_policy(
     env_id: str,
     demonstrations: Sequence[Trajectory] | Transitions,
     *,
-    seeds: Sequence[int] = (0,),
     total_timesteps: int,
     n_eval_episodes: int = 10,
-    eval_every: int | None = None,
-    log_dir: str | Path | None = None,
-    checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
-    log_formats: Sequence[str] = DEFAULT_LOG_FORMATS,
-    resume: bool = False,
-    compile: bool = False,
-    progress: bool = True,
+    **options: Unpack[loop.RunOptions],
 ) -> loop.Result:
     """Fit the density reward, then train PPO (``cfg.rl``) on it for every seed (one vmapped run).
 
@@ -207,15 +200,8 @@ def train_policy(
         cfg,
         task,
         budget=total_timesteps,
-        seeds=seeds,
-        eval_every=eval_every,
-        log_dir=log_dir,
-        checkpoint_every=checkpoint_every,
-        log_formats=log_formats,
-        resume=resume,
-        compile=compile,
-        progress=progress,
         env_id=env_id,
+        **options,
     )
 
 

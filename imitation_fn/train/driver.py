@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Unpack
 
 import gymnasium as gym
 from torch import Tensor
@@ -30,7 +30,7 @@ from imitation_fn.envs.base import Env
 from imitation_fn.envs.task import Task
 from imitation_fn.policies.io import save_policy
 from imitation_fn.train import loop
-from imitation_fn.train.run import CHECKPOINT, CHECKPOINT_EVERY_SECONDS, CONFIG, DEFAULT_LOG_FORMATS, check_config_file
+from imitation_fn.train.run import CHECKPOINT, CONFIG, check_config_file
 
 TrainResult = loop.Result  # the one result type; the name kept for the API's users
 check_seeds, seed_keys, evaluate_seeds = loop.check_seeds, loop.seed_keys, loop.evaluate_seeds
@@ -106,30 +106,23 @@ def train(
     data: Transitions,
     env: Env,
     *,
-    seeds: Sequence[int] = (0,),
     n_epochs: int | None = None,
     n_batches: int | None = None,
-    eval_every: int | None = None,
     log_every: int = 100,
-    log_dir: str | Path | None = None,
-    checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
-    log_formats: Sequence[str] = DEFAULT_LOG_FORMATS,
-    resume: bool = False,
-    compile: bool = False,
-    progress: bool = True,
     env_id: str | None = None,
+    **options: Unpack[loop.RunOptions],
 ) -> loop.Result:
     """Train ``algo`` (a module with ``init``/``update``/``policy``, e.g. :mod:`bc`) on ``data`` for every seed.
 
     Exactly one of ``n_epochs`` and ``n_batches`` (``imitation``'s BC.train convention). ``env``
     gives the spaces and runs evaluation: ``env.n_envs`` episodes per seed every ``eval_every``
-    steps and at the end (a gymnasium env is evaluated seed by seed on the host). ``log_dir``,
-    ``checkpoint_every``, ``log_formats`` and ``resume``: see :func:`loop.train`. ``env_id``,
-    when given, is recorded in the checkpoint (``eval --run`` and ``analyze`` read it).
+    steps and at the end (a gymnasium env is evaluated seed by seed on the host). Metrics every
+    ``log_every`` steps. ``env_id``, when given, is recorded in the checkpoint (``eval --run`` and
+    ``analyze`` read it). The rest (``seeds``, ``log_dir``, ``resume``, ...): :func:`loop.train`.
     """
     if (n_epochs is None) == (n_batches is None):
         raise ValueError("train: give exactly one of n_epochs and n_batches")
-    for name, value in (("n_epochs", n_epochs), ("n_batches", n_batches), ("eval_every", eval_every)):
+    for name, value in (("n_epochs", n_epochs), ("n_batches", n_batches)):
         if value is not None and value < 1:
             raise InputError(f"train: {name} must be >= 1, got {value}")
     _validate(data, (env.observation_space, env.action_space))
@@ -137,21 +130,7 @@ def train(
     total = n_batches if n_batches is not None else int(n_epochs or 0) * per_epoch
     task = Task(env=env, demos=data, eval_env=env, total=total)
     spec = dataclasses.replace(offline_spec(algo), log_every=log_every)
-    return loop.train(
-        spec,
-        cfg,
-        task,
-        budget=total,
-        seeds=seeds,
-        eval_every=eval_every,
-        log_dir=log_dir,
-        checkpoint_every=checkpoint_every,
-        log_formats=log_formats,
-        resume=resume,
-        compile=compile,
-        progress=progress,
-        env_id=env_id,
-    )
+    return loop.train(spec, cfg, task, budget=total, env_id=env_id, **options)
 
 
 def evaluate_at(algo: ModuleType, env: Env, states: Any, eval_keys: Tensor, step: int) -> Tensor:

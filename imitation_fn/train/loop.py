@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch import Tensor
@@ -207,6 +207,20 @@ def init_states(spec: Spec, cfg: Config | Sequence[Config], task: Task, seeds: S
         raise ValueError(f"{spec.name}: per-seed configs may differ only in fields that are 0-d tensors: {e}") from e
 
 
+class RunOptions(TypedDict, total=False):
+    """The keywords of :func:`train` that every algorithm's entry point hands on unchanged (defaults: ``train``'s)."""
+
+    seeds: Sequence[int]
+    eval_every: int | None
+    log_dir: str | Path | None
+    checkpoint_every: float
+    log_formats: Sequence[str]
+    resume: bool
+    compile: bool
+    progress: bool
+    callback: Callable[[int, Any, Metrics, dict[str, Tensor] | None], None] | None
+
+
 def train(
     spec: Spec,
     cfg: Config | Sequence[Config],
@@ -314,6 +328,7 @@ __all__ = [
     "Export",
     "MakeStep",
     "Result",
+    "RunOptions",
     "Spec",
     "Step",
     "acting_step",

@@ -22,7 +22,7 @@ import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 from torch import Tensor
@@ -42,7 +42,6 @@ from imitation_fn.rewards import preference_model
 from imitation_fn.rl import agent_trainer
 from imitation_fn.train import loop
 from imitation_fn.train.rl import policy_for_saving
-from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS
 
 ALGORITHM = "preference_comparisons"
 
@@ -227,18 +226,10 @@ def train(
     cfg: pc.Config,
     env_id: str,
     *,
-    seeds: Sequence[int] = (0,),
     trajectories: Sequence[TrajectoryWithRew] | None = None,
     gatherer: PreferenceGatherer | None = None,
     n_eval_episodes: int = 10,
-    eval_every: int | None = None,
-    log_dir: str | Path | None = None,
-    checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
-    log_formats: Sequence[str] = DEFAULT_LOG_FORMATS,
-    resume: bool = False,
-    progress: bool = True,
-    callback: Callable[[int, Any, dict[str, Tensor], dict[str, Tensor] | None], None] | None = None,
-    compile: bool = False,
+    **options: Unpack[loop.RunOptions],
 ) -> loop.Result:
     """Every round of preference comparisons for every seed: :func:`make_task`, then :func:`loop.train`.
 
@@ -254,16 +245,8 @@ def train(
         cfg,
         task,
         budget=budget,
-        seeds=seeds,
-        eval_every=eval_every,
-        log_dir=log_dir,
-        checkpoint_every=checkpoint_every,
-        log_formats=log_formats,
-        resume=resume,
-        compile=compile,
-        progress=progress,
         env_id=env_id,
-        callback=callback,
+        **options,
     )
 
 

@@ -14,7 +14,7 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Unpack
 
 from imitation_fn import envs
 from imitation_fn.core.config import Config
@@ -25,7 +25,6 @@ from imitation_fn.rewards import RewardFn
 from imitation_fn.rl import ppo, ppo_batched, sac, sac_batched
 from imitation_fn.train import loop
 from imitation_fn.train.driver import export_policies
-from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS
 
 
 def env_steps(states: Any) -> int:
@@ -90,17 +89,10 @@ def train_rl(
     cfg: Config,
     env_id: str,
     *,
-    seeds: Sequence[int] = (0,),
     total_timesteps: int,
-    eval_every: int | None = None,
     n_eval_episodes: int = 10,
-    log_dir: str | Path | None = None,
-    checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
-    log_formats: Sequence[str] = DEFAULT_LOG_FORMATS,
-    resume: bool = False,
-    compile: bool = False,
-    progress: bool = True,
     reward_fn: RewardFn | None = None,
+    **options: Unpack[loop.RunOptions],
 ) -> loop.Result:
     """Train ``algo`` (:mod:`ppo` or :mod:`sac`) on ``env_id`` for every seed up to ``total_timesteps`` env steps.
 
@@ -116,15 +108,8 @@ def train_rl(
         cfg,
         task,
         budget=total_timesteps,
-        seeds=seeds,
-        eval_every=eval_every,
-        log_dir=log_dir,
-        checkpoint_every=checkpoint_every,
-        log_formats=log_formats,
-        resume=resume,
-        compile=compile,
-        progress=progress,
         env_id=env_id,
+        **options,
     )
 
 
