@@ -39,7 +39,7 @@ from imitation_fn import envs, presets
 from imitation_fn.core import checks, random
 from imitation_fn.envs.task import Task
 from imitation_fn.rl import ppo
-from imitation_fn.train.driver import evaluate_seeds, seed_keys
+from imitation_fn.train import loop
 from imitation_fn.train.rl import PPO_SPEC
 
 TARGET = 475.0
@@ -58,7 +58,7 @@ def _setup(n_seeds: int, seed0: int = 0) -> tuple[ppo.Config, Any, Any, Any, Any
     assert preset is not None
     cfg = ppo.Config(**preset.config)
     env = _env(cfg.n_envs)
-    init_keys, _, eval_keys = seed_keys(range(seed0, seed0 + n_seeds))
+    init_keys, _, eval_keys = loop.seed_keys(range(seed0, seed0 + n_seeds))
     states = torch.func.vmap(lambda k: ppo.init(cfg, k, Task(env=env, total=preset.total_timesteps)))(init_keys)
     return cfg, env, states, eval_keys, preset
 
@@ -93,7 +93,7 @@ def ours(n_seeds: int, max_steps: int, compile: bool, seed0: int = 0) -> dict[st
         if iteration % EVAL_EVERY == 0:
             keys = torch.func.vmap(random.fold_in)(eval_keys, torch.full((n_seeds,), iteration))
             with torch.no_grad():
-                means = evaluate_seeds(ppo, eval_env, states, keys).mean(-1)
+                means = loop.evaluate_seeds(ppo, eval_env, states, keys).mean(-1)
             for i in range(n_seeds):
                 if reached[i] is None and float(means[i]) >= TARGET:
                     reached[i] = (steps, train_s)

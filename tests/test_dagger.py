@@ -20,6 +20,7 @@ from imitation_fn.envs.experts import cartpole_expert
 from imitation_fn.envs.task import Task
 from imitation_fn.policies import load_policy, zoo
 from imitation_fn.stats import is_significant_reward_improvement, permutation_test
+from imitation_fn.train import loop
 from imitation_fn.train.dagger import (
     checkpoint_capacity,
     evaluate_batched,
@@ -27,7 +28,6 @@ from imitation_fn.train.dagger import (
     load_history,
     train_dagger,
 )
-from imitation_fn.train.driver import evaluate_at
 from imitation_fn.train.run import CHECKPOINT
 
 SMALL = dagger.Config(n_envs=4, batch_size=32)
@@ -164,11 +164,11 @@ def test_init_checks_and_demos_start_the_aggregate() -> None:
     torch.testing.assert_close(states.data.storage.obs[1, : len(demos)], demos.obs)
 
 
-def test_evaluate_batched_equals_evaluate_at() -> None:
+def test_evaluate_batched_equals_the_loops_evaluation() -> None:
     env = envs.make("CartPole-v1", n_envs=5)
     states = _states(SMALL, envs.make("CartPole-v1", n_envs=4), [0, 1, 2])
     keys = torch.stack([random.key(s) for s in (7, 8, 9)])
-    expected = evaluate_at(dagger, env, states, keys, 3)
+    expected = loop.evaluate_seeds(dagger, env, states, loop.eval_keys_at(keys, 3))
     got = evaluate_batched(env, states, vmap(random.fold_in)(keys, torch.full((3,), 3)))
     assert torch.equal(got, expected)
 
@@ -315,8 +315,8 @@ def test_cartpole_every_seed_reaches_475_within_10k_steps(tmp_path: Path) -> Non
     reached = [min((h["timesteps"][i] for h in history if h["return_mean"][i] >= 475), default=None) for i in range(8)]
     assert all(r is not None and r <= 10_000 for r in reached), reached
     # Held-out episodes of the final learners (other keys than the training-time evaluations).
-    held_out = evaluate_at(
-        dagger, envs.make("CartPole-v1", n_envs=20), result.states, torch.arange(16).reshape(8, 2), 0
+    held_out = loop.evaluate_seeds(
+        dagger, envs.make("CartPole-v1", n_envs=20), result.states, loop.eval_keys_at(torch.arange(16).reshape(8, 2), 0)
     )
     assert bool((held_out.mean(-1) >= 475).all()), held_out.mean(-1)
 

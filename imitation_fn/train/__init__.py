@@ -1,7 +1,7 @@
 """Training: the one loop (:mod:`loop`), run directories, metric writers, sweeps, and each algorithm's spec."""
 
-from imitation_fn.train.driver import SavedRun, TrainResult, evaluate_seeds, load_run, seed_keys, train
-from imitation_fn.train.loop import Result, Spec, init_states
+from imitation_fn.train.driver import SavedRun, load_run, train
+from imitation_fn.train.loop import Result, Spec, evaluate_seeds, init_states, seed_keys
 from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, Run, load_checkpoint, open_run
 
 __all__ = [
@@ -10,7 +10,6 @@ __all__ = [
     "Run",
     "SavedRun",
     "Spec",
-    "TrainResult",
     "evaluate_seeds",
     "init_states",
     "load_checkpoint",

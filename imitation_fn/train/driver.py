@@ -17,7 +17,6 @@ from types import ModuleType
 from typing import Any, Unpack
 
 import gymnasium as gym
-from torch import Tensor
 
 from imitation_fn import envs
 from imitation_fn.algorithms import bc
@@ -31,9 +30,6 @@ from imitation_fn.envs.task import Task
 from imitation_fn.policies.io import save_policy
 from imitation_fn.train import loop
 from imitation_fn.train.run import CHECKPOINT, CONFIG, check_config_file
-
-TrainResult = loop.Result  # the one result type; the name kept for the API's users
-check_seeds, seed_keys, evaluate_seeds = loop.check_seeds, loop.seed_keys, loop.evaluate_seeds
 
 
 def _validate(data: Transitions, spaces: tuple[gym.Space[Any], gym.Space[Any]]) -> None:
@@ -133,11 +129,6 @@ def train(
     return loop.train(spec, cfg, task, budget=total, env_id=env_id, **options)
 
 
-def evaluate_at(algo: ModuleType, env: Env, states: Any, eval_keys: Tensor, step: int) -> Tensor:
-    """Each seed's evaluation returns ``(n_seeds, env.n_envs)`` at ``step``; the keys depend on seed and step only."""
-    return loop.evaluate_seeds(algo, env, states, loop.eval_keys_at(eval_keys, step))
-
-
 def export_policies(
     out: Path,
     states: Any,
@@ -201,15 +192,10 @@ __all__ = [
     "BC_SPEC",
     "POLICY_EXPORTS",
     "SavedRun",
-    "TrainResult",
-    "check_seeds",
-    "evaluate_at",
-    "evaluate_seeds",
     "export_policies",
     "gradient_steps",
     "load_run",
     "make_task",
     "offline_spec",
-    "seed_keys",
     "train",
 ]
