@@ -46,19 +46,28 @@ def dataclass(cls: type[T]) -> type[T]:
     data_names = tuple(f.name for f in fields if not f.metadata.get(_STATIC, False))
     static_names = tuple(f.name for f in fields if f.metadata.get(_STATIC, False))
 
+    # A data field set to None has no leaves (JAX's convention): it goes into the context, so vmap and
+    # checkpoints see only tensors (e.g. a state whose environment is stepped outside it).
+    def present(obj: Any) -> tuple[str, ...]:
+        return tuple(n for n in data_names if getattr(obj, n) is not None)
+
     def flatten(obj: Any) -> tuple[list[Any], Any]:
-        return [getattr(obj, n) for n in data_names], tuple(getattr(obj, n) for n in static_names)
+        names = present(obj)
+        return [getattr(obj, n) for n in names], (names, tuple(getattr(obj, n) for n in static_names))
 
     def flatten_with_keys(obj: Any) -> tuple[list[tuple[Any, Any]], Any]:
         children, context = flatten(obj)
-        return [(pytree.GetAttrKey(n), c) for n, c in zip(data_names, children, strict=True)], context
+        return [(pytree.GetAttrKey(n), c) for n, c in zip(context[0], children, strict=True)], context
 
     def unflatten(children: Any, context: Any) -> Any:
         # Bypass __init__/__post_init__: transforms rebuild states from (possibly batched) leaves.
+        names, static = context
         obj = object.__new__(cls)
-        for name, value in zip(data_names, children, strict=True):
+        for name in data_names:
+            object.__setattr__(obj, name, None)
+        for name, value in zip(names, children, strict=True):
             object.__setattr__(obj, name, value)
-        for name, value in zip(static_names, context, strict=True):
+        for name, value in zip(static_names, static, strict=True):
             object.__setattr__(obj, name, value)
         return obj
 

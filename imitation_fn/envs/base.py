@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from imitation_fn.core import struct
+from imitation_fn.core.errors import InputError
 from imitation_fn.core.random import Key
 
 PolicyFn = Callable[[Tensor, Key], Tensor]
@@ -68,6 +69,9 @@ class Env(abc.ABC):
     observation_space: gym.Space[Any]  # of one sub-environment
     action_space: gym.Space[Any]  # of one sub-environment
     max_episode_steps: int | None  # truncation horizon, or None
+    # True for environments stepped on the host (gymnasium's): not pure, so never inside vmap/compile; the
+    # training loop steps N seeds' copies together outside the vmapped update (``envs.host.HostEnvs``).
+    host: bool = False
 
     @abc.abstractmethod
     def reset(self, key: Key) -> TimeStep:
@@ -78,4 +82,13 @@ class Env(abc.ABC):
         """Advance every sub-environment by one action, ``action: (n_envs, *action_shape)``."""
 
 
-__all__ = ["Env", "PolicyFn", "TimeStep", "mask", "time_limit"]
+def require_supported(env: Env, who: str) -> None:
+    """One clear error for an env whose spaces the policies and reward nets cannot take: observations must be a
+    ``Box`` (a gymnasium ``Dict``/``Tuple`` reaches us flattened into one), actions a ``Box`` or ``Discrete``."""
+    if not isinstance(env.observation_space, gym.spaces.Box):
+        raise InputError(f"{who}: observation space {env.observation_space} is not supported (Box, or Dict/Tuple)")
+    if not isinstance(env.action_space, gym.spaces.Box | gym.spaces.Discrete):
+        raise InputError(f"{who}: action space {env.action_space} is not supported (Box and Discrete are)")
+
+
+__all__ = ["Env", "PolicyFn", "TimeStep", "mask", "require_supported", "time_limit"]

@@ -149,10 +149,12 @@ class GymEnv(Env):
             raise ValueError(f"GymEnv: vectorization must be 'sync' or 'async', got {vectorization!r}")
         self.env_id = env if isinstance(env, str) else getattr(env, "__name__", repr(env))
         self.n_envs = n_envs
+        self.vectorization = vectorization
         self.wrappers = tuple(wrappers)
         self.rollout_info = rollout_info
         self.device = torch.device(device)
         make_one = _SubEnvFactory(env, max_episode_steps, self.wrappers, rollout_info, dict(make_kwargs or {}))
+        self._make_one = make_one
 
         # Build the first sub-environment here to read its spaces and time limit (also for "async").
         first = make_one.build()
@@ -186,8 +188,24 @@ class GymEnv(Env):
             )
         self._clock = -1  # bumped by every reset/step; only the latest env_state may be stepped
 
+    host = True
+
     def __repr__(self) -> str:
         return f"GymEnv({self.env_id!r}, n_envs={self.n_envs}, max_episode_steps={self.max_episode_steps})"
+
+    def resized(self, n_envs: int, vectorization: Literal["sync", "async"] | None = None) -> GymEnv:
+        """A new ``GymEnv`` of the same environment (id or factory, time limit, wrappers) with ``n_envs`` copies."""
+        one = self._make_one
+        return GymEnv(
+            one.env,
+            n_envs,
+            max_episode_steps=one.max_episode_steps,
+            wrappers=one.wrappers,
+            vectorization=vectorization or self.vectorization,
+            rollout_info=one.rollout_info,
+            device=self.device,
+            make_kwargs=one.make_kwargs,
+        )
 
     def close(self) -> None:
         """Close the sub-environments (and their processes for ``"async"``)."""
@@ -202,8 +220,13 @@ class GymEnv(Env):
     def reset(self, key: Key) -> TimeStep:
         """Reset every sub-environment with seeds drawn from ``key``; ``reward`` is 0 and nothing is done."""
         _check_host("reset", key)
-        seeds = random.bits(key, self.n_envs).tolist()
-        obs, info = self.vector_env.reset(seed=seeds)
+        return self.reset_seeds(random.bits(key, self.n_envs).tolist())
+
+    def reset_seeds(self, seeds: Sequence[int]) -> TimeStep:
+        """Reset sub-environment ``i`` with the integer seed ``seeds[i]`` (what :meth:`reset` draws from its key)."""
+        if len(seeds) != self.n_envs:
+            raise ValueError(f"GymEnv.reset_seeds: {len(seeds)} seeds for {self.n_envs} sub-environments")
+        obs, info = self.vector_env.reset(seed=[int(s) for s in seeds])
         obs_t = self._obs_tensor(obs)
         zeros = torch.zeros(self.n_envs, dtype=torch.bool, device=self.device)
         state = self._advance(
@@ -214,11 +237,7 @@ class GymEnv(Env):
     def step(self, env_state: GymEnvState, action: Tensor, key: Key) -> TimeStep:
         """Step every sub-environment with ``action: (n_envs, *action_shape)``; ``key`` is unused."""
         _check_host("step", action)
-        if not isinstance(env_state, GymEnvState) or env_state.clock != self._clock:
-            raise RuntimeError(
-                "GymEnv.step: env_state is not this env's latest state. A GymEnv steps live gymnasium "
-                "environments that cannot be copied or rewound: pass the env_state of the last reset/step."
-            )
+        self._check_latest("step", env_state)
         obs, rew, terminated, truncated, info = self.vector_env.step(self._np_action(action))
         done = np.logical_or(terminated, truncated)
         final_obs = np.array(obs, copy=True)
@@ -237,6 +256,32 @@ class GymEnv(Env):
             truncated=torch.as_tensor(np.asarray(truncated, dtype=bool), device=self.device),
             final_obs=self._obs_tensor(final_obs),
         )
+
+    def reset_where(self, env_state: GymEnvState, where: Tensor) -> TimeStep:
+        """Restart the sub-environments where ``where`` (``(n_envs,)`` bool) holds; the others keep their episode.
+
+        The restarted ones continue their own generators (no new seed). ``obs`` is every sub-environment's
+        observation to act on; ``reward`` is 0 and nothing is done.
+        """
+        self._check_latest("reset_where", env_state)
+        obs, info = self.vector_env.reset(options={"reset_mask": where.cpu().numpy().astype(bool)})
+        obs_t = self._obs_tensor(obs)
+        zeros = torch.zeros(self.n_envs, dtype=torch.bool, device=self.device)
+        elapsed = torch.where(where.to(self.device), 0, env_state.elapsed)
+        infos = [
+            new if w else old
+            for new, old, w in zip(_split_info(info, self.n_envs), env_state.infos, where.tolist(), strict=True)
+        ]
+        return TimeStep(
+            self._advance(elapsed, infos), obs_t, torch.zeros(self.n_envs, device=self.device), zeros, zeros, obs_t
+        )
+
+    def _check_latest(self, name: str, env_state: Any) -> None:
+        if not isinstance(env_state, GymEnvState) or env_state.clock != self._clock:
+            raise RuntimeError(
+                f"GymEnv.{name}: env_state is not this env's latest state. A GymEnv steps live gymnasium "
+                "environments that cannot be copied or rewound: pass the env_state of the last reset/step."
+            )
 
     def _advance(self, elapsed: Tensor, infos: list[dict[str, Any]]) -> GymEnvState:
         self._clock += 1

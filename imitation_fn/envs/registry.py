@@ -43,11 +43,16 @@ def make(env_id: str, n_envs: int = 1, **kwargs: Any) -> Env:
     """A batch of ``n_envs`` environments ``env_id``; ``kwargs`` go to the environment's constructor.
 
     The pure torch version where one is registered; otherwise any gymnasium id (``"Hopper-v5"``, or
-    ``"module:Id"`` such as ``"ale_py:ALE/Pong-v5"``) through :class:`~imitation_fn.envs.gym.GymEnv`,
-    which steps on the host and is not vmappable.
+    ``"module:Id"`` such as ``"ale_py:ALE/Pong-v5"``: gymnasium imports ``module`` first) through
+    :class:`~imitation_fn.envs.gym.GymEnv`, which steps on the host and is not vmappable. ``"module:Id"`` of
+    an ``Id`` this package provides (``"seals:seals/CartPole-v0"``) is ours.
     """
+    env_id = _ours(env_id)
     if env_id not in _REGISTRY and _is_gymnasium_id(env_id):
-        return GymEnv(env_id, n_envs, **kwargs)
+        try:
+            return GymEnv(env_id, n_envs, **kwargs)
+        except (ImportError, gym.error.Error) as e:  # "module:Id" whose module does not import or register Id
+            raise ValueError(f"cannot make the gymnasium environment {env_id!r}: {e}") from e
     if env_id not in _REGISTRY:
         close = difflib.get_close_matches(env_id, _REGISTRY, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -56,6 +61,14 @@ def make(env_id: str, n_envs: int = 1, **kwargs: Any) -> Env:
             "It is not a gymnasium id either (for a third-party env, use 'module:Id' or import its package first)."
         )
     return _REGISTRY[env_id](n_envs=n_envs, **kwargs)
+
+
+def _ours(env_id: str) -> str:
+    """``"module:Id"`` for an ``Id`` this package provides is that ``Id``, whether or not ``module`` is installed:
+    ``imitation``'s configs name seals' tasks as ``"seals:seals/CartPole-v0"``."""
+    module, _, name = env_id.rpartition(":")
+    provided = name in _REGISTRY or name in {seals_mujoco.env_id(n) for n in seals_mujoco.SEALS_MUJOCO}
+    return name if module and provided else env_id
 
 
 def _is_gymnasium_id(env_id: str) -> bool:
