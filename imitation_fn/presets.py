@@ -86,6 +86,22 @@ _RL: dict[tuple[str, str], Preset] = {
         total_timesteps=1_000_000,
         target_return=-115.0,
     ),
+    # seals' MuJoCo tasks: rl-zoo's SAC (256x256, batch 256, one gradient step per env step, 1e6 steps; learning
+    # from step 10,000, Swimmer with gamma 0.9999). The bars are imitation's experts (its benchmark table).
+    **{
+        ("sac", f"seals/{name}-v1"): Preset(
+            config={"buffer_size": 1_000_000, **extra},
+            total_timesteps=1_000_000,
+            target_return=bar,
+        )
+        for name, extra, bar in [
+            ("HalfCheetah", dict[str, Any](learning_starts=10_000), 1615.0),
+            ("Hopper", {"learning_starts": 10_000}, 204.8),
+            ("Walker2d", {"learning_starts": 10_000}, 2502.9),
+            ("Ant", {"learning_starts": 10_000}, 2527.6),
+            ("Swimmer", {"gamma": 0.9999}, 295.4),
+        ]
+    },
 }
 
 # --- GAIL and AIRL (benchmarks/adversarial.py) ----------------------------------------------------------------------
@@ -227,8 +243,11 @@ preference_comparisons."""
 
 
 def get(algorithm: str, env_id: str) -> Preset | None:
-    """The preset for ``algorithm`` (a module name: ``"gail"``, ``"preference_comparisons"``) on ``env_id``, or None."""
-    return PRESETS.get((algorithm, env_id))
+    """The preset for ``algorithm`` (a module name: ``"gail"``, ``"preference_comparisons"``) on ``env_id``, or None.
+
+    ``"module:Id"`` (imitation's ``"seals:seals/CartPole-v0"``) names the same environment as ``"Id"``.
+    """
+    return PRESETS.get((algorithm, env_id.rsplit(":", 1)[-1]))
 
 
 def env_ids(algorithm: str) -> list[str]:

@@ -138,5 +138,7 @@ def test_env_copies_is_the_same_env_with_more_sub_environments() -> None:
         action, k = torch.full((5, 1), 0.5), random.fold_in(key, t)
         got, expected = copies.step(got.env_state, action, k), fresh.step(expected.env_state, action, k)
         checks.assert_trees_allclose(got, expected, rtol=0, atol=0, name="step")
-    with pytest.raises(NotImplementedError, match="torch env"):
-        agent_trainer.env_copies(envs.GymEnv("CartPole-v1", 1), 3)
+    host = envs.GymEnv("CartPole-v1", 1, max_episode_steps=7)  # a gymnasium env: a new vector env of 3 copies
+    host_copies = agent_trainer.env_copies(host, 3)
+    assert isinstance(host_copies, envs.GymEnv) and host_copies is not host
+    assert (host_copies.n_envs, host_copies.max_episode_steps, host.n_envs) == (3, 7, 1)

@@ -339,6 +339,8 @@ def test_box_actions_on_a_gymnasium_env_host_side() -> None:
     env = envs.make_gym("Pendulum-v1", n_envs=2)
     cfg = ppo.Config(n_envs=2, n_steps=32, batch_size=32, n_epochs=1, normalize_obs=True)
     state = ppo.init(cfg, random.key(0), Task(env=env))
+    assert state.timestep is None  # init leaves a host env to its caller (it runs under vmap in the loop)
+    state = state.replace(timestep=env.reset(random.key(1)))
     state.params["log_std"] = torch.full((1,), 0.7)  # std 2: samples leave [-2, 2]
     state, rollout = ppo.collect_env(state, env)
     assert rollout.acts.shape == (32, 2, 1) and float(rollout.acts.abs().max()) > 2.0

@@ -9,6 +9,7 @@ import torch
 from imitation_fn import envs
 from imitation_fn.cli import main
 from imitation_fn.core import checks, random, tree
+from imitation_fn.core.errors import InputError
 from imitation_fn.data import serialize
 from imitation_fn.policies import load_policy
 from imitation_fn.rl import ppo
@@ -46,8 +47,9 @@ def test_saved_policies_act_like_the_trained_ones(tmp_path: Path) -> None:
         assert torch.equal(load_policy(path).policy_fn()(obs, random.key(0)), expected)
 
 
-def test_gymnasium_only_env_is_refused_with_a_reason() -> None:
-    with pytest.raises(NotImplementedError, match="no torch version"):
+def test_an_env_whose_spaces_no_policy_takes_is_refused_with_a_reason() -> None:
+    # Gymnasium-only envs train on the host (tests/test_host_envs.py); FrozenLake's Discrete observations do not.
+    with pytest.raises(InputError, match=r"observation space Discrete\(16\) is not supported"):
         train_rl(ppo, CFG, "FrozenLake-v1", total_timesteps=10, progress=False)
 
 

@@ -42,6 +42,7 @@ from imitation_fn.data.horizon import (
 )
 from imitation_fn.data.types import Trajectory, Transitions
 from imitation_fn.envs.base import Env, PolicyFn, RewardFn
+from imitation_fn.envs.host import HostEnvs
 from imitation_fn.envs.task import Task
 from imitation_fn.nn import normalize as nn_normalize
 from imitation_fn.policies import actor_critic
@@ -166,7 +167,7 @@ def init_fields(cfg: Config, key: random.Key, task: Task, net: RewardNet) -> dic
         )
     k_gen, k_disc, k_state, k_stagger = random.split(key, 4)
     gen = ppo.init(cfg.gen, k_gen, task)
-    if cfg.stagger_envs:
+    if cfg.stagger_envs and not env.host:  # a host env is staggered by the loop when it starts it
         gen = stagger(gen, env, k_stagger)
     params = net.init(k_disc)
     obs_shape = tuple(env.observation_space.shape or ())
@@ -206,7 +207,7 @@ def _dtype(space: gym.Space[Any]) -> torch.dtype:
     return torch.int64 if isinstance(space, gym.spaces.Discrete) else torch.float32
 
 
-def stagger_offsets(env: Env) -> Tensor:
+def stagger_offsets(env: Env | HostEnvs) -> Tensor:
     """``(n_envs,)`` int64: env ``j`` starts ``j · max_episode_steps // n_envs`` steps into its first episode."""
     horizon = env.max_episode_steps or 0
     return torch.arange(env.n_envs, dtype=torch.int64) * horizon // env.n_envs

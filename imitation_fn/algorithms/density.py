@@ -422,6 +422,12 @@ def collect(state: State, task: Task, key: random.Key | None = None) -> tuple[St
     one). Pure."""
     assert task.env is not None, "density.collect: the task has no env"
     rl, rollout = ppo.collect_env(state.rl, task.env, key)
+    return label(state.replace(rl=rl), rollout)
+
+
+def label(state: State, rollout: ppo.Rollout) -> tuple[State, ppo.Rollout]:
+    """``rollout`` (just collected by ``state.rl``) with ``rews`` replaced by the density reward. Pure."""
+    rl = state.rl
     steps, ep_t = episode_steps(state.ep_t, rollout.dones)
     acts = actor_critic.clip_action(rollout.acts.flatten(0, 1), rl.action_bounds)  # what the env received
     rews = reward_fn(state.density)(
@@ -479,6 +485,7 @@ __all__ = [
     "fit",
     "init",
     "kde_log_density",
+    "label",
     "log_density",
     "log_kernel",
     "log_kernel_factor",

@@ -18,7 +18,7 @@ from imitation_fn.cli.common import (
     console,
     positive_int,
     read_config_file,
-    require_torch_env,
+    require_env,
     results_table,
 )
 from imitation_fn.data import rollout_stats, serialize
@@ -47,7 +47,7 @@ def build_config(name: str, args: argparse.Namespace) -> Any:
 def cmd_adversarial(args: argparse.Namespace) -> None:
     name = args.command
     algo = ALGORITHMS[name]
-    require_torch_env(args.env, name)
+    require_env(args.env)
     cfg = build_config(name, args)
     found = presets.get(name, args.env) if not args.no_preset else None
     total = args.total_timesteps if args.total_timesteps is not None else (found.total_timesteps if found else None)

@@ -18,6 +18,7 @@ from rich.table import Table
 from imitation_fn import envs
 from imitation_fn.core.config import Config, read_mapping
 from imitation_fn.core.errors import InputError
+from imitation_fn.envs.base import require_supported
 from imitation_fn.policies import load_policy
 from imitation_fn.train.logger import LOG_FORMATS, parse_log_formats
 from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS
@@ -163,20 +164,13 @@ def make_env(env_id: str, n_envs: int) -> envs.Env:
         raise CLIError(str(e.args[0] if e.args else e)) from e
 
 
-def require_torch_env(env_id: str, command: str) -> None:
-    """Refuse, before any work, an env that ``command`` cannot train on yet: one without a torch version."""
-    if env_id in envs.registered_ids():
-        return
-    make_env(env_id, n_envs=1)  # an unknown id: its own error
-    raise CLIError(
-        f"--env {env_id}: {command} vmaps its seeds through a torch environment, and {env_id} is a gymnasium "
-        f"environment without one. Torch environments: {', '.join(_control_envs())}. (bc, dagger, eval and "
-        "rollouts take any gymnasium environment.)"
-    )
-
-
-def _control_envs() -> list[str]:
-    return [e for e in envs.registered_ids() if not any(t in e for t in ("Cliff", "Random"))]  # not tabular
+def require_env(env_id: str) -> None:
+    """Refuse, before any work, an environment id that cannot be made (a torch env, a gymnasium id or
+    ``module:Id``) or whose spaces the policies cannot take (``envs.base.require_supported``)."""
+    env = make_env(env_id, n_envs=1)
+    if isinstance(env, envs.GymEnv):
+        env.close()
+    require_supported(env, f"--env {env_id}")
 
 
 def results_table(title: str, seeds: Sequence[int], returns: torch.Tensor) -> Table:

@@ -21,7 +21,7 @@ from imitation_fn.cli.common import (
     flag,
     positive_int,
     read_config_file,
-    require_torch_env,
+    require_env,
 )
 from imitation_fn.cli.data import expert_demos
 from imitation_fn.data import serialize
@@ -71,7 +71,7 @@ def build_config(args: argparse.Namespace) -> density.Config:
 
 
 def cmd_density(args: argparse.Namespace) -> None:
-    require_torch_env(args.env, "density")
+    require_env(args.env)
     cfg = build_config(args)
     preset = None if args.no_preset else presets.get("density", args.env)
     total = args.total_timesteps if args.total_timesteps is not None else (preset.total_timesteps if preset else None)

@@ -29,7 +29,7 @@ from imitation_fn.cli.common import (
     config_from_args,
     console,
     read_config_file,
-    require_torch_env,
+    require_env,
     results_table,
 )
 from imitation_fn.data import serialize
@@ -39,7 +39,7 @@ from imitation_fn.train import preference_comparisons as tpc
 
 def cmd_preference_comparisons(args: argparse.Namespace) -> None:
     if not args.trajectories:  # the agent's rollouts are vmapped over seeds
-        require_torch_env(args.env, "preference-comparisons")
+        require_env(args.env)
     preset = None if args.no_preset else presets.get("preference_comparisons", args.env)
     base = {**preset.config, "total_timesteps": preset.total_timesteps} if preset else {}
     if args.config:

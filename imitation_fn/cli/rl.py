@@ -20,7 +20,7 @@ from imitation_fn.cli.common import (
     nonnegative_int,
     positive_int,
     read_config_file,
-    require_torch_env,
+    require_env,
     results_table,
 )
 from imitation_fn.core import random
@@ -34,7 +34,7 @@ RL_ALGORITHMS: dict[str, types.ModuleType] = {"ppo": ppo, "sac": sac}
 
 def cmd_train_rl(args: argparse.Namespace) -> None:
     algo = RL_ALGORITHMS[args.algo]
-    require_torch_env(args.env, "train-rl")
+    require_env(args.env)
     others = {f for name, mod in RL_ALGORITHMS.items() if name != args.algo for f in mod.Config.model_fields}
     foreign = [f for f in others - set(algo.Config.model_fields) if getattr(args, f, None) is not None]
     if foreign:

@@ -33,10 +33,11 @@ from imitation_fn.core import random, struct
 from imitation_fn.data.fragments import Pool
 from imitation_fn.envs.base import Env, PolicyFn, RewardFn, TimeStep
 from imitation_fn.envs.gym import GymEnv
+from imitation_fn.envs.host import HostEnvs
 from imitation_fn.envs.task import Task
 from imitation_fn.policies import sac as sac_policy
 from imitation_fn.policies import simple
-from imitation_fn.rl import ppo, sac, sac_batched
+from imitation_fn.rl import ppo, ppo_batched, sac, sac_batched
 
 Metrics = dict[str, Tensor]
 AGENTS: dict[str, ModuleType] = {"ppo": ppo, "sac": sac}
@@ -60,12 +61,13 @@ def env_copies(env: Env, n_envs: int) -> Env:
     """``env`` with ``n_envs`` sub-environments (a round samples its trajectories in as many as it needs).
 
     A torch env sizes its batch from ``n_envs`` when it resets and steps row by row, so a shallow copy with
-    ``n_envs`` replaced is the same environment batched differently (a gymnasium env is not: it holds its copies).
+    ``n_envs`` replaced is the same environment batched differently; a gymnasium env holds its copies, so it gets
+    a new vector env of ``n_envs`` (``GymEnv.resized``).
     """
-    if isinstance(env, GymEnv):
-        raise NotImplementedError(f"env_copies: {env} steps on the host; sampling trajectories needs a torch env")
     if env.n_envs == n_envs:
         return env
+    if isinstance(env, GymEnv):
+        return env.resized(n_envs)
     out = copy.copy(env)
     out.n_envs = n_envs
     return out
@@ -99,9 +101,18 @@ def _explorers(frac: float, n: int) -> Tensor:
 
 def pool_begin(env: Env, key: random.Key, explore: Exploration) -> PoolStep:
     """Reset ``env`` and draw the exploration modes (only the last ``round(explore.frac * n_envs)`` explore)."""
-    k_reset, k_mode, _ = random.split(key, 3)
-    is_random = simple.exploration_init(k_mode, env.n_envs, explore.random_prob).is_random
-    return PoolStep(timestep=env.reset(k_reset), is_random=is_random & _explorers(explore.frac, env.n_envs))
+    return PoolStep(timestep=env.reset(pool_reset_key(key)), is_random=pool_modes(key, env.n_envs, explore))
+
+
+def pool_reset_key(key: random.Key) -> random.Key:
+    """The key :func:`pool_begin` resets the env with."""
+    return random.split(key, 3)[0]
+
+
+def pool_modes(key: random.Key, n_envs: int, explore: Exploration) -> Tensor:
+    """``(n_envs,)`` bool: the sub-environments that start in the exploration's random mode."""
+    is_random = simple.exploration_init(random.split(key, 3)[1], n_envs, explore.random_prob).is_random
+    return is_random & _explorers(explore.frac, n_envs)
 
 
 def pool_keys(key: random.Key, n_steps: int) -> Tensor:
@@ -124,20 +135,34 @@ def pool_step(
     :func:`batched_sample_pool` compiles. ``random_fn`` is the exploration's random policy, built by the caller:
     reading the action space inside traced code would break the graph.
     """
-    ts = carry.timestep
     k_act, k_env = random.split(key)
+    is_random, action = pool_act(agent, agent_name, carry, k_act, explore, random_fn)
+    nxt = env.step(carry.timestep.env_state, action, k_env)
+    return pool_next(carry, nxt, action, is_random, explore)
+
+
+def pool_act(
+    agent: Any, agent_name: str, carry: PoolStep, key: random.Key, explore: Exploration, random_fn: PolicyFn
+) -> tuple[Tensor, Tensor]:
+    """``(is_random, actions)``: the exploration wrapper's modes after this step and the actions it takes. Pure."""
     ex, action = simple.exploration_act(
         simple.ExplorationState(carry.is_random),
         AGENTS[agent_name].policy(agent, deterministic=False),
         random_fn,
-        ts.obs,
-        k_act,
+        carry.timestep.obs,
+        key,
         explore.random_prob,
         explore.switch_prob,
     )
-    nxt = env.step(ts.env_state, action, k_env)
-    record = (ts.obs, action, nxt.final_obs, nxt.reward, nxt.terminated, nxt.done)
-    return PoolStep(timestep=nxt, is_random=ex.is_random & _explorers(explore.frac, env.n_envs)), record
+    return ex.is_random, action
+
+
+def pool_next(
+    carry: PoolStep, nxt: TimeStep, action: Tensor, is_random: Tensor, explore: Exploration
+) -> tuple[PoolStep, tuple[Tensor, ...]]:
+    """The carry after the step to ``nxt`` and its record ``(obs, acts, next_obs, rews, terminated, done)``."""
+    record = (carry.timestep.obs, action, nxt.final_obs, nxt.reward, nxt.terminated, nxt.done)
+    return PoolStep(timestep=nxt, is_random=is_random & _explorers(explore.frac, is_random.shape[0])), record
 
 
 def pool_end(
@@ -215,8 +240,11 @@ def batched_sample_pool(
     """:func:`sample_pool` over a stack of agents: ``run(agents, keys, n_steps) -> (pools, metrics)``, stacked.
 
     Equal to ``vmap(lambda a, k: sample_pool(a, agent_name, env, n_steps, k, explore))``. With ``compile=True`` the
-    per-step function (policy, exploration, env step; vmapped over seeds) goes through ``torch.compile``.
+    per-step function (policy, exploration, env step; vmapped over seeds) goes through ``torch.compile``. A host env
+    (gymnasium's) gets :func:`host_sample_pool`.
     """
+    if isinstance(env, GymEnv):
+        return host_sample_pool(agent_name, env, explore)
     fn = compile_lib.compiled(_batched_pool_step) if compile else _batched_pool_step
     step = functools.partial(fn, agent_name, env, explore, _random_fn(env))
 
@@ -231,6 +259,40 @@ def batched_sample_pool(
                 compile_lib.standard_layout((carry, step_keys[:, t])) if compile else (carry, step_keys[:, t])
             )
             carry, record = step(acting, carry, key_t)
+            records.append(record)
+        stacked = (torch.stack(xs, 2) for xs in zip(*records, strict=True))  # (n_seeds, n_envs, n_steps, ...)
+        return torch.func.vmap(functools.partial(pool_end, env))(*stacked)
+
+    return run
+
+
+def host_sample_pool(
+    agent_name: str, env: GymEnv, explore: Exploration
+) -> Callable[[Any, Tensor, int], tuple[Pool, Metrics]]:
+    """:func:`batched_sample_pool` on a host env: the agents vmapped, the seeds' copies of ``env`` stepped on the host.
+
+    Seed ``i``'s copies are reset from its key as :func:`pool_begin` resets a torch env, so its pool never
+    depends on the other seeds.
+    """
+    random_fn, host_envs = _random_fn(env), dict[int, HostEnvs]()  # one HostEnvs per number of seeds
+    act = torch.func.vmap(lambda a, c, k: pool_act(a, agent_name, c, k, explore, random_fn))
+    after = torch.func.vmap(lambda c, nxt, action, is_random: pool_next(c, nxt, action, is_random, explore))
+
+    def run(agents: Any, keys: Tensor, n_steps: int) -> tuple[Pool, Metrics]:
+        n_seeds = keys.shape[0]
+        if n_seeds not in host_envs:
+            host_envs[n_seeds] = HostEnvs(env, n_seeds)
+        envs = host_envs[n_seeds]
+        timestep = envs.reset(torch.func.vmap(pool_reset_key)(keys))
+        modes = torch.func.vmap(lambda k: pool_modes(k, env.n_envs, explore))(keys)
+        carry = PoolStep(timestep=timestep.replace(env_state=()), is_random=modes)
+        step_keys = torch.func.vmap(lambda k: pool_keys(k, n_steps))(keys)
+        records = []
+        for t in range(n_steps):
+            k_act, _ = torch.func.vmap(random.split)(step_keys[:, t]).unbind(1)
+            is_random, action = act(agents, carry, k_act)
+            nxt = envs.step(action).replace(env_state=())
+            carry, record = after(carry, nxt, action, is_random)
             records.append(record)
         stacked = (torch.stack(xs, 2) for xs in zip(*records, strict=True))  # (n_seeds, n_envs, n_steps, ...)
         return torch.func.vmap(functools.partial(pool_end, env))(*stacked)
@@ -267,14 +329,17 @@ def batched_train_agent(
     ``reward_params`` passed in as tensors, so one compilation serves every retrained reward); PPO's sweep path
     takes a fixed reward, so PPO runs the vmapped eager loop. Build it once per run.
     """
-    if agent_name != "sac":
+    if isinstance(env, GymEnv):
+        train_step = host_train_step(agent_name, env, reward)
+    elif agent_name != "sac":
 
         def run_vmapped(agents: Any, reward_params: Any, n_calls: int) -> tuple[Any, Metrics]:
             one = lambda a, p: train_agent(a, agent_name, env, functools.partial(reward, p), n_calls)  # noqa: E731
             return torch.func.vmap(one)(agents, reward_params)
 
         return run_vmapped
-    train_step = sac_batched.batched_train_step(env, compile, reward)
+    else:
+        train_step = sac_batched.batched_train_step(env, compile, reward)
 
     def run(agents: Any, reward_params: Any, n_calls: int) -> tuple[Any, Metrics]:
         if n_calls == 0:
@@ -288,6 +353,25 @@ def batched_train_agent(
         }
 
     return run
+
+
+def host_train_step(
+    agent_name: str, env: GymEnv, reward: sac.ParamRewardFn
+) -> Callable[[Any, Any], tuple[Any, Metrics]]:
+    """``step(agents, reward_params) -> (agents, metrics)``: one collect on a host env (the agents vmapped, the
+    simulators on the host) and one update, each seed on its own reward."""
+    update: Callable[..., tuple[Any, Metrics]]
+    if agent_name == "sac":
+        collect_sac, update = sac_batched.host_collect(env, reward), sac_batched.batched_update()
+        return lambda agents, params: update(*collect_sac(agents, None, params))
+    collect_ppo, update = ppo_batched.host_collect(env), ppo_batched.batched_update()
+    relabel = torch.func.vmap(lambda a, r, p: ppo.relabel(a, r, functools.partial(reward, p)))
+
+    def step(agents: Any, params: Any) -> tuple[Any, Metrics]:
+        agents, rollouts = collect_ppo(agents)
+        return update(agents, relabel(agents, rollouts, params))
+
+    return step
 
 
 def relabel_replay(agent: sac.State, reward_fn: RewardFn) -> sac.State:
@@ -306,10 +390,16 @@ __all__ = [
     "batched_train_agent",
     "env_copies",
     "has_agent",
+    "host_sample_pool",
+    "host_train_step",
     "init_agent",
+    "pool_act",
     "pool_begin",
     "pool_end",
     "pool_keys",
+    "pool_modes",
+    "pool_next",
+    "pool_reset_key",
     "pool_step",
     "relabel_replay",
     "sample_pool",

@@ -184,6 +184,9 @@ class Progress(struct.PyTreeNode):
 def init(cfg: Config, key: random.Key, task: Task) -> State:
     """A fresh state: actor-critic params from ``key``, Adam at step 0, ``task.env`` reset (so ``collect`` can start).
 
+    A host env (``env.host``: gymnasium's) is not reset here (``init`` runs under ``vmap``): its timestep stays
+    ``None``, and the loop steps it from outside (:func:`ppo_batched.host_collect`).
+
     ``task.total`` (the run's env steps) is needed only for ``lr_schedule="linear"`` (the schedule's horizon).
     """
     task.require("env", who="ppo.init")
@@ -207,7 +210,7 @@ def init(cfg: Config, key: random.Key, task: Task) -> State:
         params=params,
         opt_state=_adam(cfg.adam_eps).init(params),
         obs_norm=normalize.init(obs_shape),
-        timestep=env.reset(k_reset),
+        timestep=None if env.host else env.reset(k_reset),  # a host env cannot reset under vmap: its caller resets it
         key=k_state,
         timesteps=torch.zeros((), dtype=torch.int64),
         n_updates=torch.zeros((), dtype=torch.int64),
@@ -289,7 +292,10 @@ def _timestep(state: State) -> TimeStep:
 
 def _check_collect(state: State, env: Env) -> None:
     if state.timestep is None:
-        raise ValueError("ppo.collect: state.timestep is None; put env.reset(key) there first")
+        raise ValueError(
+            "ppo.collect: state.timestep is None (init leaves a host env unreset; ppo_batched.host_collect steps it "
+            "for the loop); put env.reset(key) there first"
+        )
     if env.n_envs != state.n_envs:
         raise ValueError(f"ppo.collect: the env has n_envs={env.n_envs} but the state was built for {state.n_envs}")
 
@@ -311,38 +317,47 @@ def collect_step(
 
     The unit that :func:`ppo_batched.batched_collect` compiles: a policy forward pass plus one fused env step.
     """
-    dist, value = actor_critic.forward(state.params, _normalize(state, timestep.obs), state.activation)
-    action = actor_critic.sample(dist, noise)
+    action, log_prob, value = act(state, timestep.obs, noise)
     nxt = env.step(timestep.env_state, actor_critic.clip_action(action, state.action_bounds), key)
-    record = StepRecord(
+    return nxt, step_record(timestep, nxt, action, log_prob, value)
+
+
+def act(state: State, obs: Tensor, noise: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(action, log π(action | obs), V(obs))`` of the policy on ``obs: (n_envs, ...)`` with pre-drawn ``noise``.
+
+    The action is the sample before clipping; ``actor_critic.clip_action(action, state.action_bounds)`` is what
+    the environment receives.
+    """
+    dist, value = actor_critic.forward(state.params, _normalize(state, obs), state.activation)
+    action = actor_critic.sample(dist, noise)
+    return action, dist.log_prob(action), value
+
+
+def step_record(timestep: TimeStep, nxt: TimeStep, action: Tensor, log_prob: Tensor, value: Tensor) -> StepRecord:
+    """What a rollout keeps of the step from ``timestep`` to ``nxt`` taken with ``action``."""
+    return StepRecord(
         obs=timestep.obs,
         acts=action,
         env_rews=nxt.reward,
         terminated=nxt.terminated,
         truncated=nxt.truncated,
         next_obs=nxt.final_obs,
-        log_probs=dist.log_prob(action),
+        log_probs=log_prob,
         values=value,
     )
-    return nxt, record
 
 
 def collect_end(
-    state: State, timestep: TimeStep, steps: StepRecord, reward_fn: RewardFn | None = None
+    state: State, timestep: TimeStep | None, steps: StepRecord, reward_fn: RewardFn | None = None
 ) -> tuple[State, Rollout]:
-    """The rollout from ``steps`` (stacked ``(n_steps, n_envs, ...)``), rewards replaced by ``reward_fn`` if given."""
-    rews = steps.env_rews
-    if reward_fn is not None:
-        rews = reward_fn(
-            steps.obs.flatten(0, 1),
-            actor_critic.clip_action(steps.acts.flatten(0, 1), state.action_bounds),
-            steps.next_obs.flatten(0, 1),
-            (steps.terminated | steps.truncated).flatten(0, 1),
-        ).reshape(steps.env_rews.shape)
+    """The rollout from ``steps`` (stacked ``(n_steps, n_envs, ...)``), rewards replaced by ``reward_fn`` if given.
+
+    ``timestep`` is where the next collect continues (``None`` for host envs, whose timestep the caller keeps).
+    """
     rollout = Rollout(
         obs=steps.obs,
         acts=steps.acts,
-        rews=rews.to(torch.float32),
+        rews=steps.env_rews.to(torch.float32),
         terminated=steps.terminated,
         truncated=steps.truncated,
         next_obs=steps.next_obs,
@@ -351,7 +366,19 @@ def collect_end(
         values=steps.values,
     )
     state = state.replace(timestep=timestep, timesteps=state.timesteps + state.n_steps * state.n_envs)
-    return state, rollout
+    return state, rollout if reward_fn is None else relabel(state, rollout, reward_fn)
+
+
+def relabel(state: State, rollout: Rollout, reward_fn: RewardFn) -> Rollout:
+    """``rollout`` with ``rews`` from ``reward_fn(obs, acts, next_obs, dones)``, called once on the flattened
+    steps with the actions the env received and ``dones = terminated | truncated``."""
+    rews = reward_fn(
+        rollout.obs.flatten(0, 1),
+        actor_critic.clip_action(rollout.acts.flatten(0, 1), state.action_bounds),
+        rollout.next_obs.flatten(0, 1),
+        (rollout.terminated | rollout.truncated).flatten(0, 1),
+    ).reshape(rollout.env_rews.shape)
+    return rollout.replace(rews=rews.to(torch.float32))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -599,6 +626,7 @@ __all__ = [
     "StepFn",
     "StepRecord",
     "TrainBatch",
+    "act",
     "all_indices",
     "collect",
     "collect_begin",
@@ -613,6 +641,8 @@ __all__ = [
     "minibatch_step",
     "policy",
     "prepare",
+    "relabel",
+    "step_record",
     "steps_in_python",
     "update",
 ]

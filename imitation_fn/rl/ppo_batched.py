@@ -22,6 +22,9 @@ from torch._higher_order_ops.while_loop import while_loop
 from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import random, tree
 from imitation_fn.envs.base import Env, RewardFn, TimeStep
+from imitation_fn.envs.gym import GymEnv
+from imitation_fn.envs.host import HostEnvs, restart_keys
+from imitation_fn.policies import actor_critic
 from imitation_fn.rl.ppo import (
     Metrics,
     Progress,
@@ -32,6 +35,7 @@ from imitation_fn.rl.ppo import (
     TrainBatch,
     _check_collect,
     _run,
+    act,
     all_indices,
     collect_begin,
     collect_end,
@@ -40,6 +44,7 @@ from imitation_fn.rl.ppo import (
     finish,
     minibatch_step,
     prepare,
+    step_record,
 )
 
 
@@ -54,8 +59,10 @@ def batched_collect(env: Env, compile: bool = False, reward_fn: RewardFn | None 
 
     Equal to ``vmap(lambda s, k: collect_env(s, env, k, reward_fn))``. With ``compile=True`` the rollout (its
     randomness, then policy forward + env step, vmapped over seeds, in a ``while_loop``) is one compiled
-    call; ``reward_fn`` runs uncompiled on its result.
+    call; ``reward_fn`` runs uncompiled on its result. A host env (gymnasium's) gets :func:`host_collect`.
     """
+    if isinstance(env, GymEnv):
+        return host_collect(env, reward_fn)
     if not compile:
 
         def eager(states: State, keys: random.Key | None = None) -> tuple[State, Rollout]:
@@ -78,6 +85,50 @@ def batched_collect(env: Env, compile: bool = False, reward_fn: RewardFn | None 
         if reward_fn is None:  # collect_end is then elementwise: the seed axis broadcasts, and vmap's overhead goes
             return collect_end(states, timestep, records)
         return torch.func.vmap(functools.partial(collect_end, reward_fn=reward_fn))(states, timestep, records)
+
+    return run
+
+
+OnRestart = Callable[[State, HostEnvs], object]
+"""``on_restart(states, envs)``: runs after the host envs (re)start, e.g. to stagger their episodes."""
+
+
+def host_collect(env: GymEnv, reward_fn: RewardFn | None = None, on_restart: OnRestart | None = None) -> BatchedCollect:
+    """``collect`` over a stack of states on a host env: the policy vmapped over seeds, the simulators on the host.
+
+    The seeds' sub-environments are one :class:`HostEnvs`, made at the first call (``n_seeds * env.n_envs``
+    copies) and reset from :func:`restart_keys` of the states' keys, so a run and its resume start them alike;
+    the states' ``timestep`` stays ``None``. Each step is one vmapped :func:`ppo.act`, then one host step of
+    every copy; the rollouts are those ``vmap(collect_env)`` would give on torch envs.
+    """
+    envs: HostEnvs | None = None
+    batched_act = torch.func.vmap(act)
+
+    def run(states: State, keys: random.Key | None = None) -> tuple[State, Rollout]:
+        nonlocal envs
+        n_seeds = states.key.shape[0]
+        if envs is None:
+            envs = HostEnvs(env, n_seeds)
+        if envs.n_seeds != n_seeds:
+            raise ValueError(f"host_collect: made for {envs.n_seeds} seeds, called with {n_seeds}")
+        timestep = envs.timestep
+        if timestep is None:
+            timestep = envs.reset(restart_keys(states.key))
+            if on_restart is not None:
+                on_restart(states, envs)
+                timestep = envs.timestep
+                assert timestep is not None
+        states, noise, _ = torch.func.vmap(collect_begin, in_dims=(0, None if keys is None else 0))(states, keys)
+        records = []
+        for t in range(states.n_steps):
+            action, log_prob, value = batched_act(states, timestep.obs, noise[:, t])
+            nxt = envs.step(actor_critic.clip_action(action, states.action_bounds))
+            records.append(
+                step_record(timestep.replace(env_state=()), nxt.replace(env_state=()), action, log_prob, value)
+            )
+            timestep = nxt
+        stacked = tree.map(lambda *xs: torch.stack(xs, 1), *records)  # (n_seeds, n_steps, n_envs, ...)
+        return torch.func.vmap(lambda s, r: collect_end(s, None, r, reward_fn))(states, stacked)
 
     return run
 
@@ -218,4 +269,4 @@ def batched_update(compile: bool = False) -> Callable[[State, Rollout], tuple[St
     return run
 
 
-__all__ = ["BatchedCollect", "batched_collect", "batched_update", "steps_in_while_loop"]
+__all__ = ["BatchedCollect", "OnRestart", "batched_collect", "batched_update", "host_collect", "steps_in_while_loop"]

@@ -95,7 +95,7 @@ class State(struct.PyTreeNode):
     alpha_opt: Any
     log_alpha: Tensor  # () float32: log of the entropy coefficient
     buffer: replay.ReplayBuffer
-    timestep: TimeStep  # the env's current TimeStep (obs to act on next)
+    timestep: TimeStep | None  # the env's current TimeStep (obs to act on next); None for a host env
     key: random.Key
     timesteps: Tensor  # () int64: transitions collected (SB3's num_timesteps)
     n_updates: Tensor  # () int64: gradient steps taken
@@ -137,14 +137,11 @@ def init(cfg: Config, key: random.Key, task: Task) -> State:
     k_actor, k_critic, k_reset, k_state = random.split(key, 4)
     actor = sac_policy.actor_init(k_actor, env.observation_space, space, cfg.net_arch)
     critic = sac_policy.critic_init(k_critic, env.observation_space, space, cfg.net_arch)
-    timestep = env.reset(k_reset)
+    timestep = None if env.host else env.reset(k_reset)  # a host env cannot reset under vmap: its caller resets it
     act_dim = len(low)
+    obs_example = torch.zeros(env.observation_space.shape or ())
     example = Item(
-        obs=timestep.obs[0].to(torch.float32),
-        acts=torch.zeros(act_dim),
-        rews=torch.zeros(()),
-        next_obs=timestep.obs[0].to(torch.float32),
-        dones=torch.zeros(()),
+        obs=obs_example, acts=torch.zeros(act_dim), rews=torch.zeros(()), next_obs=obs_example, dones=torch.zeros(())
     )
     auto = cfg.ent_coef == "auto"
     log_alpha = torch.log(torch.tensor(cfg.ent_coef_init if auto else float(cfg.ent_coef)))
@@ -201,33 +198,56 @@ def collect_env(
     terminated | truncated, as PPO's and ``imitation``'s reward wrappers pass them).
     Pure for torch envs.
     """
-    if key is None:
-        state_key, key = random.split(state.key)
-        state = state.replace(key=state_key)
-    timestep, timesteps = state.timestep, state.timesteps
-    collected = []
+    timestep, collected = state.timestep, []
+    if timestep is None:
+        raise ValueError(
+            "sac.collect: state.timestep is None (init leaves a host env unreset; sac_batched.host_collect steps it "
+            "for the loop); put env.reset(key) there first"
+        )
+    state, key = collect_key(state, key)
     for i in range(state.train_freq):
         k_act, k_random, k_step = random.split(random.fold_in(key, i), 3)
-        obs = timestep.obs
-        policy_action = sac_policy.distribution(state.actor, obs, state.activation).sample(k_act)
-        random_action = random.uniform(k_random, policy_action.shape, minval=-1.0, maxval=1.0)
-        action = torch.where(timesteps < state.learning_starts, random_action, policy_action)
-        env_action = sac_policy.rescale(action, state.action_low, state.action_high)
-        timestep = env.step(timestep.env_state, env_action, k_step)
-        rews = timestep.reward
-        if reward_fn is not None:
-            rews = reward_fn(obs, env_action, timestep.final_obs, timestep.done)
-        item = Item(
-            obs=obs.to(torch.float32),
-            acts=action,
-            rews=rews.to(torch.float32),
-            next_obs=timestep.final_obs.to(torch.float32),
-            dones=mask(timestep.terminated).to(torch.float32),
-        )
-        collected.append(item)
-        timesteps = timesteps + obs.shape[0]
+        action, env_action = act(state, timestep.obs, state.timesteps + i * timestep.obs.shape[0], k_act, k_random)
+        nxt = env.step(timestep.env_state, env_action, k_step)
+        collected.append(transition(timestep.obs, action, env_action, nxt, reward_fn))
+        timestep = nxt
+    return collect_end(state, timestep, collected)
+
+
+def collect_key(state: State, key: random.Key | None) -> tuple[State, random.Key]:
+    """The key of one ``collect``: ``key``, or a split of ``state.key`` (which then advances)."""
+    if key is not None:
+        return state, key
+    state_key, key = random.split(state.key)
+    return state.replace(key=state_key), key
+
+
+def act(state: State, obs: Tensor, timesteps: Tensor, k_act: random.Key, k_random: random.Key) -> tuple[Tensor, Tensor]:
+    """``(action in [-1, 1], the action in env units)``: uniform random while ``timesteps < learning_starts``
+    (SB3), a sample of the actor after."""
+    policy_action = sac_policy.distribution(state.actor, obs, state.activation).sample(k_act)
+    random_action = random.uniform(k_random, policy_action.shape, minval=-1.0, maxval=1.0)
+    action = torch.where(timesteps < state.learning_starts, random_action, policy_action)
+    return action, sac_policy.rescale(action, state.action_low, state.action_high)
+
+
+def transition(obs: Tensor, action: Tensor, env_action: Tensor, nxt: TimeStep, reward_fn: RewardFn | None) -> Item:
+    """The stored transition of the step from ``obs`` with ``action`` to ``nxt`` (``reward_fn``'s reward if given)."""
+    rews = nxt.reward if reward_fn is None else reward_fn(obs, env_action, nxt.final_obs, nxt.done)
+    return Item(
+        obs=obs.to(torch.float32),
+        acts=action,
+        rews=rews.to(torch.float32),
+        next_obs=nxt.final_obs.to(torch.float32),
+        dones=mask(nxt.terminated).to(torch.float32),
+    )
+
+
+def collect_end(state: State, timestep: TimeStep | None, collected: list[Item]) -> tuple[State, Item]:
+    """The state after a collection of ``collected`` steps (``timestep``: where the next continues; ``None`` for host
+    envs, whose timestep the caller keeps) and the steps' transitions, step-major ``(train_freq * n_envs, ...)``."""
     batch = tree.map(lambda *xs: torch.cat(xs), *collected)
-    return state.replace(timestep=timestep, timesteps=timesteps), batch
+    return state.replace(timestep=timestep, timesteps=state.timesteps + batch.rews.shape[0]), batch
 
 
 def policy(state: State, deterministic: bool = True) -> PolicyFn:
@@ -383,10 +403,13 @@ __all__ = [
     "ParamRewardFn",
     "RewardFn",
     "State",
+    "act",
     "actor_loss",
     "alpha_loss",
     "collect",
+    "collect_end",
     "collect_env",
+    "collect_key",
     "critic_loss",
     "gradient_step",
     "init",
@@ -394,6 +417,7 @@ __all__ = [
     "policy",
     "store",
     "td_target",
+    "transition",
     "update",
     "update_end",
 ]

@@ -21,14 +21,20 @@ from torch import Tensor
 from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import random
 from imitation_fn.envs.base import Env
+from imitation_fn.envs.gym import GymEnv
+from imitation_fn.envs.host import HostEnvs, restart_keys
 from imitation_fn.rl.sac import (
     Item,
     Metrics,
     ParamRewardFn,
     State,
+    act,
+    collect_end,
     collect_env,
+    collect_key,
     gradient_step,
     store,
+    transition,
     update,
     update_end,
 )
@@ -79,13 +85,56 @@ def batched_collect(
     each seed's reward parameters first (``reward_params``, leaves with a leading seed axis), so a
     learned reward that changes between calls needs no recompilation. With ``compile=True`` the whole
     vmapped ``collect`` (``train_freq`` steps unrolled: keep it small) goes through ``torch.compile``.
+    A host env (gymnasium's) gets :func:`host_collect`.
     """
+    if isinstance(env, GymEnv):
+        return host_collect(env, reward_fn)
     fn = compile_lib.compiled(_batched_collect) if compile else _batched_collect
 
     def run(states: State, keys: random.Key | None = None, reward_params: Any = None) -> tuple[State, Item]:
         if compile:
             states, keys, reward_params = compile_lib.standard_layout((states, keys, reward_params))
         return fn(env, reward_fn, states, keys, reward_params)
+
+    return run
+
+
+def host_collect(env: GymEnv, reward_fn: ParamRewardFn | None = None) -> Callable[..., tuple[State, Item]]:
+    """:func:`batched_collect` on a host env: the actor vmapped over seeds, the simulators stepped on the host.
+
+    The seeds' sub-environments are one :class:`HostEnvs`, made at the first call and reset from
+    :func:`restart_keys` of the states' keys (a run and its resume start them alike); the states'
+    ``timestep`` stays ``None``. The transitions are those ``vmap(collect_env)`` gives on a torch env.
+    """
+    envs: HostEnvs | None = None
+    batched_act = torch.func.vmap(act)
+
+    def run(states: State, keys: random.Key | None = None, reward_params: Any = None) -> tuple[State, Item]:
+        nonlocal envs
+        n_seeds = states.key.shape[0]
+        if envs is None:
+            envs = HostEnvs(env, n_seeds)
+        if envs.n_seeds != n_seeds:
+            raise ValueError(f"host_collect: made for {envs.n_seeds} seeds, called with {n_seeds}")
+        timestep = envs.timestep if envs.timestep is not None else envs.reset(restart_keys(states.key))
+        states, keys = torch.func.vmap(collect_key, in_dims=(0, None if keys is None else 0))(states, keys)
+
+        def store(obs: Any, action: Any, env_action: Any, nxt: Any, params: Any) -> Item:
+            return transition(
+                obs, action, env_action, nxt, None if reward_fn is None else functools.partial(reward_fn, params)
+            )
+
+        record = torch.func.vmap(store, in_dims=(0, 0, 0, 0, None if reward_params is None else 0))
+        collected = []
+        for i in range(states.train_freq):
+            k = torch.func.vmap(random.split, in_dims=(0, None))(
+                torch.func.vmap(random.fold_in, in_dims=(0, None))(keys, i), 3
+            )
+            action, env_action = batched_act(states, timestep.obs, states.timesteps + i * envs.n_envs, k[:, 0], k[:, 1])
+            nxt = envs.step(env_action)
+            collected.append(record(timestep.obs, action, env_action, nxt.replace(env_state=()), reward_params))
+            timestep = nxt
+        return torch.func.vmap(lambda s, c: collect_end(s, None, c))(states, collected)
 
     return run
 
@@ -134,4 +183,4 @@ def batched_update(compile: bool = False) -> Callable[..., tuple[State, Metrics]
     return run
 
 
-__all__ = ["batched_collect", "batched_train_step", "batched_update"]
+__all__ = ["batched_collect", "batched_train_step", "batched_update", "host_collect"]

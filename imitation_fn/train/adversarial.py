@@ -22,11 +22,12 @@ from torch import Tensor
 
 from imitation_fn import envs, rewards
 from imitation_fn.algorithms import adversarial, airl, gail
-from imitation_fn.core import tree
+from imitation_fn.core import random, tree
 from imitation_fn.data.types import Trajectory, Transitions
 from imitation_fn.data.utils import check_spaces
 from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
+from imitation_fn.envs.host import HostEnvs, restart_keys
 from imitation_fn.envs.task import Task
 from imitation_fn.policies.io import save_policy
 from imitation_fn.rl import ppo, ppo_batched
@@ -48,7 +49,10 @@ def round_step(algo: ModuleType, cfg: Any, task: Task, data_keys: Tensor, compil
     """
     assert task.env is not None, "round_step: the task has no env"
     demos = adversarial.expert_transitions(task.demos)  # flattened once, shared by every seed and round
-    collect = ppo_batched.batched_collect(task.env, compile)
+    if isinstance(task.env, GymEnv):
+        collect = ppo_batched.host_collect(task.env, on_restart=host_stagger if cfg.stagger_envs else None)
+    else:
+        collect = ppo_batched.batched_collect(task.env, compile)
     label = torch.func.vmap(lambda s, r: adversarial.label(s, r, algo.reward_train(s)))
     gen_update = ppo_batched.batched_update(compile)
     store = torch.func.vmap(adversarial.store)
@@ -67,6 +71,15 @@ def round_step(algo: ModuleType, cfg: Any, task: Task, data_keys: Tensor, compil
         return end_round(states, adversarial.mean_metrics(history))
 
     return step
+
+
+def host_stagger(gens: ppo.State, envs: HostEnvs) -> None:
+    """:func:`adversarial.stagger` for host envs as they (re)start: sub-env ``j`` of every seed is put
+    ``stagger_offsets[j]`` steps into its episode by the generators' current stochastic policies."""
+    keys = restart_keys(gens.key)
+    act = torch.func.vmap(lambda s, obs, k: ppo.policy(s, deterministic=False)(obs, k))
+    fold = torch.func.vmap(random.fold_in, in_dims=(0, None))
+    envs.advance(adversarial.stagger_offsets(envs), lambda obs, t: act(gens, obs, fold(keys, t)))
 
 
 def save_reward(algo: ModuleType, state: Any, path: str | Path) -> None:
@@ -140,11 +153,6 @@ def make_task(
     envs, the checked expert ``demos`` as transitions, and ``budget`` generator env steps."""
     env = envs.make(env_id, n_envs=cfg.gen.n_envs)
     eval_env = envs.make(env_id, n_envs=n_eval_episodes)
-    if isinstance(env, GymEnv) or isinstance(eval_env, GymEnv):
-        raise NotImplementedError(
-            f"train_adversarial: {env_id} has no torch version; vmapped seeds need one. Use the algorithm's "
-            "collect/update directly on a GymEnv, one seed at a time."
-        )
     data = prepare_demos(demos, env, cfg.allow_variable_horizon)
     return Task(env=env, demos=data, total=budget, eval_env=eval_env)
 
@@ -185,6 +193,7 @@ __all__ = [
     "GAIL_SPEC",
     "SPECS",
     "env_steps",
+    "host_stagger",
     "make_task",
     "prepare_demos",
     "round_step",

@@ -33,7 +33,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import torch
 from torch import Tensor
 
@@ -178,17 +177,7 @@ def evaluate_batched(env: Env, states: dagger.State, keys: Tensor, compile: bool
 
 def _another(env: GymEnv) -> GymEnv:
     """A second ``GymEnv`` like ``env``: each seed steps simulators of its own."""
-    try:
-        return GymEnv(
-            env.env_id,
-            env.n_envs,
-            max_episode_steps=env.max_episode_steps,
-            wrappers=env.wrappers,
-            rollout_info=env.rollout_info,
-            device=env.device,
-        )
-    except gym.error.Error as e:  # built from a factory: its name is no gymnasium id
-        raise ValueError(f"dagger: cannot make a {env!r} for each seed (is it a factory's?); train one seed") from e
+    return env.resized(env.n_envs)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

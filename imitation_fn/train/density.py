@@ -25,7 +25,7 @@ from torch import Tensor
 from imitation_fn import envs
 from imitation_fn.algorithms import density
 from imitation_fn.algorithms.density import Config, State
-from imitation_fn.core import random, struct
+from imitation_fn.core import random, struct, tree
 from imitation_fn.core.config import Config as BaseConfig
 from imitation_fn.core.errors import InputError
 from imitation_fn.data import rollout as rollout_lib
@@ -33,7 +33,7 @@ from imitation_fn.data.types import Trajectory, TrajectoryWithRew, Transitions
 from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.envs.task import Task
-from imitation_fn.rl import ppo
+from imitation_fn.rl import ppo, ppo_batched
 from imitation_fn.train import loop
 from imitation_fn.train.driver import export_policies
 from imitation_fn.train.rl import policy_for_saving
@@ -117,7 +117,15 @@ def make_step(algo: ModuleType, cfg: BaseConfig, task: Task, data_keys: Tensor, 
     assert task.env is not None and task.demos is not None
     demos = task.demos
     horizons = {len(t) for t in demos} if not isinstance(demos, Transitions) else set()
-    collect = torch.func.vmap(lambda s: density.collect(s, task))
+    if isinstance(task.env, GymEnv):  # the policy vmapped, the simulators on the host; then the reward vmapped
+        collect_rl, label = ppo_batched.host_collect(task.env), torch.func.vmap(density.label)
+
+        def collect(s: State) -> tuple[State, ppo.Rollout]:
+            rl, rollouts = collect_rl(s.rl)
+            return label(s.replace(rl=rl), rollouts)
+
+    else:
+        collect = torch.func.vmap(lambda s: density.collect(s, task))
     update = density.batched_update(compile)
 
     def step(states: State, done: int) -> tuple[State, loop.Metrics]:
@@ -148,7 +156,10 @@ def evaluate_seeds(algo: ModuleType, task: Task, states: State, keys: Tensor) ->
     env = task.eval_env
     assert env is not None, "density: the task has no eval_env"
     with torch.no_grad():
-        stats = torch.func.vmap(lambda s, k: evaluate(s, env, k))(states, keys)
+        if isinstance(env, GymEnv):  # stepped on the host: one seed after another
+            stats = tree.stack([evaluate(s, env, k) for s, k in zip(tree.unstack(states), keys, strict=True)])
+        else:
+            stats = torch.func.vmap(lambda s, k: evaluate(s, env, k))(states, keys)
     return {"returns": stats.true_returns, "imitation_returns": stats.imitation_returns}
 
 
@@ -173,8 +184,6 @@ def make_task(
 ) -> Task:
     """The task of a density run: ``cfg.rl.n_envs`` training envs per seed, ``n_eval_episodes`` evaluation envs."""
     env, eval_env = envs.make(env_id, n_envs=cfg.rl.n_envs), envs.make(env_id, n_envs=n_eval_episodes)
-    if isinstance(env, GymEnv) or isinstance(eval_env, GymEnv):
-        raise InputError(f"density: {env_id} has no torch version; vmapped seeds need one")
     return Task(env=env, eval_env=eval_env, demos=demos, total=budget)
 
 

@@ -27,7 +27,7 @@ from imitation_fn.core import random, tree
 from imitation_fn.core.config import Config
 from imitation_fn.core.errors import InputError
 from imitation_fn.data.types import Transitions
-from imitation_fn.envs.base import Env
+from imitation_fn.envs.base import Env, require_supported
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.evaluation import evaluate_policy
 from imitation_fn.evaluation_gym import evaluate_gym_policy
@@ -256,6 +256,9 @@ def train(
         raise InputError(f"{name}: the budget must be >= 1 {spec.unit}, got {budget}")
     if eval_every is not None and eval_every < 1:
         raise InputError(f"{name}: eval_every must be >= 1, got {eval_every}")
+    for env in (task.env, task.eval_env):
+        if env is not None:
+            require_supported(env, f"{name} on {env_id or env}")
     _, data_keys, eval_keys = seed_keys(seeds)
     states = init_states(spec, cfg, task, seeds)
     if spec.prepare is not None:  # before a checkpoint loads into them

@@ -104,10 +104,6 @@ def make_task(
         probe = _env(env_id, 1)
         return Task(demos=trajectories, spaces=(probe.observation_space, probe.action_space), total=budget)
     env = _env(env_id, int(cfg.agent_cfg().n_envs))
-    if isinstance(env, GymEnv):
-        raise NotImplementedError(
-            f"preference comparisons vmaps every round over seeds, which needs a torch environment; {env_id} has none"
-        )
     return Task(env=env, total=budget, eval_env=_env(env_id, n_eval_episodes))
 
 
@@ -140,22 +136,31 @@ def make_step(
     rounds, n_seeds = pc.task_plan(cfg, task), int(data_keys.shape[0])
     env = task.env if task.demos is None else None
     train_agent: Callable[[Any, Any, int], tuple[Any, dict[str, Tensor]]] | None = None
-    sampler = None
+    samplers: dict[int, Callable[[Any, Tensor, int], tuple[pc.Pool, dict[str, Tensor]]]] = {}  # by pool size
     if env is not None:
         net = preference_model.make_net(cfg, task.observation_space, task.action_space)
         reward = functools.partial(preference_model.agent_reward, net, cfg.normalize_reward)
         train_agent = agent_trainer.batched_train_agent(cfg.agent, env, reward, compile)
-        if compile and gatherer is None:
+        explore = pc.exploration(cfg)
+        if isinstance(env, GymEnv):  # the agents vmapped, the simulators on the host
+            for n in {r.pool_envs for r in rounds}:
+                samplers[n] = agent_trainer.batched_sample_pool(cfg.agent, agent_trainer.env_copies(env, n), explore)
+        elif compile and gatherer is None:
             n_pool = max(r.pool_envs for r in rounds)
             rounds = [dataclasses.replace(r, pool_envs=n_pool) for r in rounds]
             pool_env = agent_trainer.env_copies(env, n_pool)
-            sampler = agent_trainer.batched_sample_pool(cfg.agent, pool_env, pc.exploration(cfg), compile=True)
+            samplers[n_pool] = agent_trainer.batched_sample_pool(cfg.agent, pool_env, explore, compile=True)
+
+    def sample(states: Any, rnd: pc.Round) -> tuple[Any, pc.Pool, Tensor, dict[str, Tensor]]:
+        """``pc.fragments``' trajectory sample for stacked seeds: ``(states, pools, fragment keys, metrics)``."""
+        states, k_pool, k_frag = torch.func.vmap(pc.round_keys)(states)
+        pools, m = samplers[rnd.pool_envs](states.agent, k_pool, rnd.pool_steps)
+        states = states.replace(sample_steps=states.sample_steps + rnd.pool_envs * rnd.pool_steps)
+        return states, pools, k_frag, m
 
     def reward_round(states: Any, rnd: pc.Round) -> tuple[Any, dict[str, Tensor]]:
-        if sampler is not None:
-            states, k_pool, k_frag = torch.func.vmap(pc.round_keys)(states)
-            pools, m = sampler(states.agent, k_pool, rnd.pool_steps)
-            states = states.replace(sample_steps=states.sample_steps + rnd.pool_envs * rnd.pool_steps)
+        if samplers and gatherer is None:
+            states, pools, k_frag, m = sample(states, rnd)
 
             def from_pool(s: Any, pool: pc.Pool, k: Tensor, m: dict[str, Tensor]) -> tuple[Any, dict[str, Tensor]]:
                 frags, m_cut = pc.cut(s, pool, rnd, k)
@@ -165,7 +170,12 @@ def make_step(
             return _per_seed(from_pool, n_seeds)(states, pools, k_frag, m)
         if gatherer is None:
             return _per_seed(lambda s: pc.learn_reward(*pc.collect_round(s, task, rnd)), n_seeds)(states)
-        states, frags, m = torch.func.vmap(lambda s: pc.fragments(s, task, rnd))(states)
+        if samplers:  # a human gatherer on a host env
+            states, pools, k_frag, m_pool = sample(states, rnd)
+            frags, m_cut = torch.func.vmap(lambda s, p, k: pc.cut(s, p, rnd, k))(states, pools, k_frag)
+            m = {**m_pool, **m_cut}
+        else:
+            states, frags, m = torch.func.vmap(lambda s: pc.fragments(s, task, rnd))(states)
         prefs = torch.stack(
             [torch.as_tensor(gatherer(tree.index(frags, i)), dtype=torch.float32) for i in range(n_seeds)]
         )

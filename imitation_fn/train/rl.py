@@ -19,7 +19,6 @@ from typing import Any, Unpack
 from imitation_fn import envs
 from imitation_fn.core.config import Config
 from imitation_fn.envs.base import Env
-from imitation_fn.envs.gym import GymEnv
 from imitation_fn.envs.task import Task
 from imitation_fn.rewards import RewardFn
 from imitation_fn.rl import ppo, ppo_batched, sac, sac_batched
@@ -76,11 +75,6 @@ def make_task(
     """The task of an RL run: ``cfg.n_envs`` training envs per seed, ``n_eval_episodes`` evaluation envs."""
     env = envs.make(env_id, n_envs=int(cfg.n_envs))  # type: ignore[attr-defined]
     eval_env = envs.make(env_id, n_envs=n_eval_episodes)
-    if isinstance(env, GymEnv) or isinstance(eval_env, GymEnv):
-        raise NotImplementedError(
-            f"{env_id} has no torch version; vmapped seeds need one. Use the algorithm's collect/update "
-            "directly on a GymEnv, one seed at a time."
-        )
     return Task(env=env, eval_env=eval_env, reward_fn=reward_fn, total=budget)
 
 
