@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from imitation_fn import envs
-from imitation_fn.core import random
+from imitation_fn.algorithms import airl, dagger, density, gail, preference_comparisons
+from imitation_fn.core import random, tree
+from imitation_fn.data.rollout import generate_trajectories
 from imitation_fn.envs import seals_mujoco
 from imitation_fn.envs.gym import GymEnv
+from imitation_fn.rl import ppo, sac
+from imitation_fn.train import dagger as train_dagger
+from imitation_fn.train import density as train_density
+from imitation_fn.train import loop
+from imitation_fn.train import preference_comparisons as train_pc
+from imitation_fn.train.adversarial import train_adversarial
+from imitation_fn.train.rl import train_rl
 
 pytest.importorskip("mujoco")
 
@@ -51,3 +63,71 @@ def test_made_through_the_registry_as_a_host_env() -> None:
     assert isinstance(env, GymEnv) and env.max_episode_steps == 1000
     ts = env.reset(random.key(0))
     assert tuple(ts.obs.shape) == (2, 12)
+
+
+# --- Every acting algorithm on seals/Hopper-v1 (host env), 2 seeds, a few thousand steps ---------------------------
+
+HOPPER = "seals/Hopper-v1"
+PPO_HOPPER = {"n_envs": 2, "n_steps": 512, "batch_size": 256, "n_epochs": 1}
+
+
+@pytest.fixture(scope="module")
+def hopper_demos() -> list[Any]:
+    """Two full episodes of an untrained PPO policy: the smoke tests check the machinery, not learning."""
+    cfg = ppo.Config(**PPO_HOPPER)
+    result = train_rl(ppo, cfg, HOPPER, total_timesteps=1024, seeds=[0], n_eval_episodes=1, progress=False)
+    return generate_trajectories(envs.make(HOPPER, 2), ppo.policy(tree.index(result.states, 0)), random.key(0))
+
+
+def _check(result: loop.Result, budget: int) -> None:
+    assert result.steps >= budget and result.eval_returns.shape[0] == 2
+    assert torch.isfinite(result.eval_returns).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_rl_smoke_on_seals_hopper(algo: str) -> None:
+    if algo == "ppo":
+        module, cfg, budget = ppo, ppo.Config(**PPO_HOPPER), 2048
+    else:
+        module, cfg, budget = sac, sac.Config(n_envs=2, learning_starts=256, batch_size=64, net_arch=(64, 64)), 512
+    _check(
+        train_rl(module, cfg, HOPPER, total_timesteps=budget, seeds=[0, 1], n_eval_episodes=1, progress=False), budget
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["gail", "airl"])
+def test_adversarial_smoke_on_seals_hopper(name: str, hopper_demos: list[Any]) -> None:
+    algo = {"gail": gail, "airl": airl}[name]
+    cfg = algo.Config(gen=ppo.Config(**PPO_HOPPER), demo_batch_size=256)
+    result = train_adversarial(algo, cfg, HOPPER, hopper_demos, total_timesteps=2048, seeds=[0, 1], n_eval_episodes=1,
+                               progress=False)  # fmt: skip
+    _check(result, 2048)
+
+
+@pytest.mark.slow
+def test_density_smoke_on_seals_hopper(hopper_demos: list[Any]) -> None:
+    cfg = density.Config(density_type="state", rl=ppo.Config(**PPO_HOPPER))
+    result = train_density.train_policy(cfg, HOPPER, hopper_demos, total_timesteps=2048, seeds=[0, 1],
+                                        n_eval_episodes=1, progress=False)  # fmt: skip
+    _check(result, 2048)
+
+
+@pytest.mark.slow
+def test_preference_comparisons_smoke_on_seals_hopper() -> None:
+    agent = {"n_envs": 2, "learning_starts": 256, "batch_size": 64, "buffer_size": 4096, "net_arch": [64, 64]}
+    cfg = preference_comparisons.Config(total_timesteps=1024, total_comparisons=20, num_iterations=2,
+                                        fragment_length=25, agent="sac", agent_config=agent)  # fmt: skip
+    result = train_pc.train(cfg, HOPPER, seeds=[0, 1], n_eval_episodes=1, progress=False)
+    assert torch.isfinite(result.eval_returns).all() and result.eval_returns.shape[0] == 2
+
+
+@pytest.mark.slow
+def test_dagger_smoke_on_seals_hopper(hopper_demos: list[Any]) -> None:
+    cfg = dagger.Config(n_envs=2, rollout_round_min_timesteps=1000, rollout_round_min_episodes=1, n_batches=20,
+                        batch_size=64)  # fmt: skip
+    policy = ppo.policy(tree.index(train_rl(ppo, ppo.Config(**PPO_HOPPER), HOPPER, total_timesteps=1024, seeds=[0],
+                                            n_eval_episodes=1, progress=False).states, 0))  # fmt: skip
+    result = train_dagger.train_dagger(cfg, HOPPER, policy, total_timesteps=2000, seeds=[0, 1], n_eval_episodes=1)
+    assert torch.isfinite(result.eval_returns).all() and result.eval_returns.shape[0] == 2
