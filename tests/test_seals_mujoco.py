@@ -76,7 +76,8 @@ def hopper_demos() -> list[Any]:
     """Two full episodes of an untrained PPO policy: the smoke tests check the machinery, not learning."""
     cfg = ppo.Config(**PPO_HOPPER)
     result = train_rl(ppo, cfg, HOPPER, total_timesteps=1024, seeds=[0], n_eval_episodes=1, progress=False)
-    return generate_trajectories(envs.make(HOPPER, 2), ppo.policy(tree.index(result.states, 0)), random.key(0))
+    policy = ppo.policy(tree.index(result.states, 0))
+    return generate_trajectories(envs.make(HOPPER, 2), policy, random.key(0), min_episodes=2)
 
 
 def _check(result: loop.Result, budget: int) -> None:
