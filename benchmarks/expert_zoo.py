@@ -3,10 +3,11 @@
     python benchmarks/expert_zoo.py                       # every env below
     python benchmarks/expert_zoo.py --env CartPole-v1     # one env
     python benchmarks/expert_zoo.py --env Pendulum-v1 --overwrite
+    python benchmarks/expert_zoo.py --env seals/Hopper-v1   # SAC, 1e6 steps: hours; stop it, run again to continue
 
 For each env: train the preset of ``imitation_fn/presets.py`` for a few seeds at once (one vmapped
 ``train_rl``), evaluate every seed's saved-and-reloaded deterministic policy on 50 episodes of our
-torch env (key 0) and on 50 held-out episodes (key 1), keep the seed with the best worse-of-the-two
+env (key 0) and on 50 held-out episodes (key 1), keep the seed with the best worse-of-the-two
 mean, and write ``<out>/<env_id with / replaced by _>/``:
 
 - ``policy.safetensors`` + ``policy.json`` (``policies.save_policy``; 64x64 networks, a few tens of kB),
@@ -17,6 +18,11 @@ mean, and write ``<out>/<env_id with / replaced by _>/``:
 ``seals/CartPole-v0``, which GAIL/AIRL train on). Nothing is written for an env whose best seed misses
 its bar on either evaluation; the script then exits non-zero. Existing experts are kept unless
 ``--overwrite``. One torch thread (networks this small only oversubscribe 2 cores with more).
+
+Resumable: each env trains in a run directory under ``--work`` (checkpoints every ``--checkpoint-every``
+seconds, not in the repository: a MuJoCo replay buffer is hundreds of MB). Stop the script at any time; the same
+command continues from the last checkpoint (host environments restart their episodes there, see README
+"Your own environment"). The seals MuJoCo tasks are host (gymnasium) environments stepped by the one loop.
 """
 
 from __future__ import annotations
@@ -38,14 +44,18 @@ import torch
 from imitation_fn import envs, presets
 from imitation_fn.core import random, tree
 from imitation_fn.data import generate_trajectories, rollout_stats, serialize
+from imitation_fn.envs.gym import GymEnv
 from imitation_fn.evaluation import evaluate_policy
+from imitation_fn.evaluation_gym import evaluate_gym_policy
 from imitation_fn.policies import load_policy, save_policy, zoo
 from imitation_fn.rl import ppo, sac
 from imitation_fn.train.rl import policy_for_saving, train_rl
+from imitation_fn.train.run import CHECKPOINT
 
 N_EPISODES = 50
 EVAL_KEY, HELDOUT_KEY = 0, 1  # tests/test_experts.py re-evaluates with EVAL_KEY
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "experts"
+DEFAULT_WORK = Path.home() / ".cache" / "imitation_fn" / "expert_zoo"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,15 +70,19 @@ SPECS: dict[str, Spec] = {
     "Pendulum-v1": Spec("sac", (0, 1, 2, 3)),
     "Acrobot-v1": Spec("ppo", (0, 1)),
     "MountainCar-v0": Spec("ppo", (0, 1, 2, 3)),
+    # imitation's MuJoCo benchmark tasks: one seed each (SAC at 256x256 is hours per seed on 2 cores).
+    **{f"seals/{name}-v1": Spec("sac", (0,)) for name in ("HalfCheetah", "Hopper", "Swimmer", "Walker2d", "Ant")},
 }
 ALGOS: dict[str, ModuleType] = {"ppo": ppo, "sac": sac}
 
 
 def evaluate(policy_dir: Path, env_id: str, key: int) -> torch.Tensor:
-    """Returns ``(N_EPISODES,)`` of the saved policy (deterministic) on our torch env."""
-    policy = load_policy(policy_dir)
+    """Returns ``(N_EPISODES,)`` of the saved policy (deterministic) on our env (torch, or gymnasium on the host)."""
+    policy, env = load_policy(policy_dir).policy_fn(True), envs.make(env_id, n_envs=N_EPISODES)
     with torch.no_grad():
-        return evaluate_policy(envs.make(env_id, n_envs=N_EPISODES), policy.policy_fn(True), random.key(key)).returns
+        if isinstance(env, GymEnv):
+            return evaluate_gym_policy(env, policy, random.key(key), N_EPISODES).returns
+        return evaluate_policy(env, policy, random.key(key)).returns
 
 
 def save_expert(
@@ -104,16 +118,37 @@ def save_expert(
     return summary
 
 
-def train_expert(env_id: str, out_root: Path, compile: bool, progress: bool) -> bool:
+def train_expert(
+    env_id: str,
+    out_root: Path,
+    work: Path,
+    compile: bool,
+    progress: bool,
+    checkpoint_every: float,
+    total_timesteps: int | None = None,
+) -> bool:
     spec = SPECS[env_id]
     algo = ALGOS[spec.algo]
     preset = presets.get(spec.algo, env_id)
     if preset is None:
         raise SystemExit(f"no preset ({spec.algo!r}, {env_id!r}) in imitation_fn/presets.py")
     cfg = algo.Config(**preset.config)
+    total = total_timesteps or preset.total_timesteps
     t0 = time.perf_counter()
+    run_dir = work / zoo.env_dir_name(env_id)
+    resume = (run_dir / CHECKPOINT).exists()
+    print(f"{env_id}: {'resuming' if resume else 'training'} in {run_dir}")
     result = train_rl(
-        algo, cfg, env_id, seeds=spec.seeds, total_timesteps=preset.total_timesteps, compile=compile, progress=progress
+        algo,
+        cfg,
+        env_id,
+        seeds=spec.seeds,
+        total_timesteps=total,
+        compile=compile,
+        progress=progress,
+        log_dir=run_dir,
+        resume=resume,
+        checkpoint_every=checkpoint_every,
     )
     wall = time.perf_counter() - t0
     states = tree.unstack(result.states)
@@ -144,10 +179,12 @@ def train_expert(env_id: str, out_root: Path, compile: bool, progress: bool) -> 
         "seed_returns": {str(s): {"eval": m, "heldout": h} for m, h, s in scores},
         "heldout_return_mean": best[1],
         "target_return": preset.target_return,
-        "total_timesteps": preset.total_timesteps,
+        "total_timesteps": total,
+        "preset_total_timesteps": preset.total_timesteps,
         "steps": result.steps,
         "wall_time_s": round(wall, 1),
-        "wall_time_note": f"all {len(spec.seeds)} seeds vmapped together, eager, 1 torch thread, shared 2-core machine",
+        "wall_time_note": f"all {len(spec.seeds)} seeds vmapped together, {'compiled' if compile else 'eager'}, "
+        f"1 torch thread, shared 2-core machine{'; this session only (resumed)' if resume else ''}",
         "config": json.loads(cfg.to_json()),
         "date": time.strftime("%Y-%m-%d"),
         "torch": torch.__version__,
@@ -174,6 +211,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="experts directory (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace experts that already exist")
     parser.add_argument("--compile", action="store_true", help="torch.compile the update (slower for short runs)")
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="run directories (default: %(default)s)")
+    parser.add_argument("--checkpoint-every", type=float, default=300.0, metavar="SECONDS")
+    parser.add_argument(
+        "--total-timesteps", type=int, metavar="N", help="env steps per seed instead of the preset's (said in summary)"
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -188,7 +230,12 @@ def main() -> None:
     if existing:
         raise SystemExit(f"experts exist for {', '.join(sorted(set(existing)))} in {args.out}; pass --overwrite")
     args.out.mkdir(parents=True, exist_ok=True)
-    ok = [train_expert(e, args.out, args.compile, not args.no_progress) for e in env_ids]
+    ok = [
+        train_expert(
+            e, args.out, args.work, args.compile, not args.no_progress, args.checkpoint_every, args.total_timesteps
+        )
+        for e in env_ids
+    ]
     sys.exit(0 if all(ok) else 1)
 
 

@@ -235,6 +235,14 @@ TINY: dict[str, str] = {
     "imitation-fn density --env seals/CartPole-v0 --demos tests/data/experts/seals_CartPole-v0/demos --seeds 8": (
         "--seeds 2 --total-timesteps 512 --n-eval-episodes 2 --no-progress"
     ),
+    "imitation-fn train-rl --algo sac --env seals/Hopper-v1 --seeds 2 --out runs/hopper --save-demos 50": (
+        "--total-steps 128 --learning-starts 64 --batch-size 32 --train-freq 16 --save-demos 2 --n-eval-episodes 1 "
+        "--no-progress"
+    ),
+    "imitation-fn gail --env seals/Hopper-v1 --demos runs/hopper/demos --seeds 4 --out runs/hopper-gail": (
+        "--seeds 2 --total-timesteps 1024 --n-envs 2 --n-steps 512 --batch-size 256 --demo-batch-size 256 "
+        "--n-eval-episodes 1 --no-progress"
+    ),
     "imitation-fn mce-irl --env CliffWorld --horizon 40 --seeds 16 --out runs/mce": "--seeds 2 --n-eval-episodes 2",
     "imitation-fn preference-comparisons --env Pendulum-v1 --seeds 4 --out runs/pc": (
         "--seeds 1 --total-timesteps 800 --total-comparisons 20 --num-iterations 2 "
