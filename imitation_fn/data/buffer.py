@@ -79,6 +79,31 @@ def add(buffer: ReplayBuffer, batch: Item) -> ReplayBuffer:
     )
 
 
+def add_donated(buffers: ReplayBuffer, batch: Item) -> ReplayBuffer:
+    """``vmap(add)`` over buffers stacked over seeds, writing into their storage in place instead of copying it.
+
+    For a training loop that drops the buffers it passes in (XLA's buffer donation): :func:`add` copies the whole
+    storage on every call, ``O(capacity)``, which for a million-slot buffer costs more than a learning step. The
+    input must not be read afterwards: its storage now holds the new items (its ``insert_pos`` and ``size`` do
+    not). Leaves of ``batch``: ``(n_seeds, n, *item_shape)``. A storage that is not one block of its own (the
+    expanded zeros a vmapped :func:`init` returns) is copied once first.
+    """
+    n = tree.leaves(batch)[0].shape[1]
+    if n > buffers.capacity:
+        raise ValueError(f"buffer.add_donated: batch of {n} items is larger than the capacity {buffers.capacity}")
+    idx = torch.remainder(
+        buffers.insert_pos[:, None] + torch.arange(n, device=buffers.insert_pos.device), buffers.capacity
+    )
+    rows = torch.arange(idx.shape[0], device=idx.device)[:, None]
+    storage = tree.map(lambda slot: slot if slot.is_contiguous() else slot.contiguous(), buffers.storage)
+    tree.map(lambda slot, x: slot.index_put_((rows, idx), x.to(slot.dtype)), storage, batch)
+    return buffers.replace(
+        storage=storage,
+        insert_pos=torch.remainder(buffers.insert_pos + n, buffers.capacity),
+        size=torch.clamp(buffers.size + n, max=buffers.capacity),
+    )
+
+
 def sample(buffer: ReplayBuffer, key: Key, n: int) -> Item:
     """``n`` items drawn uniformly with replacement from the filled slots; leaves ``(n, *item_shape)``.
 
@@ -132,4 +157,4 @@ def _check_batch(buffer: ReplayBuffer, batch: Item) -> int:
     return n
 
 
-__all__ = ["ReplayBuffer", "add", "contents", "init", "sample", "valid_mask"]
+__all__ = ["ReplayBuffer", "add", "add_donated", "contents", "init", "sample", "valid_mask"]

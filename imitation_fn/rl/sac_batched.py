@@ -20,6 +20,7 @@ from torch import Tensor
 
 from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import random
+from imitation_fn.data import buffer as replay
 from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.envs.host import HostEnvs, restart_keys
@@ -33,7 +34,6 @@ from imitation_fn.rl.sac import (
     collect_env,
     collect_key,
     gradient_step,
-    store,
     transition,
     update,
     update_end,
@@ -65,7 +65,8 @@ def _batched_train_step(
 
 
 def _batched_store(states: State, batch: Item) -> State:
-    return torch.func.vmap(store)(states, batch)
+    """``vmap(store)``, written into the stacked replay storage in place (see :func:`replay.add_donated`)."""
+    return states.replace(buffer=replay.add_donated(states.buffer, batch))
 
 
 def _batched_gradient_step(states: State, keys: random.Key, g: Tensor) -> tuple[State, Metrics]:
@@ -162,7 +163,9 @@ def batched_train_step(
 def batched_update(compile: bool = False) -> Callable[..., tuple[State, Metrics]]:
     """``update`` over a stack of states (leading seed axis): ``run(states, batch) -> (states, metrics)``.
 
-    Equal to ``vmap(update)``. With ``compile=True`` one vmapped gradient step and the final masking go
+    Equal to ``vmap(update)``, except that it consumes the states passed in: the new transitions are written into
+    their replay storage in place (a copy would cost ``O(buffer_size)`` per call). With ``compile=True`` one
+    vmapped gradient step and the final masking go
     through ``torch.compile`` and a Python loop runs the ``gradient_steps``: the step index is a tensor, so
     one compiled step serves them all, and compile time does not grow with ``gradient_steps``.
     """

@@ -65,7 +65,8 @@ def export_rl_policies(out: Path, states: Any, seeds: Sequence[int], task: Task)
 
 
 PPO_SPEC = loop.Spec(algo=ppo, progress=env_steps, make_step=ppo_step, export=export_rl_policies)
-SAC_SPEC = loop.Spec(algo=sac, progress=env_steps, make_step=sac_step, export=export_rl_policies)
+# One SAC iteration is train_freq steps of every env: metrics every 1,000 env steps, not every iteration.
+SAC_SPEC = loop.Spec(algo=sac, progress=env_steps, make_step=sac_step, export=export_rl_policies, log_every=1000)
 SPECS = {"ppo": PPO_SPEC, "sac": SAC_SPEC}
 
 
