@@ -150,3 +150,17 @@ def test_init_and_add_inside_vmap() -> None:
     for s in range(4):
         checks.assert_trees_allclose(tree.index(bufs, s), fill(keys[s]), rtol=0, atol=0, name=f"seed {s}")
     assert not torch.equal(bufs.storage.obs[0], bufs.storage.obs[1])
+
+
+def test_add_donated_equals_vmapped_add_and_writes_in_place() -> None:
+    """Over stacked buffers (a vmapped init's expanded storage first), through the ring's wrap-around."""
+    example = {"obs": torch.zeros(3), "done": torch.zeros((), dtype=torch.bool)}
+    donated = expected = torch.func.vmap(lambda _: buffer.init(10, example))(torch.zeros(2))
+    for i in range(4):  # 4 x 4 items into 10 slots: wraps
+        batch = {"obs": torch.randn(2, 4, 3), "done": torch.rand(2, 4) > 0.5}
+        expected = torch.func.vmap(buffer.add)(expected, batch)
+        storage = donated.storage["obs"]
+        donated = buffer.add_donated(donated, batch)
+        assert tree.allclose(donated, expected, rtol=0, atol=0)
+        if i > 0:  # after the first call the storage is one block of its own, written in place
+            assert donated.storage["obs"].data_ptr() == storage.data_ptr()
