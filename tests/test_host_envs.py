@@ -90,6 +90,8 @@ def test_module_id_makes_the_users_env_on_the_host() -> None:
     env = envs.make(ENV, n_envs=3)
     assert isinstance(env, GymEnv) and env.host and env.n_envs == 3 and env.max_episode_steps == HORIZON
     assert not envs.make("CartPole-v1").host  # the torch version
+    # imitation's "seals:seals/CartPole-v0" names a task we provide: ours, without importing seals.
+    assert type(envs.make("seals:seals/CartPole-v0")) is type(envs.make("seals/CartPole-v0"))
 
 
 @pytest.mark.parametrize("env_id", ["no_such_module_xyz:Foo-v0", f"{__name__}:NoSuchEnv-v0"])

@@ -10,6 +10,7 @@ import pytest
 from imitation_fn import envs, presets
 from imitation_fn.algorithms import airl, gail
 from imitation_fn.algorithms import preference_comparisons as pc
+from imitation_fn.envs import seals_mujoco
 from imitation_fn.rl import ppo, sac
 
 CONFIGS = {
@@ -22,7 +23,7 @@ CONFIGS = {
 
 
 @pytest.mark.parametrize(("algorithm", "env_id"), sorted(presets.PRESETS))
-def test_every_preset_is_a_valid_config_on_a_torch_env(algorithm: str, env_id: str) -> None:
+def test_every_preset_is_a_valid_config_on_a_known_env(algorithm: str, env_id: str) -> None:
     preset = presets.get(algorithm, env_id)
     assert preset is not None and preset.total_timesteps > 0
     if algorithm == "preference_comparisons":
@@ -30,13 +31,15 @@ def test_every_preset_is_a_valid_config_on_a_torch_env(algorithm: str, env_id: s
         pc.Config(**preset.config, total_timesteps=preset.total_timesteps)
     else:
         CONFIGS[algorithm](**preset.config)
-    assert env_id in envs.registered_ids()  # the CLI vmaps seeds through a torch env
+    # A torch env, or one of seals' MuJoCo tasks the package registers with gymnasium (a host env).
+    assert env_id in envs.registered_ids() or env_id in {f"seals/{n}-v1" for n in seals_mujoco.SEALS_MUJOCO}
 
 
 def test_get_and_env_ids() -> None:
     assert presets.get("ppo", "seals/CartPole-v0") is None  # train-rl has no preset there
     assert presets.get("gail", "CartPole-v1") is None
     assert presets.get("bc", "CartPole-v1") is None
+    assert presets.get("gail", "seals:seals/CartPole-v0") == presets.get("gail", "seals/CartPole-v0") is not None
     assert presets.env_ids("preference_comparisons") == ["Pendulum-v1", "seals/CartPole-v0"]
     assert presets.env_ids("bc") == []
 
