@@ -333,3 +333,15 @@ def test_sac_learns_pendulum() -> None:
     returns = evaluate_policy(Pendulum(n_envs=50), sac.policy(state), random.key(1)).returns
     # Random: about -1200. Seeds pass the -200 expert bar from ~5k steps but dip now and then (lr 1e-3).
     assert float(returns.mean()) >= -400
+
+
+def test_store_only_is_the_update_before_learning_starts() -> None:
+    """The loop's shortcut while no seed learns yet: the states batched_update gives, without the gradient steps."""
+    cfg = sac.Config(n_envs=2, learning_starts=100, **SMALL)
+    env = Pendulum(n_envs=2)
+    states = vmap(lambda k: sac.init(cfg, k, Task(env=env)))(torch.stack([random.key(1), random.key(2)]))
+    states, batch = sac_batched.batched_collect(env)(states)
+    assert not sac_batched.learning(states)
+    expected, _ = vmap(sac.update)(states, batch)
+    got, metrics = sac_batched.store_only(states, batch)
+    assert tree.allclose(got, expected, rtol=0, atol=0) and metrics["n_updates"].tolist() == [0, 0]

@@ -160,6 +160,19 @@ def batched_train_step(
     return run
 
 
+def learning(states: State) -> bool:
+    """Whether any seed's ``update`` would apply its gradient steps (``timesteps > learning_starts``); host-side."""
+    return bool((states.timesteps > states.learning_starts).any())
+
+
+def store_only(states: State, batch: Item) -> tuple[State, Metrics]:
+    """What ``batched_update`` gives while no seed is :func:`learning`, without computing the gradient steps it
+    would mask: the batch stored (in place, as there), the keys advanced; metrics only ``n_updates``."""
+    states = _batched_store(states, batch)
+    keys = torch.func.vmap(lambda k: random.split(k)[0])(states.key)
+    return states.replace(key=keys), {"n_updates": states.n_updates}
+
+
 def batched_update(compile: bool = False) -> Callable[..., tuple[State, Metrics]]:
     """``update`` over a stack of states (leading seed axis): ``run(states, batch) -> (states, metrics)``.
 
@@ -186,4 +199,4 @@ def batched_update(compile: bool = False) -> Callable[..., tuple[State, Metrics]
     return run
 
 
-__all__ = ["batched_collect", "batched_train_step", "batched_update", "host_collect"]
+__all__ = ["batched_collect", "batched_train_step", "batched_update", "host_collect", "learning", "store_only"]

@@ -53,7 +53,9 @@ def sac_step(algo: ModuleType, cfg: Config, task: Task, data_keys: Any, compile:
     update = sac_batched.batched_update(compile)
 
     def step(states: Any, done: int) -> tuple[Any, loop.Metrics]:
-        return update(*collect(states))
+        states, batch = collect(states)
+        # Before learning_starts (rl-zoo: 10,000 steps) the update would compute gradient steps only to mask them.
+        return update(states, batch) if sac_batched.learning(states) else sac_batched.store_only(states, batch)
 
     return step
 
