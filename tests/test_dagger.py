@@ -247,7 +247,8 @@ def test_target_return_stops_each_seed_once_reached() -> None:
 
 
 def test_trainer_on_a_gymnasium_env_runs_on_the_host() -> None:
-    result = train_dagger(FAST_CFG, "gymnasium:CartPole-v1", cartpole_expert, seeds=[0, 1], **FAST)
+    # gymnasium's CartPole-v0 (horizon 200) has no torch version here ("gymnasium:CartPole-v1" would be ours).
+    result = train_dagger(FAST_CFG, "CartPole-v0", cartpole_expert, seeds=[0, 1], **FAST)
     assert result.states.round.tolist() == [4, 4] and result.states.timestep is None
     assert result.states.data.size.tolist() == [256, 256]
     stored = result.states.data.storage
