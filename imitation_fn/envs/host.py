@@ -40,6 +40,22 @@ def restart_keys(keys: Tensor) -> Tensor:
     return torch.stack([random.fold_in(k, RESTART_TAG) for k in keys])
 
 
+def running(envs: HostEnvs | None, env: GymEnv, state_keys: Tensor) -> tuple[HostEnvs, bool]:
+    """``envs`` with its copies running, and whether they (re)started in this call.
+
+    ``None`` makes one of ``env`` for ``len(state_keys)`` seeds; copies that have not started are reset from
+    :func:`restart_keys` of the seeds' state keys, so a run and its resume start them alike.
+    """
+    n_seeds = state_keys.shape[0]
+    envs = envs if envs is not None else HostEnvs(env, n_seeds)
+    if envs.n_seeds != n_seeds:
+        raise ValueError(f"HostEnvs: made for {envs.n_seeds} seeds, stepped for {n_seeds}")
+    if envs.timestep is not None:
+        return envs, False
+    envs.reset(restart_keys(state_keys))
+    return envs, True
+
+
 class HostEnvs:
     """``n_seeds`` seeds' copies of ``env`` (``env.n_envs`` each) in one host vector env.
 
@@ -98,4 +114,4 @@ class HostEnvs:
         return self.timestep
 
 
-__all__ = ["RESTART_TAG", "HostEnvs", "restart_keys"]
+__all__ = ["RESTART_TAG", "HostEnvs", "restart_keys", "running"]

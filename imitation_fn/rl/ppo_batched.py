@@ -23,7 +23,7 @@ from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import random, tree
 from imitation_fn.envs.base import Env, RewardFn, TimeStep
 from imitation_fn.envs.gym import GymEnv
-from imitation_fn.envs.host import HostEnvs, restart_keys
+from imitation_fn.envs.host import HostEnvs, running
 from imitation_fn.policies import actor_critic
 from imitation_fn.rl.ppo import (
     Metrics,
@@ -96,28 +96,21 @@ OnRestart = Callable[[State, HostEnvs], object]
 def host_collect(env: GymEnv, reward_fn: RewardFn | None = None, on_restart: OnRestart | None = None) -> BatchedCollect:
     """``collect`` over a stack of states on a host env: the policy vmapped over seeds, the simulators on the host.
 
-    The seeds' sub-environments are one :class:`HostEnvs`, made at the first call (``n_seeds * env.n_envs``
-    copies) and reset from :func:`restart_keys` of the states' keys, so a run and its resume start them alike;
-    the states' ``timestep`` stays ``None``. Each step is one vmapped :func:`ppo.act`, then one host step of
-    every copy; the rollouts are those ``vmap(collect_env)`` would give on torch envs.
+    The seeds' sub-environments are one :class:`HostEnvs` (``n_seeds * env.n_envs`` copies), made and started at
+    the first call (:func:`envs.host.running`); the states' ``timestep`` stays ``None``. Each step is one vmapped
+    :func:`ppo.act`, then one host step of every copy; the rollouts are those ``vmap(collect_env)`` would give on
+    torch envs.
     """
     envs: HostEnvs | None = None
     batched_act = torch.func.vmap(act)
 
     def run(states: State, keys: random.Key | None = None) -> tuple[State, Rollout]:
         nonlocal envs
-        n_seeds = states.key.shape[0]
-        if envs is None:
-            envs = HostEnvs(env, n_seeds)
-        if envs.n_seeds != n_seeds:
-            raise ValueError(f"host_collect: made for {envs.n_seeds} seeds, called with {n_seeds}")
+        envs, restarted = running(envs, env, states.key)
+        if restarted and on_restart is not None:
+            on_restart(states, envs)
         timestep = envs.timestep
-        if timestep is None:
-            timestep = envs.reset(restart_keys(states.key))
-            if on_restart is not None:
-                on_restart(states, envs)
-                timestep = envs.timestep
-                assert timestep is not None
+        assert timestep is not None
         states, noise, _ = torch.func.vmap(collect_begin, in_dims=(0, None if keys is None else 0))(states, keys)
         records = []
         for t in range(states.n_steps):

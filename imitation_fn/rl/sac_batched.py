@@ -23,7 +23,7 @@ from imitation_fn.core import random
 from imitation_fn.data import buffer as replay
 from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
-from imitation_fn.envs.host import HostEnvs, restart_keys
+from imitation_fn.envs.host import HostEnvs, running
 from imitation_fn.rl.sac import (
     Item,
     Metrics,
@@ -103,21 +103,18 @@ def batched_collect(
 def host_collect(env: GymEnv, reward_fn: ParamRewardFn | None = None) -> Callable[..., tuple[State, Item]]:
     """:func:`batched_collect` on a host env: the actor vmapped over seeds, the simulators stepped on the host.
 
-    The seeds' sub-environments are one :class:`HostEnvs`, made at the first call and reset from
-    :func:`restart_keys` of the states' keys (a run and its resume start them alike); the states'
-    ``timestep`` stays ``None``. The transitions are those ``vmap(collect_env)`` gives on a torch env.
+    The seeds' sub-environments are one :class:`HostEnvs`, made and started at the first call
+    (:func:`envs.host.running`); the states' ``timestep`` stays ``None``. The transitions are those
+    ``vmap(collect_env)`` gives on a torch env.
     """
     envs: HostEnvs | None = None
     batched_act = torch.func.vmap(act)
 
     def run(states: State, keys: random.Key | None = None, reward_params: Any = None) -> tuple[State, Item]:
         nonlocal envs
-        n_seeds = states.key.shape[0]
-        if envs is None:
-            envs = HostEnvs(env, n_seeds)
-        if envs.n_seeds != n_seeds:
-            raise ValueError(f"host_collect: made for {envs.n_seeds} seeds, called with {n_seeds}")
-        timestep = envs.timestep if envs.timestep is not None else envs.reset(restart_keys(states.key))
+        envs, _ = running(envs, env, states.key)
+        timestep = envs.timestep
+        assert timestep is not None
         states, keys = torch.func.vmap(collect_key, in_dims=(0, None if keys is None else 0))(states, keys)
 
         def store(obs: Any, action: Any, env_action: Any, nxt: Any, params: Any) -> Item:
