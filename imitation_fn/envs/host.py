@@ -109,8 +109,8 @@ class HostEnvs:
     def _seen(self, flat: TimeStep) -> TimeStep:
         """The flat timestep kept (to step from), and returned seen as ``(n_seeds, n_envs, ...)``."""
         self._flat = flat
-        self.timestep = tree.map(lambda x: x.unflatten(0, (self.n_seeds, self.n_envs)), flat.replace(env_state=()))
-        self.timestep = self.timestep.replace(env_state=flat.env_state)
+        seen = tree.map(lambda x: x.unflatten(0, (self.n_seeds, self.n_envs)), flat.replace(env_state=()))
+        self.timestep = seen.replace(env_state=flat.env_state)
         return self.timestep
 
 
