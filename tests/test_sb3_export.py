@@ -1,4 +1,4 @@
-"""Exporting our policies as stable-baselines3 zips (``policies.export_sb3``).
+"""Exporting our policies as stable-baselines3 zips (``policies.export_sb3``, ``imitation-fn export-sb3``).
 
 The contract, checked with the real SB3: ``PPO.load`` / ``SAC.load`` open the zip with no ``custom_objects``;
 the loaded model's deterministic ``predict`` equals our policy's deterministic action on 1,000 observations;
@@ -11,6 +11,7 @@ import dataclasses
 import subprocess
 import sys
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,10 @@ import numpy as np
 import pytest
 import torch
 import torch.utils._pytree as pytree
+from test_cli_commands import assert_exit, mentions, message, run_cli
 
 from imitation_fn.core import random
-from imitation_fn.policies import actor_critic, export_sb3, load_policy, mlp, sac
+from imitation_fn.policies import actor_critic, export_sb3, load_policy, mlp, sac, save_policy
 from imitation_fn.policies.io import LoadedPolicy
 from imitation_fn.policies.layout import infer_net_arch
 from imitation_fn.policies.sb3_export import SB3ExportError, vecnormalize_path
@@ -271,3 +273,53 @@ def test_export_does_not_need_stable_baselines3(tmp_path: Path) -> None:
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
     assert SAC.load(tmp_path / "m.zip").policy is not None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The command line
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_seed_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny PPO run on CartPole-v1 with seeds 0 and 1, trained by ``imitation-fn train-rl``."""
+    root = tmp_path_factory.mktemp("export_cli")
+    args = "train-rl --algo ppo --env CartPole-v1 --total-steps 256 --n-eval-episodes 1 --no-progress --seeds 2"
+    assert_exit(run_cli([*args.split(), "--out", str(root / "run")], root, timeout=300))
+    return root / "run"
+
+
+def test_cli_exports_one_seed_of_a_run(two_seed_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "expert.zip"
+    run = run_cli(["export-sb3", "--policy", str(two_seed_run), "--seed", "1", "--out", str(out)], tmp_path)
+    assert_exit(run)
+    assert mentions(run.output, 'PPO.load("') and out.is_file()
+    policy = load_policy(two_seed_run / "policies" / "seed_1")
+    assert_same_actions(PPO.load(out), policy, observations(policy.observation_space))
+
+
+def test_cli_refuses_bad_input_with_exit_2(two_seed_run: Path, tmp_path: Path) -> None:
+    existing = tmp_path / "existing.zip"
+    existing.write_bytes(b"a model the user trained")
+    shared = tmp_path / "shared"
+    p = _shared_trunk()
+    save_policy(shared, p.kind, p.params, (p.observation_space, p.action_space))
+    run, seed0 = str(two_seed_run), str(two_seed_run / "policies" / "seed_0")
+    out = str(tmp_path / "x.zip")
+    cases = {  # arguments -> what the one-line message must name
+        ("--policy", run, "--out", out): ("--seed", "0, 1"),
+        ("--policy", run, "--seed", "7", "--out", out): ("--seed 7", "0, 1"),
+        ("--policy", seed0, "--seed", "0", "--out", out): ("--seed",),
+        ("--policy", seed0, "--out", str(existing)): ("--out", "--overwrite"),
+        ("--policy", seed0, "--algo", "sac", "--out", out): ("--algo",),
+        ("--policy", str(shared), "--out", out): (str(shared), "shared"),
+        ("--policy", str(tmp_path / "missing"), "--out", out): ("--policy", "missing"),
+    }
+    with ThreadPoolExecutor(2) as pool:
+        runs = {args: pool.submit(run_cli, ["export-sb3", *args], tmp_path) for args in cases}
+    for args, names in cases.items():
+        result = runs[args].result()
+        assert_exit(result, codes=(2,))
+        for token in names:
+            assert mentions(message(result), token), f"{token!r} not named:\n{result.report()}"
+    assert existing.read_bytes() == b"a model the user trained" and not (tmp_path / "x.zip").exists()

@@ -42,6 +42,7 @@ COMMANDS = (
     "data",
     "rl",
     "evaluate",
+    "export",
     "dagger",
     "adversarial",
     "mce_irl",
