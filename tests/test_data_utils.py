@@ -323,7 +323,7 @@ def test_convert_npz_to_datasets_and_back(tmp_path: Path, with_rews: bool) -> No
         np.load(tmp_path / "old.npz", allow_pickle=True) as want,
         np.load(tmp_path / "again.npz", allow_pickle=True) as got,
     ):
-        assert sorted(got.files) == sorted(want.files)
+        assert sorted(got.files) == sorted([*want.files, "infos_json"])  # the infos, readable without unpickling
         for name in want.files:
             assert got[name].dtype == want[name].dtype or name == "indices", name
             np.testing.assert_array_equal(got[name], want[name], err_msg=name)
@@ -353,7 +353,7 @@ def test_convert_one_trajectory_and_npz_to_npz(tmp_path: Path) -> None:
     assert len(imitation_load_npz(tmp_path / "copy.npz")) == 1
 
 
-def test_convert_refuses_overwrites_and_warns_about_dropped_infos(tmp_path: Path) -> None:
+def test_convert_refuses_overwrites_and_carries_infos(tmp_path: Path) -> None:
     trajs = make_trajs()
     serialize.save(tmp_path / "a", trajs)
     save_npz(tmp_path / "b.npz", trajs)
@@ -371,11 +371,11 @@ def test_convert_refuses_overwrites_and_warns_about_dropped_infos(tmp_path: Path
     ds = serialize.to_dataset(trajs)
     ds = ds.map(lambda row: {"infos": ['{"TimeLimit.truncated": false}'] * len(row["acts"])})
     ds.save_to_disk(str(tmp_path / "with_infos"))
-    with pytest.warns(UserWarning, match="non-empty per-step infos; they are not carried over"):
-        convert(tmp_path / "with_infos", tmp_path / "e.npz")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        convert(tmp_path / "with_infos", tmp_path / "e.npz")
         convert(tmp_path / "a", tmp_path / "f.npz")
+    assert serialize.load_with_infos(tmp_path / "e.npz").infos[0] == [{"TimeLimit.truncated": False}] * 3
 
 
 # ------------------------------------------------------------------------------------------------

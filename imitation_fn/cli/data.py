@@ -1,4 +1,8 @@
-"""Datasets: ``demos`` (a scripted expert's episodes), ``rollouts`` (a saved policy's), ``convert`` (formats)."""
+"""Datasets: ``demos`` (a scripted expert's episodes), ``rollouts`` (a saved policy's), ``convert`` (formats).
+
+``rollouts`` on a gymnasium environment keeps each step's info dict in the dataset (JSON values, see
+:mod:`imitation_fn.data.infos`); torch environments have none (empty dicts).
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,9 @@ from imitation_fn.cli.common import (
     positive_int,
 )
 from imitation_fn.core import random
-from imitation_fn.data import generate_trajectories, rollout_stats, serialize
+from imitation_fn.data import generate_trajectories, gym_rollout, rollout_stats, serialize
 from imitation_fn.data.convert import convert
+from imitation_fn.envs import GymEnv
 from imitation_fn.envs.experts import expert_for
 from imitation_fn.policies import check_spaces
 
@@ -52,9 +57,9 @@ def cmd_convert(args: argparse.Namespace) -> None:
     console.print(f"{n_trajs} trajectories: {args.src} → {dst} ({kind})")
 
 
-def save_dataset(out: str, trajs: list[Any]) -> None:
+def save_dataset(out: str, trajs: list[Any], infos: list[list[dict[str, Any]]] | None = None) -> None:
     try:
-        serialize.save(out, trajs)
+        serialize.save(out, trajs, infos=infos)
     except FileExistsError as e:
         raise CLIError(f"--out {out}: {e}") from e
 
@@ -67,8 +72,14 @@ def cmd_rollouts(args: argparse.Namespace) -> None:
     except ValueError as e:
         raise CLIError(f"--policy: {e}") from e
     policy = loaded.policy_fn(deterministic=not args.stochastic)
-    trajs = generate_trajectories(env, policy, random.key(args.seed), min_episodes=args.episodes)[: args.episodes]
-    save_dataset(args.out, trajs)
+    key, n = random.key(args.seed), args.episodes
+    infos = None
+    if isinstance(env, GymEnv):  # the env's infos go into the dataset
+        episodes = gym_rollout.collect_episodes(env, policy, key, min_episodes=n)
+        trajs, infos = episodes.trajectories[:n], episodes.infos[:n]
+    else:
+        trajs = generate_trajectories(env, policy, key, min_episodes=n)[:n]
+    save_dataset(args.out, trajs, infos)
     stats = rollout_stats(trajs)
     console.print(
         f"saved {len(trajs)} episodes to {args.out}: return {stats['return_mean']:.1f} ± "

@@ -12,7 +12,7 @@ The function ``rollout.rollout`` is deliberately not re-exported here: ``imitati
 stays the module.
 """
 
-from imitation_fn.data import buffer, convert, gym_rollout, rollout, serialize, types, utils
+from imitation_fn.data import buffer, convert, gym_rollout, infos, rollout, serialize, types, utils
 from imitation_fn.data.rollout import (
     PolicyFn,
     Rollout,
@@ -23,10 +23,11 @@ from imitation_fn.data.rollout import (
     rollout_stats,
     to_trajectories,
 )
-from imitation_fn.data.types import Trajectory, TrajectoryWithRew, Transitions
+from imitation_fn.data.types import EpisodesWithInfos, Trajectory, TrajectoryWithRew, Transitions
 from imitation_fn.data.utils import TransitionsWithRew
 
 __all__ = [
+    "EpisodesWithInfos",
     "PolicyFn",
     "Rollout",
     "Trajectory",
@@ -39,6 +40,7 @@ __all__ = [
     "flatten_trajectories",
     "generate_trajectories",
     "gym_rollout",
+    "infos",
     "make_sample_until",
     "rollout",
     "rollout_stats",

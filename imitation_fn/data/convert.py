@@ -5,27 +5,29 @@
 
 The format of ``dst`` follows its suffix: ``.npz`` writes the old layout, anything else a datasets
 directory. Both are read by :func:`imitation_fn.data.serialize.load` and by ``imitation``'s
-``serialize.load``. Per-step ``infos`` are not carried over (imitation_fn keeps none): every step's
-info is written as an empty dict, and a warning names a source whose infos were not all empty.
+``serialize.load``. Per-step ``infos`` are carried both ways where they can be read safely: a
+datasets directory holds them as JSON strings (:mod:`imitation_fn.data.infos`); an ``.npz`` written
+here holds them twice, as ``imitation``'s pickled object array of plain dicts (which ``imitation``
+reads) and as ``infos_json``, one JSON string per step (which is what is read back here). The
+pickled ``infos`` of an ``.npz`` written by ``imitation`` is never unpickled: those infos load as
+empty dicts, with a warning where the pickle may hold non-empty ones.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import datasets
 import numpy as np
-import pyarrow as pa
 import torch
-from datasets.exceptions import DatasetsError
 
 from imitation_fn.core.errors import InputError
+from imitation_fn.data import infos as infos_json
 from imitation_fn.data import serialize
-from imitation_fn.data.serialize import ExistingPathError
+from imitation_fn.data.serialize import ExistingPathError, Infos
 from imitation_fn.data.types import Trajectory, TrajectoryWithRew
 
 AnyPath = str | os.PathLike[str]
@@ -43,14 +45,12 @@ def convert(src: AnyPath, dst: AnyPath, *, overwrite: bool = False) -> Path:
         raise InputError(f"convert: source and destination are the same path {src}")
     if dst.exists() and not overwrite:
         raise ExistingPathError(f"convert: {dst} already exists; pass overwrite=True (--overwrite) to replace it")
-    trajs = serialize.load(src)
-    if src.is_dir() and _has_infos(src):
-        warnings.warn(f"convert: {src} has non-empty per-step infos; they are not carried over to {dst}", stacklevel=2)
+    episodes = serialize.load_with_infos(src)
     try:
         if dst.suffix == ".npz":
-            save_npz(dst, trajs)
+            save_npz(dst, episodes.trajectories, infos=episodes.infos)
         else:
-            serialize.save(dst, trajs)
+            serialize.save(dst, episodes.trajectories, infos=episodes.infos)
     except ExistingPathError:
         raise
     except OSError as e:  # e.g. a parent that is a file, or no permission
@@ -58,13 +58,16 @@ def convert(src: AnyPath, dst: AnyPath, *, overwrite: bool = False) -> Path:
     return dst
 
 
-def save_npz(path: AnyPath, trajectories: Sequence[Trajectory]) -> None:
+def save_npz(path: AnyPath, trajectories: Sequence[Trajectory], *, infos: Infos | None = None) -> None:
     """Write ``imitation`` <= 0.3's ``types.save`` npz: episodes concatenated, split at ``indices``.
 
     Arrays: ``obs`` ``(sum(T_i + 1), *obs_shape)``, ``acts`` ``(sum(T_i), *act_shape)``, ``infos``
-    (an object array of ``sum(T_i)`` empty dicts, pickled as ``imitation`` expects), ``terminal``
-    ``(n,)`` bool, ``indices`` ``(n - 1,)`` int64 = cumulative episode lengths, and ``rews``
-    ``(sum(T_i),)`` when every trajectory has rewards. Atomic (written beside, then renamed).
+    (an object array of ``sum(T_i)`` dicts, pickled as ``imitation`` expects), ``infos_json``
+    (``(sum(T_i),)`` str: the same infos as JSON, readable without unpickling), ``terminal`` ``(n,)``
+    bool, ``indices`` ``(n - 1,)`` int64 = cumulative episode lengths, and ``rews`` ``(sum(T_i),)``
+    when every trajectory has rewards. ``infos[i][t]`` is step ``t`` of trajectory ``i`` (default:
+    empty dicts), reduced to JSON values first (:mod:`imitation_fn.data.infos`), so only plain dicts
+    are pickled. Atomic (written beside, then renamed).
     """
     path = Path(path)
     if len(trajectories) == 0:
@@ -72,10 +75,14 @@ def save_npz(path: AnyPath, trajectories: Sequence[Trajectory]) -> None:
     has_rews = [isinstance(traj, TrajectoryWithRew) for traj in trajectories]
     if any(has_rews) and not all(has_rews):
         raise ValueError("Some trajectories have rewards but not all")
+    lengths = [len(traj) for traj in trajectories]
+    given = [[{}] * n for n in lengths] if infos is None else infos
+    strings = [s for row in infos_json.encode(given, lengths, "save_npz") for s in row]
     arrays: dict[str, np.ndarray] = {
         "obs": np.concatenate([_numpy(traj.obs) for traj in trajectories]),
         "acts": np.concatenate([_numpy(traj.acts) for traj in trajectories]),
-        "infos": np.concatenate([_empty_infos(len(traj)) for traj in trajectories]),
+        "infos": _object_array([json.loads(s) for s in strings]),
+        "infos_json": np.array(strings, dtype=np.str_),
         "terminal": np.array([bool(traj.terminal) for traj in trajectories]),
         "indices": np.cumsum([len(traj) for traj in trajectories[:-1]], dtype=np.int64),
     }
@@ -91,29 +98,15 @@ def save_npz(path: AnyPath, trajectories: Sequence[Trajectory]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _empty_infos(n: int) -> np.ndarray:
-    infos = np.empty(n, dtype=object)
-    for i in range(n):
-        infos[i] = {}
-    return infos
+def _object_array(values: list[dict[str, object]]) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)  # np.array would try to stack the dicts' contents
+    for i, value in enumerate(values):
+        array[i] = value
+    return array
 
 
 def _numpy(x: torch.Tensor) -> np.ndarray:
     return x.detach().cpu().numpy()
-
-
-def _has_infos(path: Path) -> bool:
-    """Whether a datasets directory, already read by :func:`serialize.load`, has a per-step info other than ``{}``."""
-    try:
-        dataset = datasets.load_from_disk(str(path))
-        if not isinstance(dataset, datasets.Dataset) or "infos" not in dataset.column_names:
-            return False
-        rows = dataset["infos"]
-    except (pa.ArrowException, DatasetsError, OSError, ValueError, TypeError) as e:  # only if it changed since load()
-        raise InputError(f"convert: cannot read the infos of {path} ({e})") from e
-    # jsonpickle.encode({}) == "{}", which is what imitation writes for infos=None and what we write.
-    # load() ignores infos, so a row may hold anything: count whatever is not a list of "{}" as infos.
-    return any(not isinstance(row, list) or any(info != "{}" for info in row) for row in rows)
 
 
 __all__ = ["convert", "save_npz"]

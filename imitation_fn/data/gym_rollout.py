@@ -8,7 +8,8 @@
   ``GymEnv(rollout_info=True)``, records them and :func:`collect_episodes` puts them in the
   trajectories, as ``imitation``'s ``RolloutInfoWrapper`` + ``unwrap_traj`` do;
 - the per-step ``info`` dicts, kept beside the tensor pytrees (``infos[i][t]`` for step ``t`` of
-  trajectory ``i``), never inside them.
+  trajectory ``i``), never inside them; ``serialize.save(path, episodes.trajectories,
+  infos=episodes.infos)`` stores them (JSON values, see :mod:`imitation_fn.data.infos`).
 
     env = GymEnv("Pendulum-v1", n_envs=4, wrappers=[lambda e: gym.wrappers.TransformReward(e, lambda r: r / 10)])
     episodes = collect_episodes(env, policy_fn, random.key(0), min_episodes=20)
@@ -17,7 +18,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
@@ -25,19 +25,11 @@ import torch
 from imitation_fn.core import random
 from imitation_fn.core.random import Key
 from imitation_fn.data.rollout import EpisodeCutter, Rollout, make_sample_until
-from imitation_fn.data.types import TrajectoryWithRew
+from imitation_fn.data.types import EpisodesWithInfos, TrajectoryWithRew
 from imitation_fn.envs.base import PolicyFn
 from imitation_fn.envs.gym import ROLLOUT_INFO_KEY, GymEnv, GymEnvState, RawEpisode, obs_to_tensor
 
 Info = dict[str, Any]
-
-
-@dataclasses.dataclass(frozen=True)
-class EpisodesWithInfos:
-    """Complete episodes and, beside them, their per-step infos: ``len(infos[i]) == len(trajectories[i])``."""
-
-    trajectories: list[TrajectoryWithRew]
-    infos: list[list[Info]]
 
 
 def collect_episodes(
@@ -48,7 +40,7 @@ def collect_episodes(
     min_episodes: int | None = None,
     min_timesteps: int | None = None,
     unwrap: bool = True,
-) -> EpisodesWithInfos:
+) -> EpisodesWithInfos[TrajectoryWithRew]:
     """Complete episodes of ``policy_fn`` in ``env`` until both minimums hold, with their infos (host-side).
 
     Sampling as :func:`imitation_fn.data.rollout.generate_trajectories` (``imitation``'s

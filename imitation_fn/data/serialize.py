@@ -5,13 +5,21 @@
 
 - ``obs``: ``(T + 1, *obs_shape)``, ``acts``: ``(T, *act_shape)``, ``rews``: ``(T,)`` (only when every
   trajectory has rewards), ``terminal``: bool,
-- ``infos``: ``T`` JSON(-pickle) strings per episode; ``imitation_fn`` keeps no infos, so it writes
-  ``"{}"`` for each step, which ``jsonpickle.decode`` reads back as an empty dict, as ``imitation``
-  writes for ``infos=None``.
+- ``infos``: ``T`` JSON(-pickle) strings per episode, one info dict per step, as
+  :mod:`imitation_fn.data.infos` encodes them (plain JSON, which ``jsonpickle.decode`` reads); ``"{}"``
+  for every step when no infos are given, as ``imitation`` writes for ``infos=None``.
 
-So ``imitation.data.serialize.load`` reads our directories and :func:`load` reads theirs (infos are
-ignored). :func:`load` also reads ``imitation``'s older ``.npz`` files (never unpickling anything:
-their pickled ``infos`` array is skipped). The even older pickle format is refused.
+So ``imitation.data.serialize.load`` reads our directories and :func:`load` reads theirs.
+:func:`load` gives the trajectories alone; :func:`load_with_infos` gives them with their infos
+(:class:`~imitation_fn.data.types.EpisodesWithInfos`), and ``save(path, trajs, infos=...)`` writes them:
+
+    episodes = gym_rollout.collect_episodes(GymEnv("CartPole-v1", n_envs=4), policy_fn, key, min_episodes=10)
+    serialize.save("demos", episodes.trajectories, infos=episodes.infos)
+    serialize.load_with_infos("demos").infos[0][-1]  # the info of episode 0's last step
+
+Both also read ``imitation``'s older ``.npz`` files without unpickling anything: their pickled ``infos``
+array is not read (a warning says so where it may hold non-empty dicts); the ``infos_json`` array that
+:func:`imitation_fn.data.convert.save_npz` adds beside it is. The even older pickle format is refused.
 """
 
 from __future__ import annotations
@@ -21,9 +29,10 @@ import json
 import os
 import shutil
 import uuid
+import warnings
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +43,8 @@ import torch
 from datasets.exceptions import DatasetsError
 
 from imitation_fn.core.errors import InputError
-from imitation_fn.data.types import Trajectory, TrajectoryWithRew
+from imitation_fn.data import infos
+from imitation_fn.data.types import EpisodesWithInfos, Trajectory, TrajectoryWithRew
 from imitation_fn.data.utils import item_mismatch
 
 AnyPath = str | os.PathLike[str]
@@ -50,21 +60,29 @@ class ExistingPathError(InputError, FileExistsError):
     """A path that exists and may not be replaced: an :class:`InputError`, and a ``FileExistsError``."""
 
 
-_EMPTY_INFO = json.dumps({})  # == jsonpickle.encode({})
+Infos = Sequence[Sequence[Mapping[str, Any]]]  # infos[i][t]: step t of trajectory i
 
 
-def to_dataset(trajectories: Sequence[Trajectory]) -> datasets.Dataset:
-    """Trajectories as a ``datasets.Dataset`` in ``imitation``'s column layout (e.g. to ``push_to_hub``)."""
+def to_dataset(trajectories: Sequence[Trajectory], infos: Infos | None = None) -> datasets.Dataset:
+    """Trajectories as a ``datasets.Dataset`` in ``imitation``'s column layout (e.g. to ``push_to_hub``).
+
+    ``infos[i][t]`` is the info of step ``t`` of trajectory ``i`` (default: empty dicts); values JSON
+    cannot hold are converted or dropped with a warning (:mod:`imitation_fn.data.infos`).
+    """
+    return _to_dataset(trajectories, infos, "to_dataset")
+
+
+def _to_dataset(trajectories: Sequence[Trajectory], infos: Infos | None, where: str) -> datasets.Dataset:
     if len(trajectories) == 0:
         raise ValueError("cannot save an empty sequence of trajectories")
     has_rews = [isinstance(traj, TrajectoryWithRew) for traj in trajectories]
     if any(has_rews) and not all(has_rews):
         raise ValueError("Some trajectories have rewards but not all")
     _check_no_nan(trajectories)
-    columns: dict[str, list[object]] = {
+    columns: dict[str, list[Any]] = {
         "obs": [_numpy(traj.obs) for traj in trajectories],
         "acts": [_numpy(traj.acts) for traj in trajectories],
-        "infos": [[_EMPTY_INFO] * len(traj) for traj in trajectories],
+        "infos": _encode_infos(trajectories, infos, where),
         "terminal": [bool(traj.terminal) for traj in trajectories],
     }
     if all(has_rews):
@@ -79,11 +97,19 @@ def from_dataset(dataset: datasets.Dataset) -> list[Trajectory | TrajectoryWithR
     else :class:`Trajectory`. Observations and actions keep their stored dtype. A dataset that does
     not hold valid trajectories raises :class:`InputError`.
     """
-    return _from_dataset(dataset, "dataset")
+    return _from_dataset(dataset, "dataset", with_infos=False).trajectories
 
 
-def _from_dataset(dataset: datasets.Dataset, where: str) -> list[Trajectory | TrajectoryWithRew]:
-    """:func:`from_dataset`, naming the dataset ``where`` (its path) in errors."""
+def from_dataset_with_infos(dataset: datasets.Dataset) -> EpisodesWithInfos[Trajectory | TrajectoryWithRew]:
+    """:func:`from_dataset` with the per-step infos (empty dicts where the dataset has no ``infos`` column)."""
+    return _from_dataset(dataset, "dataset", with_infos=True)
+
+
+def _from_dataset(
+    dataset: datasets.Dataset, where: str, *, with_infos: bool
+) -> EpisodesWithInfos[Trajectory | TrajectoryWithRew]:
+    """:func:`from_dataset_with_infos`, naming the dataset ``where`` (its path) in errors; the infos are
+    only read ``with_infos`` (else empty dicts)."""
     missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]
     if missing:
         raise InputError(
@@ -112,20 +138,24 @@ def _from_dataset(dataset: datasets.Dataset, where: str) -> list[Trajectory | Tr
         for i, row in enumerate(rows)
     ]
     _check_same_items(trajs, where)
-    return trajs
+    lengths = [len(traj) for traj in trajs]
+    if with_infos and "infos" in dataset.column_names:
+        rows = dataset.with_format(None)["infos"]
+        return EpisodesWithInfos(trajs, infos.decode(rows, lengths, where))
+    return EpisodesWithInfos(trajs, [[{} for _ in range(n)] for n in lengths])
 
 
-def save(path: AnyPath, trajectories: Sequence[Trajectory]) -> None:
-    """Write ``trajectories`` to the directory ``path`` (``imitation``'s datasets format).
+def save(path: AnyPath, trajectories: Sequence[Trajectory], *, infos: Infos | None = None) -> None:
+    """Write ``trajectories`` (and their per-step ``infos``, see :func:`to_dataset`) to the directory ``path``.
 
-    Atomic: the dataset is written to a temporary sibling directory and renamed into place, so an
-    error never leaves a half-written dataset or loses one already at ``path``. An existing
-    ``path`` is replaced only if it is itself a saved dataset.
+    ``imitation``'s datasets format. Atomic: the dataset is written to a temporary sibling directory
+    and renamed into place, so an error never leaves a half-written dataset or loses one already at
+    ``path``. An existing ``path`` is replaced only if it is itself a saved dataset.
     """
     path = Path(path)
     if path.exists() and not _is_saved_dataset(path):
         raise ExistingPathError(f"{path} exists and is not a saved trajectory dataset; refusing to overwrite it")
-    dataset = to_dataset(trajectories)
+    dataset = _to_dataset(trajectories, infos, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
     try:
@@ -150,14 +180,23 @@ def load(path: AnyPath) -> list[Trajectory | TrajectoryWithRew]:
     that does not hold valid trajectories (missing, incomplete, corrupt, empty, inconsistent
     lengths, non-numeric or non-finite data) raises :class:`InputError` naming ``path``.
     """
+    return _load(path, with_infos=False).trajectories
+
+
+def load_with_infos(path: AnyPath) -> EpisodesWithInfos[Trajectory | TrajectoryWithRew]:
+    """:func:`load`, with each step's info dict (empty dicts where none were saved)."""
+    return _load(path, with_infos=True)
+
+
+def _load(path: AnyPath, *, with_infos: bool) -> EpisodesWithInfos[Trajectory | TrajectoryWithRew]:
     path = Path(path)
     if not path.exists():
         raise MissingPathError(f"no trajectories at {path}: the path does not exist")
     if path.is_dir():
-        return _load_directory(path)
+        return _load_directory(path, with_infos)
     if not path.is_file():  # opening a named pipe would wait for a writer
         raise InputError(f"{path} is neither a datasets directory nor an .npz file")
-    return _load_npz(path)
+    return _load_npz(path, with_infos)
 
 
 def load_with_rewards(path: AnyPath) -> list[TrajectoryWithRew]:
@@ -169,7 +208,7 @@ def load_with_rewards(path: AnyPath) -> list[TrajectoryWithRew]:
     return trajs  # type: ignore[return-value]
 
 
-def _load_directory(path: Path) -> list[Trajectory | TrajectoryWithRew]:
+def _load_directory(path: Path, with_infos: bool) -> EpisodesWithInfos[Trajectory | TrajectoryWithRew]:
     _check_complete(path)
     try:
         dataset = datasets.load_from_disk(str(path))
@@ -181,11 +220,15 @@ def _load_directory(path: Path) -> list[Trajectory | TrajectoryWithRew]:
             f"expected {path} to hold a datasets.Dataset, got a {type(dataset).__name__} "
             f"with splits {list(dataset)}; load it yourself and pass one split to from_dataset"
         )
-    return _from_dataset(dataset, str(path))
+    return _from_dataset(dataset, str(path), with_infos=with_infos)
 
 
-def _load_npz(path: Path) -> list[Trajectory | TrajectoryWithRew]:
-    """``imitation``'s ``.npz`` (<= 0.3): episodes concatenated, split at ``indices`` (len = n_traj - 1)."""
+def _load_npz(path: Path, with_infos: bool) -> EpisodesWithInfos[Trajectory | TrajectoryWithRew]:
+    """``imitation``'s ``.npz`` (<= 0.3): episodes concatenated, split at ``indices`` (len = n_traj - 1).
+
+    Infos come from ``infos_json`` (one JSON string per step, written by ``convert.save_npz``) where it
+    exists; ``imitation``'s pickled ``infos`` is never unpickled.
+    """
     try:
         with open(path, "rb") as f:
             magic = f.read(len(_NPY_MAGIC))
@@ -208,9 +251,11 @@ def _load_npz(path: Path) -> list[Trajectory | TrajectoryWithRew]:
         missing = [k for k in (*REQUIRED_COLUMNS, "indices") if k not in archive.files]
         if missing:
             raise InputError(f"{path} is missing required array(s) {missing}: found {archive.files}")
-        # infos is never read: imitation pickled it, and unpickling can run arbitrary code.
-        names = [*REQUIRED_COLUMNS, "indices", *(["rews"] if "rews" in archive.files else [])]
+        # infos is never unpickled: imitation pickled it, and unpickling can run arbitrary code.
+        optional = ["rews", *(["infos_json"] if with_infos else [])]
+        names = [*REQUIRED_COLUMNS, "indices", *(name for name in optional if name in archive.files)]
         arrays = {name: _read_npz_array(path, archive, name) for name in names}
+        pickled_infos_empty = "infos" not in archive.files or _pickled_infos_empty(archive)
     obs, acts, terminal, indices = arrays["obs"], arrays["acts"], arrays["terminal"], arrays["indices"]
     rews = arrays.get("rews")
     for name, x in (("obs", obs), ("acts", acts), ("terminal", terminal), ("indices", indices), ("rews", rews)):
@@ -230,7 +275,7 @@ def _load_npz(path: Path) -> list[Trajectory | TrajectoryWithRew]:
     # Each episode has one more obs than acts: shift the split points by the episode index.
     obs_pieces = np.split(obs, splits + np.arange(n_traj - 1) + 1)
     acts_pieces, rews_pieces = np.split(acts, splits), None if rews is None else np.split(rews, splits)
-    return [
+    trajs = [
         _trajectory(
             f"{path}: trajectory {i}",
             obs_pieces[i],
@@ -240,6 +285,42 @@ def _load_npz(path: Path) -> list[Trajectory | TrajectoryWithRew]:
         )
         for i in range(n_traj)
     ]
+    lengths = [len(traj) for traj in trajs]
+    if with_infos and "infos_json" in arrays:
+        strings = arrays["infos_json"]
+        if strings.dtype.kind != "U" or strings.shape != (n_steps,):
+            raise InputError(
+                f"{path}: infos_json has dtype {strings.dtype} and shape {strings.shape}, "
+                f"expected one string per step ({n_steps},)"
+            )
+        rows = [piece.tolist() for piece in np.split(strings, splits)]
+        return EpisodesWithInfos(trajs, infos.decode(rows, lengths, str(path)))
+    if with_infos and not pickled_infos_empty:
+        warnings.warn(
+            f"{path}: its infos are pickled (imitation's .npz) and are not read, since unpickling can run "
+            "arbitrary code; they load as empty dicts",
+            UserWarning,
+            stacklevel=4,
+        )
+    return EpisodesWithInfos(trajs, [[{} for _ in range(n)] for n in lengths])
+
+
+def _pickled_infos_empty(archive: np.lib.npyio.NpzFile) -> bool:
+    """Whether the ``infos`` member holds only empty dicts, read from its pickle opcodes (never unpickled)."""
+    try:
+        if archive.zip is None:  # closed
+            return False
+        with archive.zip.open("infos.npy") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                np.lib.format.read_array_header_2_0(f)
+            else:
+                return False
+            return infos.pickled_dicts_are_empty(f.read())
+    except (*_NPZ_ERRORS, KeyError):
+        return False
 
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first local header, or an empty zip's directory end
@@ -320,6 +401,13 @@ def _flag(where: str, x: object) -> bool:
     if array.ndim != 0 or array.dtype.kind not in "biu" or array.item() not in (0, 1):
         raise InputError(f"{where}: terminal is {_preview(array)}, expected a boolean")
     return bool(array)
+
+
+def _encode_infos(trajectories: Sequence[Trajectory], given: Infos | None, where: str) -> list[list[str]]:
+    lengths = [len(traj) for traj in trajectories]
+    if given is None:
+        return [["{}"] * n for n in lengths]  # jsonpickle.encode({}), as imitation writes for infos=None
+    return infos.encode(given, lengths, where)
 
 
 def _check_same_items(trajs: Sequence[Trajectory], where: str) -> None:
@@ -435,7 +523,9 @@ __all__ = [
     "ExistingPathError",
     "MissingPathError",
     "from_dataset",
+    "from_dataset_with_infos",
     "load",
+    "load_with_infos",
     "load_with_rewards",
     "save",
     "to_dataset",

@@ -1,10 +1,15 @@
 """Trajectories and transitions as pytrees of tensors — ``imitation``'s data types.
 
-Tensors only: ``infos`` (arbitrary Python dicts) are kept beside the tensor tree, in the
-dataset files, never inside it, so every type here passes through ``vmap`` and ``torch.compile``.
+Tensors only: per-step ``infos`` (Python dicts) are kept beside the tensor tree, in
+:class:`EpisodesWithInfos` and in the dataset files, never inside it, so every pytree here passes
+through ``vmap`` and ``torch.compile`` (dicts as static pytree context would be neither hashable nor
+cheap to compare).
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Any, Generic, TypeVar
 
 from torch import Tensor
 
@@ -62,6 +67,27 @@ class Transitions(struct.PyTreeNode):
         return int(self.obs.shape[0])
 
 
+TrajT = TypeVar("TrajT", bound=Trajectory)
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodesWithInfos(Generic[TrajT]):
+    """Trajectories and, beside them, their per-step infos: ``infos[i][t]`` is step ``t`` of trajectory ``i``.
+
+    ``len(infos[i]) == len(trajectories[i])``; an environment without infos gives empty dicts.
+    """
+
+    trajectories: list[TrajT]
+    infos: list[list[dict[str, Any]]]
+
+    def __post_init__(self) -> None:
+        if len(self.infos) != len(self.trajectories):
+            raise InputError(f"EpisodesWithInfos: {len(self.trajectories)} trajectories but {len(self.infos)} infos")
+        for i, (traj, infos) in enumerate(zip(self.trajectories, self.infos, strict=True)):
+            if len(infos) != len(traj):
+                raise InputError(f"EpisodesWithInfos: trajectory {i} has {len(traj)} steps but {len(infos)} infos")
+
+
 def _rows(traj: Trajectory, name: str) -> int | None:
     """Length of field ``name``'s time axis; ``None`` where it cannot be checked.
 
@@ -83,4 +109,4 @@ def _expect_rows(traj: Trajectory, name: str, expected: int, formula: str) -> No
         raise InputError(f"{type(traj).__name__}: {name} has {n} rows, expected {formula} = {expected}")
 
 
-__all__ = ["Trajectory", "TrajectoryWithRew", "Transitions"]
+__all__ = ["EpisodesWithInfos", "Trajectory", "TrajectoryWithRew", "Transitions"]
