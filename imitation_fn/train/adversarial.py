@@ -31,7 +31,7 @@ from imitation_fn.envs.host import HostEnvs, restart_keys
 from imitation_fn.envs.task import Task
 from imitation_fn.policies.io import save_policy
 from imitation_fn.rl import ppo, ppo_batched
-from imitation_fn.train import loop
+from imitation_fn.train import loop, warm_start
 from imitation_fn.train.rl import policy_for_saving
 
 
@@ -111,11 +111,16 @@ def save_outputs(algo: ModuleType, out: str | Path, states: Any, seeds: Sequence
     return paths
 
 
-GAIL_SPEC = loop.Spec(
-    algo=gail, progress=env_steps, make_step=round_step, export=functools.partial(save_outputs, gail), bar=("disc_acc",)
-)
-AIRL_SPEC = loop.Spec(
-    algo=airl, progress=env_steps, make_step=round_step, export=functools.partial(save_outputs, airl), bar=("disc_acc",)
+GAIL_SPEC, AIRL_SPEC = (
+    loop.Spec(
+        algo=algo,
+        progress=env_steps,
+        make_step=round_step,
+        export=functools.partial(save_outputs, algo),
+        bar=("disc_acc",),
+        warm_start=warm_start.inside("gen", warm_start.into_ppo),
+    )
+    for algo in (gail, airl)
 )
 SPECS = {"gail": GAIL_SPEC, "airl": AIRL_SPEC}
 

@@ -46,8 +46,8 @@ from imitation_fn.envs.base import Env, PolicyFn
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.envs.task import Task
 from imitation_fn.policies import load_policy, zoo
-from imitation_fn.policies.io import save_policy
-from imitation_fn.train import loop
+from imitation_fn.policies.io import LoadedPolicy, save_policy
+from imitation_fn.train import loop, warm_start
 from imitation_fn.train.run import CHECKPOINT, DEFAULT_LOG_FORMATS
 
 HISTORY = "history.json"
@@ -223,6 +223,7 @@ class Rounds:
             finished=self.finished,
             unit="env steps",
             bar=("loss",),
+            warm_start=warm_start.inside("bc", warm_start.into_bc),
             prepare=self.prepare,
         )
 
@@ -467,6 +468,7 @@ def train_dagger(
     max_rounds: int | None = None,
     compile: bool = False,
     progress: bool = True,
+    init_policy: LoadedPolicy | None = None,
 ) -> loop.Result:
     """Train DAgger on ``env_id`` with ``expert`` for every seed until each has ``total_timesteps`` env steps.
 
@@ -478,6 +480,7 @@ def train_dagger(
     :class:`Rounds`. ``scratch_dir`` is the run directory, checkpointed after every round by default
     (``checkpoint_every`` seconds otherwise). Rounds and env steps per seed are ``result.states.round``
     and ``result.states.timesteps``; the per-round records are in ``scratch_dir/history.json``.
+    ``init_policy``: every seed's learner starts from this BC or actor-critic policy.
     """
     if total_timesteps < 1:
         raise ValueError(f"train_dagger: total_timesteps must be >= 1, got {total_timesteps}")
@@ -499,6 +502,7 @@ def train_dagger(
         compile=compile,
         progress=progress,
         env_id=env_id,
+        init_policy=init_policy,
     )
     if isinstance(task.env, GymEnv):  # its live timesteps stayed on the host
         result = dataclasses.replace(result, states=result.states.replace(timestep=None))

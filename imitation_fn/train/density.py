@@ -34,7 +34,7 @@ from imitation_fn.envs.base import Env
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.envs.task import Task
 from imitation_fn.rl import ppo, ppo_batched
-from imitation_fn.train import loop
+from imitation_fn.train import loop, warm_start
 from imitation_fn.train.driver import export_policies
 from imitation_fn.train.rl import policy_for_saving
 
@@ -176,6 +176,7 @@ SPEC = loop.Spec(
     evaluate=evaluate_seeds,
     export=export,
     bar=("imitation_reward",),
+    warm_start=warm_start.inside("rl", warm_start.into_ppo),
 )
 
 

@@ -28,7 +28,7 @@ from imitation_fn.data.types import Trajectory, Transitions
 from imitation_fn.envs.base import Env
 from imitation_fn.envs.task import Task
 from imitation_fn.policies.io import save_policy
-from imitation_fn.train import loop
+from imitation_fn.train import loop, warm_start
 from imitation_fn.train.run import CHECKPOINT, CONFIG, check_config_file
 
 
@@ -52,6 +52,7 @@ PolicyExport = tuple[str, Any, dict[str, Any], Any]
 POLICY_EXPORTS: dict[str, Callable[[Any], PolicyExport]] = {
     "bc": lambda state: ("mlp", state.params, {"activation": state.activation}, None),
 }
+WARM_STARTS: dict[str, warm_start.WarmStart] = {"bc": warm_start.into_bc}
 
 
 def gradient_steps(states: Any) -> int:
@@ -79,6 +80,7 @@ def offline_spec(algo: ModuleType) -> loop.Spec:
         log_every=100,
         unit="gradient steps",
         bar=("loss",),
+        warm_start=WARM_STARTS.get(name),
     )
 
 

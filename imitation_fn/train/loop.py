@@ -31,6 +31,8 @@ from imitation_fn.envs.base import Env, require_supported
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.evaluation import evaluate_policy
 from imitation_fn.evaluation_gym import evaluate_gym_policy
+from imitation_fn.policies.io import LoadedPolicy
+from imitation_fn.train import warm_start as warm_start_lib
 from imitation_fn.train.logger import ProgressBar
 from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, Run, crossed, open_run
 
@@ -157,6 +159,8 @@ class Spec:
     ``prepare(states, log_dir, resume)`` (None: the states as ``init`` made them) returns the states a
     run starts from, or loads its checkpoint into: for states that change shape as they train (DAgger's
     growing aggregate) it shapes them like the checkpoint, and it can read back files of the spec's own.
+    ``warm_start(states, policy)`` (None: the algorithm has no policy to start from) puts a saved
+    policy's parameters into every seed (:mod:`imitation_fn.train.warm_start`).
     """
 
     algo: ModuleType
@@ -169,6 +173,7 @@ class Spec:
     unit: str = "env steps"
     bar: tuple[str, ...] = ()
     prepare: Callable[[Any, Path | None, bool], Any] | None = None
+    warm_start: warm_start_lib.WarmStart | None = None
 
     @property
     def name(self) -> str:
@@ -219,6 +224,7 @@ class RunOptions(TypedDict, total=False):
     compile: bool
     progress: bool
     callback: Callable[[int, Any, Metrics, dict[str, Tensor] | None], None] | None
+    init_policy: LoadedPolicy | None
 
 
 def train(
@@ -238,6 +244,7 @@ def train(
     env_id: str | None = None,
     on_open: Callable[[Run], None] | None = None,
     callback: Callable[[int, Any, Metrics, dict[str, Tensor] | None], None] | None = None,
+    init_policy: LoadedPolicy | None = None,
 ) -> Result:
     """Train ``spec.algo`` with ``cfg`` on ``task`` for every seed until each has reached ``budget``.
 
@@ -248,7 +255,8 @@ def train(
     (a resumed run gives the same result as an uninterrupted one). ``compile`` puts the batched step
     through ``torch.compile``. ``env_id`` is recorded in the checkpoint. ``on_open(run)`` runs once
     the run directory is open (to write files of the caller's own); ``callback(progress, states,
-    metrics, evaluation or None)`` after every iteration.
+    metrics, evaluation or None)`` after every iteration. ``init_policy``: every seed starts from this
+    policy's parameters (a resumed run continues from its checkpoint instead).
     """
     name = spec.name
     seeds = check_seeds(seeds, name)
@@ -259,8 +267,14 @@ def train(
     for env in (task.env, task.eval_env):
         if env is not None:
             require_supported(env, f"{name} on {env_id or env}")
+    if init_policy is not None:
+        if spec.warm_start is None:
+            raise InputError(f"{name} has no policy to start from a saved one")
+        warm_start_lib.check_spaces(init_policy, task.observation_space, task.action_space, name)
     _, data_keys, eval_keys = seed_keys(seeds)
     states = init_states(spec, cfg, task, seeds)
+    if init_policy is not None and spec.warm_start is not None:
+        states = spec.warm_start(states, init_policy)
     if spec.prepare is not None:  # before a checkpoint loads into them
         states = spec.prepare(states, Path(log_dir) if log_dir is not None else None, resume)
     run_cfg = cfg if isinstance(cfg, Config) else cfg[0]

@@ -40,7 +40,7 @@ from imitation_fn.envs.task import Task
 from imitation_fn.policies.io import save_policy
 from imitation_fn.rewards import preference_model
 from imitation_fn.rl import agent_trainer
-from imitation_fn.train import loop
+from imitation_fn.train import loop, warm_start
 from imitation_fn.train.rl import policy_for_saving
 
 ALGORITHM = "preference_comparisons"
@@ -226,6 +226,7 @@ def spec(*, gatherer: PreferenceGatherer | None = None, env_id: str | None = Non
         finished=lambda states: rounds_done(states) >= states.cfg.num_iterations + 1,
         unit="rounds",
         bar=("reward/accuracy",),
+        warm_start=warm_start.inside("agent", warm_start.into_agent),
     )
 
 

@@ -22,7 +22,7 @@ from imitation_fn.envs.base import Env
 from imitation_fn.envs.task import Task
 from imitation_fn.rewards import RewardFn
 from imitation_fn.rl import ppo, ppo_batched, sac, sac_batched
-from imitation_fn.train import loop
+from imitation_fn.train import loop, warm_start
 from imitation_fn.train.driver import export_policies
 
 
@@ -66,9 +66,18 @@ def export_rl_policies(out: Path, states: Any, seeds: Sequence[int], task: Task)
     return export_policies(out / "policies", states, seeds, task.env, functools.partial(policy_for_saving, name))
 
 
-PPO_SPEC = loop.Spec(algo=ppo, progress=env_steps, make_step=ppo_step, export=export_rl_policies)
+PPO_SPEC = loop.Spec(
+    algo=ppo, progress=env_steps, make_step=ppo_step, export=export_rl_policies, warm_start=warm_start.into_ppo
+)
 # One SAC iteration is train_freq steps of every env: metrics every 1,000 env steps, not every iteration.
-SAC_SPEC = loop.Spec(algo=sac, progress=env_steps, make_step=sac_step, export=export_rl_policies, log_every=1000)
+SAC_SPEC = loop.Spec(
+    algo=sac,
+    progress=env_steps,
+    make_step=sac_step,
+    export=export_rl_policies,
+    log_every=1000,
+    warm_start=warm_start.into_sac,
+)
 SPECS = {"ppo": PPO_SPEC, "sac": SAC_SPEC}
 
 
