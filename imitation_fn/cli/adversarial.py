@@ -13,9 +13,11 @@ from imitation_fn.cli.common import (
     CLIError,
     add_command,
     add_config_flags,
+    add_init_policy_flag,
     add_run_flags,
     config_from_args,
     console,
+    init_policy_from_args,
     positive_int,
     read_config_file,
     require_env,
@@ -29,8 +31,9 @@ from imitation_fn.train import adversarial as driver
 ALGORITHMS = {"gail": gail, "airl": airl}
 
 
-def build_config(name: str, args: argparse.Namespace) -> Any:
-    """Defaults < preset < ``--config`` file < flags; PPO's flags build the nested ``gen`` config."""
+def build_config(name: str, args: argparse.Namespace, gen_arch: dict[str, Any] | None = None) -> Any:
+    """Defaults < preset < ``--config`` file < ``gen_arch`` (``--init-policy``'s networks) < flags; PPO's flags
+    build the nested ``gen`` config."""
     algo = ALGORITHMS[name]
     found = presets.get(name, args.env) if not args.no_preset else None
     base: dict[str, Any] = dict(found.config) if found else {}
@@ -40,7 +43,7 @@ def build_config(name: str, args: argparse.Namespace) -> Any:
     gen_base = base.pop("gen", {})
     if not isinstance(gen_base, dict):
         raise CLIError("--config: 'gen' must be a mapping of PPO config fields")
-    gen = config_from_args(ppo.Config, args, base=gen_base)
+    gen = config_from_args(ppo.Config, args, base=gen_base, over=gen_arch)
     return config_from_args(algo.Config, args, base={**base, "gen": gen})
 
 
@@ -48,7 +51,8 @@ def cmd_adversarial(args: argparse.Namespace) -> None:
     name = args.command
     algo = ALGORITHMS[name]
     require_env(args.env)
-    cfg = build_config(name, args)
+    init_policy, gen_arch = init_policy_from_args(args, "ppo")
+    cfg = build_config(name, args, gen_arch)
     found = presets.get(name, args.env) if not args.no_preset else None
     total = args.total_timesteps if args.total_timesteps is not None else (found.total_timesteps if found else None)
     if total is None:
@@ -85,6 +89,7 @@ def cmd_adversarial(args: argparse.Namespace) -> None:
             resume=args.resume,
             compile=args.compile,
             progress=not args.no_progress,
+            init_policy=init_policy,
         )
     except ValueError as e:  # the library's checks of settings and data
         raise CLIError(str(e)) from e
@@ -113,6 +118,7 @@ def register(sub: Any) -> None:
         p.add_argument("--out", default=None, help="run directory: metrics, config, checkpoint, policies/, rewards/")
         p.add_argument("--config", default=None, help="JSON or YAML file of config fields (over the preset)")
         p.add_argument("--no-preset", action="store_true", help="start from the defaults, not the env's preset")
+        add_init_policy_flag(p, "the PPO generator")
         add_run_flags(p, eval_unit="env steps", compile_help="torch.compile the PPO minibatch step")
         p.add_argument("--gen", help=argparse.SUPPRESS)  # the nested PPO config comes from PPO's own flags below
         add_config_flags(p, algo.Config)

@@ -12,9 +12,11 @@ from imitation_fn.cli.common import (
     CLIError,
     add_command,
     add_config_flags,
+    add_init_policy_flag,
     add_run_flags,
     config_from_args,
     console,
+    init_policy_from_args,
     make_env,
     positive_int,
     results_table,
@@ -25,7 +27,7 @@ from imitation_fn.data.utils import check_spaces
 from imitation_fn.train import train
 
 
-def _run_bc(cfg: bc.Config, env_id: str, trajs: list[Any], args: argparse.Namespace) -> None:
+def _run_bc(cfg: bc.Config, env_id: str, trajs: list[Any], args: argparse.Namespace, init_policy: Any = None) -> None:
     env = make_env(env_id, n_envs=args.n_eval_episodes)
     try:
         check_spaces(trajs, env.observation_space, env.action_space)
@@ -50,6 +52,7 @@ def _run_bc(cfg: bc.Config, env_id: str, trajs: list[Any], args: argparse.Namesp
             compile=args.compile,
             progress=not args.no_progress,
             env_id=env_id,
+            init_policy=init_policy,
         )
     except (ValueError, AssertionError) as e:  # the library's checks of data and settings
         raise CLIError(str(e)) from e
@@ -61,12 +64,13 @@ def _run_bc(cfg: bc.Config, env_id: str, trajs: list[Any], args: argparse.Namesp
 
 
 def cmd_bc(args: argparse.Namespace) -> None:
-    cfg = config_from_args(bc.Config, args)
+    init_policy, arch = init_policy_from_args(args, "bc")
+    cfg = config_from_args(bc.Config, args, over=arch)
     try:
         trajs = serialize.load(args.demos)
     except (FileNotFoundError, ValueError) as e:
         raise CLIError(f"--demos {args.demos}: {e}") from e
-    _run_bc(cfg, args.env, trajs, args)
+    _run_bc(cfg, args.env, trajs, args, init_policy)
 
 
 def cmd_quickstart(args: argparse.Namespace) -> None:
@@ -96,6 +100,7 @@ def register(sub: Any) -> None:
     b.add_argument("--out", default=None, help="run directory: metrics.jsonl, config.json, checkpoint")
     b.add_argument("--config", default=None, help="JSON or YAML file of config fields")
     b.add_argument("--n-epochs", type=positive_int, default=10, help="passes over the demonstrations")
+    add_init_policy_flag(b, "the BC policy")
     add_run_flags(b, seeds=1)
     add_config_flags(b, bc.Config)
     b.set_defaults(func=cmd_bc)

@@ -20,6 +20,8 @@ from imitation_fn.core.config import Config, read_mapping
 from imitation_fn.core.errors import InputError
 from imitation_fn.envs.base import require_supported
 from imitation_fn.policies import load_policy
+from imitation_fn.policies.io import LoadedPolicy
+from imitation_fn.train import warm_start
 from imitation_fn.train.logger import LOG_FORMATS, parse_log_formats
 from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS
 
@@ -134,11 +136,18 @@ def read_config_file(path: str, flag: str = "--config") -> dict[str, Any]:
         raise CLIError(f"{flag}: {e}") from e
 
 
-def config_from_args(config_cls: type[C], args: argparse.Namespace, base: dict[str, Any] | None = None) -> C:
-    """Defaults < ``base`` (e.g. a preset) < ``--config`` file < flags, validated by pydantic."""
+def config_from_args(
+    config_cls: type[C],
+    args: argparse.Namespace,
+    base: dict[str, Any] | None = None,
+    over: dict[str, Any] | None = None,
+) -> C:
+    """Defaults < ``base`` (e.g. a preset) < ``--config`` file < ``over`` (an ``--init-policy``'s networks) < flags,
+    validated by pydantic."""
     values: dict[str, Any] = dict(base or {})
     if getattr(args, "config", None):
         values.update(read_config_file(args.config))
+    values.update(over or {})
     for name in config_cls.model_fields:
         raw = getattr(args, name, None)
         if raw is None:
@@ -198,6 +207,27 @@ def load_policy_arg(path: str, flag: str = "--policy") -> Any:
         raise CLIError(f"{flag} {path}: {e}") from e
     except InputError as e:
         raise CLIError(f"{flag}: {e}") from e
+
+
+def add_init_policy_flag(p: argparse.ArgumentParser, learner: str = "the policy") -> None:
+    """``--init-policy``: every seed starts from a saved policy (see :func:`init_policy_from_args`)."""
+    p.add_argument(
+        "--init-policy",
+        default=None,
+        metavar="PATH",
+        help=f"start {learner} of every seed from this policy: a policy directory (a run's policies/seed_<s>), "
+        "a .safetensors file or an SB3 zip; its network sizes, activation and observation normalisation are "
+        "used unless given as flags",
+    )
+
+
+def init_policy_from_args(args: argparse.Namespace, learner: str) -> tuple[LoadedPolicy | None, dict[str, Any]]:
+    """``(policy, config fields)``: the ``--init-policy`` and the ``learner``'s config fields that match its
+    networks (``warm_start.architecture``), or ``(None, {})`` without the flag."""
+    if getattr(args, "init_policy", None) is None:
+        return None, {}
+    policy = load_policy_arg(args.init_policy, "--init-policy")
+    return policy, warm_start.architecture(policy, learner)
 
 
 def add_run_flags(

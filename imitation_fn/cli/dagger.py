@@ -16,9 +16,11 @@ from imitation_fn.cli.common import (
     CLIError,
     add_command,
     add_config_flags,
+    add_init_policy_flag,
     add_run_flags,
     config_from_args,
     console,
+    init_policy_from_args,
     make_env,
     positive_int,
     results_table,
@@ -51,7 +53,8 @@ def load_expert(spec: str, env_id: str) -> PolicyFn:
 
 
 def cmd_dagger(args: argparse.Namespace) -> None:
-    cfg = config_from_args(dagger.Config, args)
+    init_policy, arch = init_policy_from_args(args, "bc")
+    cfg = config_from_args(dagger.Config, args, over=arch)
     expert = load_expert(args.expert, args.env)
     expert_trajs = None
     if args.expert_demos:
@@ -81,6 +84,7 @@ def cmd_dagger(args: argparse.Namespace) -> None:
             target_return=args.target_return,
             compile=args.compile,
             progress=not args.no_progress,
+            init_policy=init_policy,
         )
     except ValueError as e:  # the library's checks of settings and data
         raise CLIError(str(e)) from e
@@ -103,6 +107,7 @@ def register(sub: Any) -> None:
     p.add_argument("--target-return", type=float, default=None, help="stop a seed once its evaluation reaches this")
     p.add_argument("--out", default=None, help="scratch directory: datasets per round, checkpoint, policies")
     p.add_argument("--config", default=None, help="JSON or YAML file of config fields")
+    add_init_policy_flag(p, "the learner")
     add_run_flags(
         p,
         eval_unit="env steps (1: after every round)",

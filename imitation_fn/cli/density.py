@@ -15,10 +15,12 @@ from imitation_fn.cli.common import (
     CLIError,
     add_command,
     add_config_flags,
+    add_init_policy_flag,
     add_run_flags,
     config_from_args,
     console,
     flag,
+    init_policy_from_args,
     positive_int,
     read_config_file,
     require_env,
@@ -54,9 +56,9 @@ def _table(title: str, result: loop.Result) -> Table:
     return table
 
 
-def build_config(args: argparse.Namespace) -> density.Config:
+def build_config(args: argparse.Namespace, rl_arch: dict[str, Any] | None = None) -> density.Config:
     """Defaults < ``--config`` file < flags for the density model; for its PPO agent (``rl``): the env's preset <
-    ``--config``'s ``rl`` < ``--ppo-config`` file < PPO's flags."""
+    ``--config``'s ``rl`` < ``--ppo-config`` file < ``rl_arch`` (``--init-policy``'s networks) < PPO's flags."""
     preset = None if args.no_preset else presets.get("density", args.env)
     base: dict[str, Any] = read_config_file(args.config) if args.config else {}
     args.config = None
@@ -66,13 +68,14 @@ def build_config(args: argparse.Namespace) -> density.Config:
     rl_base = {**(preset.config if preset else {}), **rl_base}
     if args.ppo_config:
         rl_base.update(read_config_file(args.ppo_config, "--ppo-config"))
-    rl_cfg = config_from_args(ppo.Config, args, base=rl_base)
+    rl_cfg = config_from_args(ppo.Config, args, base=rl_base, over=rl_arch)
     return config_from_args(density.Config, args, base={**base, "rl": rl_cfg})
 
 
 def cmd_density(args: argparse.Namespace) -> None:
     require_env(args.env)
-    cfg = build_config(args)
+    init_policy, rl_arch = init_policy_from_args(args, "ppo")
+    cfg = build_config(args, rl_arch)
     preset = None if args.no_preset else presets.get("density", args.env)
     total = args.total_timesteps if args.total_timesteps is not None else (preset.total_timesteps if preset else None)
     if total is None:
@@ -106,6 +109,7 @@ def cmd_density(args: argparse.Namespace) -> None:
             resume=args.resume,
             compile=args.compile,
             progress=not args.no_progress,
+            init_policy=init_policy,
         )
     except (ValueError, KeyError) as e:  # the library's checks of settings and data
         raise CLIError(str(e.args[0] if e.args else e)) from e
@@ -135,6 +139,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--ppo-config", default=None, help="JSON or YAML file of PPO config fields (over the preset)")
     p.add_argument("--no-preset", action="store_true", help="start PPO from its defaults, not the env's preset")
+    add_init_policy_flag(p, "the PPO agent")
     add_run_flags(p, eval_unit="env steps", compile_help="torch.compile PPO's vmapped minibatch step")
     p.add_argument("--rl", help=argparse.SUPPRESS)  # the nested PPO config comes from PPO's own flags below
     add_config_flags(p, density.Config)

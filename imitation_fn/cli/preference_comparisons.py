@@ -25,9 +25,11 @@ from imitation_fn.cli.common import (
     CLIError,
     add_command,
     add_config_flags,
+    add_init_policy_flag,
     add_run_flags,
     config_from_args,
     console,
+    init_policy_from_args,
     read_config_file,
     require_env,
     results_table,
@@ -54,6 +56,10 @@ def cmd_preference_comparisons(args: argparse.Namespace) -> None:
             raise CLIError("--agent-config must be a JSON object of the agent's Config fields")
         base["agent_config"] = {**base.get("agent_config", {}), **agent_config}
         args.agent_config = None
+    agent = args.agent or base.get("agent", pc.Config.model_fields["agent"].default)
+    init_policy, arch = init_policy_from_args(args, agent)
+    if arch:  # the policy's networks over the preset's and the files' agent settings
+        base["agent_config"] = {**base.get("agent_config", {}), **arch}
     cfg = config_from_args(pc.Config, args, base=base)
     trajectories = None
     if args.trajectories:
@@ -87,6 +93,7 @@ def cmd_preference_comparisons(args: argparse.Namespace) -> None:
             resume=args.resume,
             progress=not args.no_progress,
             compile=args.compile,
+            init_policy=init_policy,
             callback=lambda done, states, metrics, evaluation: last.update(metrics),
         )
     except ValueError as e:  # the library's checks of settings and data
@@ -114,6 +121,7 @@ def register(sub: Any) -> None:
     p.add_argument("--out", default=None, help="run directory: config, metrics, checkpoint, per-seed artifacts")
     p.add_argument("--config", default=None, help="JSON or YAML file of config fields (over the preset)")
     p.add_argument("--no-preset", action="store_true", help="start from the defaults, not the env's preset")
+    add_init_policy_flag(p, "the agent")
     add_run_flags(
         p,
         eval_unit="rounds",

@@ -12,10 +12,12 @@ from imitation_fn.cli.common import (
     CLIError,
     add_command,
     add_config_flags,
+    add_init_policy_flag,
     add_run_flags,
     config_from_args,
     console,
     flag,
+    init_policy_from_args,
     make_env,
     nonnegative_int,
     positive_int,
@@ -44,7 +46,8 @@ def cmd_train_rl(args: argparse.Namespace) -> None:
     if args.config:
         base.update(read_config_file(args.config))
     args.config = None
-    cfg = config_from_args(algo.Config, args, base=base)
+    init_policy, arch = init_policy_from_args(args, args.algo)
+    cfg = config_from_args(algo.Config, args, base=base, over=arch)
     total = args.total_steps if args.total_steps is not None else (preset.total_timesteps if preset else None)
     if total is None:
         raise CLIError(f"no preset for {args.algo} on {args.env}: give --total-steps")
@@ -76,6 +79,7 @@ def cmd_train_rl(args: argparse.Namespace) -> None:
             compile=args.compile,
             progress=not args.no_progress,
             reward_fn=reward_fn,
+            init_policy=init_policy,
         )
     except ValueError as e:  # the library's checks of settings and data
         raise CLIError(str(e)) from e
@@ -132,6 +136,7 @@ def register(sub: Any) -> None:
         metavar="N",
         help="also save N episodes of the best seed's policy as a dataset in OUT/demos",
     )
+    add_init_policy_flag(r, "the PPO or SAC policy")
     add_run_flags(
         r,
         eval_unit="env steps",
