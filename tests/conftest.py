@@ -1,4 +1,5 @@
 import contextlib
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +12,11 @@ from imitation_fn.train.run import Run
 
 # Small networks on 2 cores: one intra-op thread avoids oversubscription (DESIGN.md §8).
 torch.set_num_threads(1)
+
+# Tests never touch the network: a path that reads org/name and does not exist is looked up in the
+# Hugging Face cache only (imitation_fn.data.hub reads this at call time; commands run as subprocesses
+# inherit it). tests/test_hub.py builds such a cache in a temporary directory.
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 @pytest.fixture

@@ -96,7 +96,9 @@ def register(sub: Any) -> None:
     d.set_defaults(func=cmd_demos)
 
     c = add_command(sub, "convert", help="convert trajectories between a datasets directory and imitation's .npz")
-    c.add_argument("src", help="datasets directory (ours or imitation's) or imitation .npz file")
+    c.add_argument(
+        "src", help="datasets directory (ours or imitation's), imitation .npz file, or a Hugging Face dataset org/name"
+    )
     c.add_argument(
         "dst", help="output: a path ending in .npz gets imitation's npz layout, any other a datasets directory"
     )
@@ -104,7 +106,11 @@ def register(sub: Any) -> None:
     c.set_defaults(func=cmd_convert)
 
     o = add_command(sub, "rollouts", help="roll out a saved policy (ours or an SB3 .zip) and save a dataset")
-    o.add_argument("--policy", required=True, help="policy directory, policy.safetensors/.json, or SB3 .zip")
+    o.add_argument(
+        "--policy",
+        required=True,
+        help="policy directory, policy.safetensors/.json, SB3 .zip, or a Hugging Face repo id org/algo-env",
+    )
     o.add_argument("--env", required=True, help="environment id")
     o.add_argument("--episodes", type=positive_int, default=50, help="episodes")
     o.add_argument("--out", required=True, help="dataset directory to write")

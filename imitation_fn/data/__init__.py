@@ -12,7 +12,7 @@ The function ``rollout.rollout`` is deliberately not re-exported here: ``imitati
 stays the module.
 """
 
-from imitation_fn.data import buffer, convert, gym_rollout, infos, rollout, serialize, types, utils
+from imitation_fn.data import buffer, convert, gym_rollout, hub, infos, rollout, serialize, types, utils
 from imitation_fn.data.rollout import (
     PolicyFn,
     Rollout,
@@ -40,6 +40,7 @@ __all__ = [
     "flatten_trajectories",
     "generate_trajectories",
     "gym_rollout",
+    "hub",
     "infos",
     "make_sample_until",
     "rollout",

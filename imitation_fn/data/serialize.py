@@ -20,6 +20,7 @@ So ``imitation.data.serialize.load`` reads our directories and :func:`load` read
 Both also read ``imitation``'s older ``.npz`` files without unpickling anything: their pickled ``infos``
 array is not read (a warning says so where it may hold non-empty dicts); the ``infos_json`` array that
 :func:`imitation_fn.data.convert.save_npz` adds beside it is. The even older pickle format is refused.
+A path that does not exist but reads ``org/name`` is a Hugging Face Hub dataset (:mod:`.hub`).
 """
 
 from __future__ import annotations
@@ -43,17 +44,14 @@ import torch
 from datasets.exceptions import DatasetsError
 
 from imitation_fn.core.errors import InputError
-from imitation_fn.data import infos
+from imitation_fn.data import hub, infos
+from imitation_fn.data.hub import MissingPathError
 from imitation_fn.data.types import EpisodesWithInfos, Trajectory, TrajectoryWithRew
 from imitation_fn.data.utils import item_mismatch
 
 AnyPath = str | os.PathLike[str]
 
 REQUIRED_COLUMNS = ("obs", "acts", "terminal")
-
-
-class MissingPathError(InputError, FileNotFoundError):
-    """A path that does not exist: an :class:`InputError`, and a ``FileNotFoundError`` for callers that catch that."""
 
 
 class ExistingPathError(InputError, FileExistsError):
@@ -178,7 +176,8 @@ def load(path: AnyPath) -> list[Trajectory | TrajectoryWithRew]:
 
     Gives :class:`TrajectoryWithRew` when rewards were saved, else :class:`Trajectory`. Anything
     that does not hold valid trajectories (missing, incomplete, corrupt, empty, inconsistent
-    lengths, non-numeric or non-finite data) raises :class:`InputError` naming ``path``.
+    lengths, non-numeric or non-finite data) raises :class:`InputError` naming ``path``. A ``path``
+    that does not exist but reads ``org/name`` is a Hugging Face Hub dataset repo (:mod:`.hub`).
     """
     return _load(path, with_infos=False).trajectories
 
@@ -189,9 +188,14 @@ def load_with_infos(path: AnyPath) -> EpisodesWithInfos[Trajectory | TrajectoryW
 
 
 def _load(path: AnyPath, *, with_infos: bool) -> EpisodesWithInfos[Trajectory | TrajectoryWithRew]:
-    path = Path(path)
+    spec, path = os.fspath(path), Path(path)
     if not path.exists():
-        raise MissingPathError(f"no trajectories at {path}: the path does not exist")
+        if not hub.is_repo_id(spec):
+            raise MissingPathError(f"no trajectories at {path}: the path does not exist")
+        snapshot = hub.dataset_snapshot(spec)
+        if _is_saved_dataset(snapshot):
+            return _load_directory(snapshot, with_infos)
+        return _from_dataset(hub.read_parquet(snapshot, spec), spec, with_infos=with_infos)
     if path.is_dir():
         return _load_directory(path, with_infos)
     if not path.is_file():  # opening a named pipe would wait for a writer

@@ -36,6 +36,7 @@ from torch import Tensor
 
 from imitation_fn.core import random, serialization
 from imitation_fn.core.errors import InputError
+from imitation_fn.data import hub
 from imitation_fn.envs.base import PolicyFn
 from imitation_fn.nn import normalize
 from imitation_fn.nn.mlp import ACTIVATIONS
@@ -481,7 +482,11 @@ def load_policy(path: str | Path) -> LoadedPolicy:
     Raises ``FileNotFoundError`` when a file is missing and ``InputError`` naming the file for anything
     else: malformed or edited ``policy.json`` (unknown kind or activation, a changed network), a
     truncated ``policy.safetensors``, a tensor whose shape differs from what the JSON implies.
+    A ``path`` that does not exist but reads ``org/algo-env`` is a Hugging Face Hub model repo holding
+    the SB3 zip ``algo-env.zip`` (``huggingface_sb3`` naming, see :mod:`imitation_fn.data.hub`).
     """
+    if hub.is_repo_id(path):
+        path = hub.sb3_zip(str(path))
     path = Path(path)
     if path.suffix == ".zip":
         return load_sb3(path)
