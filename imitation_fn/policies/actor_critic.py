@@ -13,7 +13,9 @@ Parameters (the shared contract; SB3 names in brackets):
 orthogonal weights with gain √2 in hidden layers, 0.01 on the action head and 1 on the value head,
 zero biases. With ``shared=True``: ``{"shared": trunk [obs_dim, *net_arch], "pi": [h, act_dim],
 "vf": [h, 1]}`` (plus ``"log_std"``). Observations are flattened and cast to float32; observation
-normalisation is the caller's (it lives in the algorithm's state, not in params).
+normalisation is the caller's (it lives in the algorithm's state, not in params). Image observation
+spaces (``nn.cnn.is_image_space``) get SB3's ``CnnPolicy`` features: ``"cnn"``, a NatureCNN shared by
+both heads [``features_extractor``], whose 512 features replace the flattened observation.
 
 ``Box`` actions are Gaussian samples, *not* clipped: log-probabilities refer to the sample, and
 :func:`clip_action` clips only what is sent to the environment, as SB3 does.
@@ -32,6 +34,7 @@ from torch import Tensor
 
 from imitation_fn.core import random
 from imitation_fn.nn import Categorical, DiagGaussian, mlp_apply, mlp_init
+from imitation_fn.nn.cnn import FEATURES_DIM, is_image_space, nature_cnn_apply, nature_cnn_init
 
 Params = dict[str, Any]
 NetArch = Sequence[int] | Mapping[str, Sequence[int]]
@@ -68,6 +71,9 @@ def init(
     if not isinstance(observation_space, gym.spaces.Box):
         raise TypeError(f"actor_critic: unsupported observation space {observation_space!r} (expected Box)")
     obs_dim, n_act = math.prod(observation_space.shape), action_dim(action_space)
+    image = is_image_space(observation_space)
+    if image:
+        obs_dim = FEATURES_DIM
     k_pi, k_vf, k_shared = random.split(key, 3)
     if shared:
         if isinstance(net_arch, Mapping) or len(net_arch) == 0:
@@ -85,6 +91,8 @@ def init(
             "pi": mlp_init(k_pi, [obs_dim, *pi_arch, n_act], output_gain=0.01),
             "vf": mlp_init(k_vf, [obs_dim, *vf_arch, 1], output_gain=1.0),
         }
+    if image:  # its own key (folded in), so MLP policies keep the params they always had
+        params["cnn"] = nature_cnn_init(random.fold_in(key, 0xC22), observation_space.shape)
     if isinstance(action_space, gym.spaces.Box):
         # zeros_like a (batched under vmap) bias rather than torch.zeros: see mlp_init.
         params["log_std"] = torch.zeros_like(params["pi"][f"layers.{_last(params['pi'])}.bias"])
@@ -96,7 +104,7 @@ def _last(mlp: dict[str, Tensor]) -> int:
 
 
 def _features(params: Params, obs: Tensor, activation: str) -> Tensor:
-    x = obs.flatten(start_dim=1).to(torch.float32)
+    x = nature_cnn_apply(params["cnn"], obs) if "cnn" in params else obs.flatten(start_dim=1).to(torch.float32)
     if "shared" in params:
         x = mlp_apply(params["shared"], x, activation, activate_final=True)
     return x

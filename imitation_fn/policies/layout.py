@@ -12,6 +12,7 @@ import torch
 import torch.utils._pytree as pytree
 
 from imitation_fn.core import serialization
+from imitation_fn.nn.cnn import FEATURES_DIM, is_image_space, nature_cnn_shapes
 from imitation_fn.nn.mlp import mlp_sizes
 
 Kind = Literal["actor_critic", "sac_actor", "mlp"]
@@ -24,9 +25,10 @@ Spaces = tuple[gym.Space[Any], gym.Space[Any]]
 
 
 def _obs_dim(space: gym.Space[Any]) -> int:
+    """The width the MLPs see: NatureCNN's features for images, else the flattened observation."""
     if not isinstance(space, gym.spaces.Box):
         raise TypeError(f"policy: unsupported observation space {space!r} (expected Box)")
-    return math.prod(space.shape)
+    return FEATURES_DIM if is_image_space(space) else math.prod(space.shape)
 
 
 def _act_dim(space: gym.Space[Any]) -> int:
@@ -52,6 +54,8 @@ def param_shapes(kind: str, observation_space: gym.Space[Any], action_space: gym
       trunk ``[obs_dim, *shared]`` feeding both heads); ``log_std: (act_dim,)`` for Box actions.
     - ``"sac_actor"``: ``net_arch = [...]``, the trunk widths (SB3: ``[256, 256]``).
     - ``"mlp"``: ``net_arch = [...]``, the hidden widths of ``pi``; ``log_std`` for Box actions.
+
+    Image observations (``nn.cnn.is_image_space``) add ``"cnn"`` (NatureCNN) before the networks above.
     """
     obs_dim, act_dim = _obs_dim(observation_space), _act_dim(action_space)
     box = isinstance(action_space, gym.spaces.Box)
@@ -83,6 +87,8 @@ def param_shapes(kind: str, observation_space: gym.Space[Any], action_space: gym
         raise ValueError(f"unknown policy kind {kind!r}; expected one of {', '.join(KINDS)}")
     if box and kind != "sac_actor":
         shapes["log_std"] = (act_dim,)
+    if is_image_space(observation_space) and kind != "sac_actor":
+        shapes["cnn"] = nature_cnn_shapes(observation_space.shape or ())
     return shapes
 
 

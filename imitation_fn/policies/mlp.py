@@ -2,7 +2,8 @@
 
 SB3's ``ActorCriticPolicy`` actor (orthogonal init, gain √2 in hidden layers, 0.01 on the action
 head, state-independent ``log_std`` initialised to 0 for continuous actions), which is also what
-``imitation``'s BC trains (``FeedForward32Policy``: two hidden layers of 32 units, tanh).
+``imitation``'s BC trains (``FeedForward32Policy``: two hidden layers of 32 units, tanh). Image observation
+spaces get a NatureCNN (``"cnn"``, :mod:`imitation_fn.nn.cnn`) before the MLP, as SB3's ``CnnPolicy``.
 
 The parameter dict's keys carry the static structure: a ``log_std`` entry means continuous actions.
 """
@@ -19,6 +20,7 @@ from torch import Tensor
 
 from imitation_fn.core import random
 from imitation_fn.nn import Categorical, DiagGaussian, mlp_apply, mlp_init
+from imitation_fn.nn.cnn import FEATURES_DIM, is_image_space, nature_cnn_apply, nature_cnn_init
 
 Params = dict[str, Any]
 
@@ -40,10 +42,13 @@ def init(
     """Parameters of an MLP policy for these spaces."""
     if not isinstance(observation_space, gym.spaces.Box):
         raise TypeError(f"policy: unsupported observation space {observation_space!r} (expected Box)")
-    obs_dim = math.prod(observation_space.shape)
+    image = is_image_space(observation_space)
+    obs_dim = FEATURES_DIM if image else math.prod(observation_space.shape)
     params: Params = {
         "pi": mlp_init(key, [obs_dim, *net_arch, _action_dim(action_space)], output_gain=0.01),
     }
+    if image:  # SB3's NatureCNN features; its own key, so MLP policies keep the params they always had
+        params["cnn"] = nature_cnn_init(random.fold_in(key, 0xC22), observation_space.shape)
     if isinstance(action_space, gym.spaces.Box):
         params["log_std"] = torch.zeros(_action_dim(action_space))
     return params
@@ -51,7 +56,8 @@ def init(
 
 def distribution(params: Params, obs: Tensor, activation: str = "tanh") -> Categorical | DiagGaussian:
     """The action distribution at ``obs: (batch, *obs_shape)``."""
-    out = mlp_apply(params["pi"], obs.flatten(start_dim=1).to(torch.float32), activation=activation)
+    x = nature_cnn_apply(params["cnn"], obs) if "cnn" in params else obs.flatten(start_dim=1).to(torch.float32)
+    out = mlp_apply(params["pi"], x, activation=activation)
     if "log_std" in params:
         return DiagGaussian(mean=out, log_std=params["log_std"].expand_as(out))
     return Categorical(logits=out)
