@@ -13,7 +13,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from imitation_fn.envs import seals_mujoco
+from imitation_fn.envs import atari, seals_mujoco
 from imitation_fn.envs.acrobot import Acrobot
 from imitation_fn.envs.base import Env
 from imitation_fn.envs.cartpole import CartPole, FixedHorizonCartPole
@@ -48,6 +48,11 @@ def make(env_id: str, n_envs: int = 1, **kwargs: Any) -> Env:
     an ``Id`` this package provides (``"seals:seals/CartPole-v0"``) is ours.
     """
     env_id = _ours(env_id)
+    if env_id not in _REGISTRY and atari.is_atari(env_id):  # SB3's Atari preprocessing
+        try:
+            return atari.make(env_id, n_envs, **kwargs)
+        except gym.error.DependencyNotInstalled as e:
+            raise ValueError(f"{env_id!r} needs the atari extra: pip install 'imitation-fn[atari]' ({e})") from e
     if env_id not in _REGISTRY and _is_gymnasium_id(env_id):
         try:
             return GymEnv(env_id, n_envs, **kwargs)
