@@ -45,6 +45,7 @@ from imitation_fn.envs.base import Env, PolicyFn, RewardFn
 from imitation_fn.envs.host import HostEnvs
 from imitation_fn.envs.task import Task
 from imitation_fn.nn import normalize as nn_normalize
+from imitation_fn.nn.cnn import is_image_space
 from imitation_fn.policies import actor_critic
 from imitation_fn.rewards import normalize as reward_norm
 from imitation_fn.rewards.nets import BasicPotentialMLP, BasicRewardNet, Params, RewardNet, ShapedRewardNet
@@ -78,7 +79,8 @@ class Config(BaseConfig):
     """Allow episodes of different lengths. Read imitation's variable-horizon guide before setting this."""
     normalize_disc_inputs: bool = True
     """Standardise the discriminator's observations by running statistics of its training batches
-    (``imitation``'s ``normalize_input_layer=RunningNorm``); folded into the first layer's weights."""
+    (``imitation``'s ``normalize_input_layer=RunningNorm``); folded into the first layer's weights. Images
+    are not standardised: the CNN reward nets scale pixels to [0, 1] themselves."""
     stagger_envs: bool = True
     """At init, spread the generator's envs evenly over the episode (see :func:`stagger`)."""
 
@@ -172,7 +174,8 @@ def init_fields(cfg: Config, key: random.Key, task: Task, net: RewardNet) -> dic
     params = net.init(k_disc)
     obs_shape = tuple(env.observation_space.shape or ())
     act_shape = tuple(env.action_space.shape or ())
-    if cfg.normalize_disc_inputs:
+    normalize_inputs = cfg.normalize_disc_inputs and not is_image_space(env.observation_space)
+    if normalize_inputs:
         _check_normalizable(net)
     obs_dtype, act_dtype = (_dtype(space) for space in (env.observation_space, env.action_space))
     example = Transitions(  # one generated transition: the buffer's slot layout
@@ -196,7 +199,7 @@ def init_fields(cfg: Config, key: random.Key, task: Task, net: RewardNet) -> dic
         "n_disc_updates_per_round": cfg.n_disc_updates_per_round,
         "n_gen_updates": cfg.round_timesteps // cfg.rollout_size,
         "normalize_reward": cfg.normalize_reward,
-        "normalize_disc_inputs": cfg.normalize_disc_inputs,
+        "normalize_disc_inputs": normalize_inputs,
         "debug_use_ground_truth": cfg.debug_use_ground_truth,
         "allow_variable_horizon": cfg.allow_variable_horizon,
         "disc_adam_eps": cfg.disc_adam_eps,
@@ -204,7 +207,10 @@ def init_fields(cfg: Config, key: random.Key, task: Task, net: RewardNet) -> dic
 
 
 def _dtype(space: gym.Space[Any]) -> torch.dtype:
-    return torch.int64 if isinstance(space, gym.spaces.Discrete) else torch.float32
+    """How generated samples are buffered: images as the env's bytes (4x smaller), other boxes as float32."""
+    if isinstance(space, gym.spaces.Discrete):
+        return torch.int64
+    return torch.uint8 if is_image_space(space) else torch.float32
 
 
 def stagger_offsets(env: Env | HostEnvs) -> Tensor:

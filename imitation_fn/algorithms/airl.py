@@ -29,6 +29,8 @@ from imitation_fn.core import random, tree
 from imitation_fn.data.types import Transitions
 from imitation_fn.envs.base import RewardFn
 from imitation_fn.envs.task import Task
+from imitation_fn.nn.cnn import is_image_space
+from imitation_fn.rewards.cnn import BasicPotentialCNN, CnnRewardNet
 from imitation_fn.rewards.nets import BasicShapedRewardNet, Params, ShapedRewardNet
 
 
@@ -92,7 +94,13 @@ def reward_test(state: State) -> RewardFn:
 
 
 def reward_net(cfg: Config, task: Task) -> ShapedRewardNet:
-    """``f = g + γ·h(s') − h(s)`` for the task's spaces."""
+    """``f = g + γ·h(s') − h(s)`` for the task's spaces: CNNs on images (``imitation``'s ``CnnRewardNet`` and
+    ``BasicPotentialCNN``, the hidden sizes as channels), else MLPs."""
+    discount = cfg.gen.gamma if cfg.discount_factor is None else cfg.discount_factor
+    if is_image_space(task.observation_space):
+        obs_space, uses = task.observation_space, (cfg.use_state, cfg.use_action, cfg.use_next_state, cfg.use_done)
+        base = CnnRewardNet(obs_space, task.action_space, *uses, hwc_format=False, hid_channels=cfg.reward_hid_sizes)
+        return ShapedRewardNet(base, BasicPotentialCNN(obs_space, cfg.potential_hid_sizes, hwc_format=False), discount)
     return BasicShapedRewardNet(
         task.observation_space,
         task.action_space,
@@ -102,7 +110,7 @@ def reward_net(cfg: Config, task: Task) -> ShapedRewardNet:
         use_action=cfg.use_action,
         use_next_state=cfg.use_next_state,
         use_done=cfg.use_done,
-        discount_factor=cfg.gen.gamma if cfg.discount_factor is None else cfg.discount_factor,
+        discount_factor=discount,
         activation=cfg.reward_activation,
     )
 

@@ -31,6 +31,8 @@ from imitation_fn.core import random, struct, tree
 from imitation_fn.data.types import Transitions
 from imitation_fn.envs.base import RewardFn
 from imitation_fn.envs.task import Task
+from imitation_fn.nn.cnn import is_image_space
+from imitation_fn.rewards.cnn import CnnRewardNet
 from imitation_fn.rewards.nets import BasicRewardNet, Params
 
 
@@ -108,8 +110,14 @@ def reward_train(state: State) -> RewardFn:
 reward_test = reward_train  # imitation's GAIL uses one reward for both
 
 
-def reward_net(cfg: Config, task: Task) -> BasicRewardNet:
-    """The discriminator's network for the task's spaces."""
+def reward_net(cfg: Config, task: Task) -> BasicRewardNet | CnnRewardNet:
+    """The discriminator's network for the task's spaces: a CNN on images (``imitation``'s ``CnnRewardNet``
+    with ``reward_hid_sizes`` as its channels), else an MLP."""
+    uses = (cfg.use_state, cfg.use_action, cfg.use_next_state, cfg.use_done)
+    if is_image_space(task.observation_space):
+        return CnnRewardNet(
+            task.observation_space, task.action_space, *uses, hwc_format=False, hid_channels=cfg.reward_hid_sizes
+        )
     return BasicRewardNet(
         task.observation_space,
         task.action_space,

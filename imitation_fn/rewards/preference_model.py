@@ -32,8 +32,10 @@ from torch import Tensor
 from imitation_fn.core import optim, random, struct, tree
 from imitation_fn.data.fragments import Pool, discounted_return, random_fragments, select_most_uncertain
 from imitation_fn.data.preferences import Fragments, PreferenceDataset
+from imitation_fn.nn.cnn import is_image_space
 from imitation_fn.nn.normalize import RunningMeanStd
 from imitation_fn.rewards import normalize as reward_normalize
+from imitation_fn.rewards.cnn import CnnRewardNet
 from imitation_fn.rewards.ensemble import RewardEnsemble
 from imitation_fn.rewards.nets import BasicRewardNet
 
@@ -110,16 +112,16 @@ class TrainerConfig(ModelConfig, Protocol):
 
 
 def make_net(cfg: NetConfig, observation_space: gym.Space[Any], action_space: gym.Space[Any]) -> Any:
-    """The reward net ``cfg`` describes: a ``BasicRewardNet``, or a ``RewardEnsemble`` of them."""
-    member = BasicRewardNet(
-        observation_space,
-        action_space,
-        cfg.reward_use_state,
-        cfg.reward_use_action,
-        cfg.reward_use_next_state,
-        cfg.reward_use_done,
-        hid_sizes=cfg.reward_hid_sizes,
-    )
+    """The reward net ``cfg`` describes: a ``BasicRewardNet`` (a ``CnnRewardNet`` on images, the hidden sizes as
+    channels), or a ``RewardEnsemble`` of them."""
+    uses = (cfg.reward_use_state, cfg.reward_use_action, cfg.reward_use_next_state, cfg.reward_use_done)
+    member: BasicRewardNet | CnnRewardNet
+    if is_image_space(observation_space):
+        member = CnnRewardNet(
+            observation_space, action_space, *uses, hwc_format=False, hid_channels=cfg.reward_hid_sizes
+        )
+    else:
+        member = BasicRewardNet(observation_space, action_space, *uses, hid_sizes=cfg.reward_hid_sizes)
     return member if cfg.ensemble_size is None else RewardEnsemble(member, cfg.ensemble_size)
 
 
