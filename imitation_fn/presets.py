@@ -105,6 +105,26 @@ _RL: dict[tuple[str, str], Preset] = {
             ("Swimmer", {"gamma": 0.9999}, 295.4),
         ]
     },
+    # rl-zoo's Atari PPO (SB3's CnnPolicy: the heads sit right on NatureCNN's features; its clip range is annealed
+    # linearly there, constant here). No bar: 1e7 frames-steps are days on two cores.
+    **{
+        ("ppo", env_id): Preset(
+            config={
+                "n_envs": 8,
+                "n_steps": 128,
+                "batch_size": 256,
+                "n_epochs": 4,
+                "lr": 2.5e-4,
+                "lr_schedule": "linear",
+                "clip_range": 0.1,
+                "ent_coef": 0.01,
+                "vf_coef": 0.5,
+                "net_arch": (),
+            },
+            total_timesteps=10_000_000,
+        )
+        for env_id in ("ALE/Pong-v5", "ALE/Breakout-v5", "PongNoFrameskip-v4", "BreakoutNoFrameskip-v4")
+    },
 }
 
 # --- GAIL and AIRL (benchmarks/adversarial.py) ----------------------------------------------------------------------
@@ -176,9 +196,11 @@ _ADVERSARIAL: dict[tuple[str, str], Preset] = {
 
 # --- Density: the PPO agent on the log-density reward --------------------------------------------------------------
 
-# A fixed-horizon seals variant trains well with its original's PPO preset (same dynamics).
+# A fixed-horizon seals variant trains well with its original's PPO preset (same dynamics). Not on Atari: its games
+# have no fixed horizon for the density model's time steps.
+_TORCH_ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")
 _SAME_DYNAMICS = {"seals/CartPole-v0": "CartPole-v1", "seals/MountainCar-v0": "MountainCar-v0"}
-_PPO_ENVS = {env: env for algo, env in _RL if algo == "ppo"}
+_PPO_ENVS = {env: env for algo, env in _RL if algo == "ppo" and env in _TORCH_ENVS}
 _DENSITY: dict[tuple[str, str], Preset] = {
     ("density", env): Preset(config=_RL["ppo", original].config, total_timesteps=_RL["ppo", original].total_timesteps)
     for env, original in {**_PPO_ENVS, **_SAME_DYNAMICS}.items()

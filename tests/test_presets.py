@@ -10,7 +10,7 @@ import pytest
 from imitation_fn import envs, presets
 from imitation_fn.algorithms import airl, gail
 from imitation_fn.algorithms import preference_comparisons as pc
-from imitation_fn.envs import seals_mujoco
+from imitation_fn.envs import atari, seals_mujoco
 from imitation_fn.rl import ppo, sac
 
 CONFIGS = {
@@ -31,8 +31,12 @@ def test_every_preset_is_a_valid_config_on_a_known_env(algorithm: str, env_id: s
         pc.Config(**preset.config, total_timesteps=preset.total_timesteps)
     else:
         CONFIGS[algorithm](**preset.config)
-    # A torch env, or one of seals' MuJoCo tasks the package registers with gymnasium (a host env).
-    assert env_id in envs.registered_ids() or env_id in {f"seals/{n}-v1" for n in seals_mujoco.SEALS_MUJOCO}
+    # A torch env, one of seals' MuJoCo tasks the package registers with gymnasium, or an Atari game (host envs).
+    assert (
+        env_id in envs.registered_ids()
+        or env_id in {f"seals/{n}-v1" for n in seals_mujoco.SEALS_MUJOCO}
+        or atari.is_atari(env_id)
+    )
 
 
 def test_get_and_env_ids() -> None:
