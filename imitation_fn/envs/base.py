@@ -84,7 +84,19 @@ class Env(abc.ABC):
 
 def require_supported(env: Env, who: str) -> None:
     """One clear error for an env whose spaces the policies and reward nets cannot take: observations must be a
-    ``Box`` (a gymnasium ``Dict``/``Tuple`` reaches us flattened into one), actions a ``Box`` or ``Discrete``."""
+    ``Box``, actions a ``Box`` or ``Discrete``.
+
+    A gymnasium ``Dict``/``Tuple`` observation reaches us flattened into one ``Box`` (``envs.gym.GymEnv``:
+    ``Box`` entries raveled, ``Discrete``/``MultiDiscrete`` entries one-hot, as SB3's ``CombinedExtractor``
+    does), so it is accepted; one with an entry that has no fixed-size vector form (``Sequence``, ``Graph``)
+    stays composite and is refused here.
+    """
+    if isinstance(env.observation_space, gym.spaces.Dict | gym.spaces.Tuple):
+        raise InputError(
+            f"{who}: observation space {env.observation_space} is not supported: an entry has no fixed-size "
+            "vector form (e.g. Sequence or Graph), so it cannot be flattened into the one vector the policies and "
+            "reward nets take (Dict/Tuple of Box, Discrete, MultiDiscrete and MultiBinary entries can)"
+        )
     if not isinstance(env.observation_space, gym.spaces.Box):
         raise InputError(f"{who}: observation space {env.observation_space} is not supported (Box, or Dict/Tuple)")
     if not isinstance(env.action_space, gym.spaces.Box | gym.spaces.Discrete):

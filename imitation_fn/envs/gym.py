@@ -20,11 +20,19 @@ observation the step reached in ``final_obs``.
 
 Observations become tensors: float ``Box`` -> float32, ``uint8`` ``Box`` (images) -> uint8 with the
 layout gymnasium gives (e.g. ``(H, W, C)``), ``Discrete`` / ``MultiDiscrete`` / ``MultiBinary`` /
-integer ``Box`` -> int64. ``Dict`` and ``Tuple`` observations are flattened with
-``gymnasium.spaces.flatten`` into one vector: entries in the space's key order (sorted for a
-``Dict`` built from a plain dict), ``Box`` entries raveled, ``Discrete`` / ``MultiDiscrete`` one-hot
-encoded, everything cast to the common dtype (float32 as soon as one entry is float). Keys and
-shapes are dropped; ``env.unflattened_observation_space`` and ``gymnasium.spaces.unflatten`` recover them.
+integer ``Box`` -> int64.
+
+``Dict`` and ``Tuple`` observations are supported by flattening them at this boundary with
+``gymnasium.spaces.flatten`` into one vector, so policies and reward nets are MLPs on it: entries in
+the space's key order (sorted for a ``Dict`` built from a plain dict), ``Box`` entries raveled,
+``Discrete`` / ``MultiDiscrete`` one-hot encoded, everything cast to the common dtype (float32 as
+soon as one entry is float). That is what SB3's ``MultiInputPolicy`` (``CombinedExtractor``) computes
+for entries that are not images, so the weights are the same. Keys and shapes are dropped here;
+``env.unflattened_observation_space`` keeps the space, ``gymnasium.spaces.unflatten`` recovers an
+observation, and ``imitation_fn.data.serialize.save(..., observation_space=...)`` writes datasets
+with the observations keyed again (one field per key). Only image entries (``uint8`` ``Box`` of rank 3) warn: flattened, no CNN
+sees them. Entries with no fixed-size vector form (``Sequence``, ``Graph``) are refused by
+``envs.base.require_supported``.
 """
 
 from __future__ import annotations
@@ -160,12 +168,12 @@ class GymEnv(Env):
         first = make_one.build()
         self.unflattened_observation_space: gym.Space[Any] = first.observation_space
         self.max_episode_steps = max_episode_steps if max_episode_steps is not None else _time_limit(first)
-        if isinstance(self.unflattened_observation_space, _COMPOSITE):
-            kind = type(self.unflattened_observation_space).__name__
+        images = _image_entries(self.unflattened_observation_space)
+        if images:
             warnings.warn(
-                f"GymEnv({self.env_id!r}): {kind} observations are flattened with gymnasium.spaces.flatten into one "
-                "vector (entries in key order, Discrete entries one-hot, keys and shapes dropped); "
-                "env.unflattened_observation_space and gymnasium.spaces.unflatten recover them.",
+                f"GymEnv({self.env_id!r}): the image entries {images} of its observations are flattened with the "
+                "rest into one vector (gymnasium.spaces.flatten), so an MLP sees their raw pixels and no CNN sees "
+                "them (SB3's MultiInputPolicy would put a NatureCNN on each)",
                 stacklevel=2,
             )
         env_fns = [make_one.flatten] * n_envs
@@ -351,6 +359,23 @@ class _SubEnvFactory:
 
     def flatten(self) -> gym.Env[Any, Any]:
         return self.flatten_env(self.build())
+
+
+def _image_entries(space: gym.Space[Any], prefix: str = "") -> list[str]:
+    """The paths (``"camera"``, ``"0/frame"``) of the image entries (``uint8`` ``Box`` of rank 3) in a Dict/Tuple."""
+    if isinstance(space, gym.spaces.Dict):
+        items: list[tuple[str, gym.Space[Any]]] = [(str(k), s) for k, s in space.spaces.items()]
+    elif isinstance(space, gym.spaces.Tuple):
+        items = [(str(i), s) for i, s in enumerate(space.spaces)]
+    else:
+        return []
+    found = []
+    for name, sub in items:
+        path = f"{prefix}{name}"
+        if isinstance(sub, gym.spaces.Box) and sub.dtype == np.uint8 and len(sub.shape) == 3:
+            found.append(path)
+        found += _image_entries(sub, f"{path}/")
+    return found
 
 
 def _time_limit(env: gym.Env[Any, Any]) -> int | None:
