@@ -1,13 +1,17 @@
 """Datasets: ``demos`` (a scripted expert's episodes), ``rollouts`` (a saved policy's), ``convert`` (formats).
 
 ``rollouts`` on a gymnasium environment keeps each step's info dict in the dataset (JSON values, see
-:mod:`imitation_fn.data.infos`); torch environments have none (empty dicts).
+:mod:`imitation_fn.data.infos`); torch environments have none (empty dicts). On an environment with
+``Dict`` observations of ``Box`` entries it writes them in the dict layout (one field per key, see
+:mod:`imitation_fn.data.serialize`), which every ``--demos`` reads back flattened as the env gives them.
 """
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
+
+import gymnasium as gym
 
 from imitation_fn.cli.common import (
     CLIError,
@@ -57,9 +61,11 @@ def cmd_convert(args: argparse.Namespace) -> None:
     console.print(f"{n_trajs} trajectories: {args.src} → {dst} ({kind})")
 
 
-def save_dataset(out: str, trajs: list[Any], infos: list[list[dict[str, Any]]] | None = None) -> None:
+def save_dataset(
+    out: str, trajs: list[Any], infos: list[list[dict[str, Any]]] | None = None, observation_space: Any = None
+) -> None:
     try:
-        serialize.save(out, trajs, infos=infos)
+        serialize.save(out, trajs, infos=infos, observation_space=observation_space)
     except FileExistsError as e:
         raise CLIError(f"--out {out}: {e}") from e
 
@@ -73,13 +79,20 @@ def cmd_rollouts(args: argparse.Namespace) -> None:
         raise CLIError(f"--policy: {e}") from e
     policy = loaded.policy_fn(deterministic=not args.stochastic)
     key, n = random.key(args.seed), args.episodes
-    infos = None
+    infos, space = None, None
     if isinstance(env, GymEnv):  # the env's infos go into the dataset
         episodes = gym_rollout.collect_episodes(env, policy, key, min_episodes=n)
         trajs, infos = episodes.trajectories[:n], episodes.infos[:n]
+        unflattened = env.unflattened_observation_space
+        if isinstance(unflattened, gym.spaces.Dict) and serialize.has_dict_layout(unflattened):  # one field per key
+            space = unflattened
+            console.print(f"observations in the dict layout: {', '.join(unflattened.spaces)}")
+        elif isinstance(unflattened, gym.spaces.Dict | gym.spaces.Tuple):
+            why = "the dict layout holds Box entries, keys sorted"
+            console.print(f"observations saved flattened ({why}): {unflattened}")
     else:
         trajs = generate_trajectories(env, policy, key, min_episodes=n)[:n]
-    save_dataset(args.out, trajs, infos)
+    save_dataset(args.out, trajs, infos, space)
     stats = rollout_stats(trajs)
     console.print(
         f"saved {len(trajs)} episodes to {args.out}: return {stats['return_mean']:.1f} ± "

@@ -11,6 +11,10 @@ here holds them twice, as ``imitation``'s pickled object array of plain dicts (w
 reads) and as ``infos_json``, one JSON string per step (which is what is read back here). The
 pickled ``infos`` of an ``.npz`` written by ``imitation`` is never unpickled: those infos load as
 empty dicts, with a warning where the pickle may hold non-empty ones.
+
+Observations in the dict layout (a Dict env's, see :mod:`imitation_fn.data.serialize`) stay in it from
+one datasets directory to another; an ``.npz`` holds them flattened (``imitation``'s npz has no dict
+form), as :func:`~imitation_fn.data.serialize.load` gives them.
 """
 
 from __future__ import annotations
@@ -50,7 +54,8 @@ def convert(src: AnyPath, dst: AnyPath, *, overwrite: bool = False) -> Path:
         if dst.suffix == ".npz":
             save_npz(dst, episodes.trajectories, infos=episodes.infos)
         else:
-            serialize.save(dst, episodes.trajectories, infos=episodes.infos)
+            space = serialize.stored_observation_space(src)  # a dict layout is written as it was read
+            serialize.save(dst, episodes.trajectories, infos=episodes.infos, observation_space=space)
     except ExistingPathError:
         raise
     except OSError as e:  # e.g. a parent that is a file, or no permission

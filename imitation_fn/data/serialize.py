@@ -10,6 +10,20 @@
   for every step when no infos are given, as ``imitation`` writes for ``infos=None``.
 
 So ``imitation.data.serialize.load`` reads our directories and :func:`load` reads theirs.
+
+**Dict observations.** Trajectories hold observations flattened as ``envs.gym.GymEnv`` flattens them
+(``gymnasium.spaces.flatten``: entries in the ``Dict`` space's key order, each raveled). Saved with
+``observation_space=`` a ``Dict`` of ``Box`` entries (``env.unflattened_observation_space``), ``obs`` is
+written in the **dict layout**: a struct column with one field per key, each ``(T + 1, *entry_shape)``
+in the entry's dtype (``{"position": (T + 1, 2), "velocity": (T + 1, 3)}``), as a ``DictObs``'s arrays
+give it. :func:`load` reads it back flattened with the entries in **sorted key order** — the order
+gymnasium gives a ``Dict`` built from a plain dict, whatever order the fields were stored in — or in
+the order of the ``Dict`` given as ``observation_space=`` (keys and shapes then checked). So a policy
+trained on the env acts on the result, also for a dataset built by hand from the env's observation
+dicts. A ``Dict`` whose keys are not sorted (an ``OrderedDict``, ``sort_keys=False``) is saved flat
+instead (``has_dict_layout`` is false), so that no file loads in an order its env does not use.
+``imitation`` itself writes no dict layout (its ``serialize.save`` refuses ``DictObs``, up to at least
+its 1.0 master) and reads none; save without ``observation_space`` (flat ``obs``) for a file it can read.
 :func:`load` gives the trajectories alone; :func:`load_with_infos` gives them with their infos
 (:class:`~imitation_fn.data.types.EpisodesWithInfos`), and ``save(path, trajs, infos=...)`` writes them:
 
@@ -34,10 +48,12 @@ import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
+from math import prod
 from pathlib import Path
 from typing import Any
 
 import datasets
+import gymnasium as gym
 import numpy as np
 import pyarrow as pa
 import torch
@@ -61,16 +77,77 @@ class ExistingPathError(InputError, FileExistsError):
 Infos = Sequence[Sequence[Mapping[str, Any]]]  # infos[i][t]: step t of trajectory i
 
 
-def to_dataset(trajectories: Sequence[Trajectory], infos: Infos | None = None) -> datasets.Dataset:
+def to_dataset(
+    trajectories: Sequence[Trajectory],
+    infos: Infos | None = None,
+    *,
+    observation_space: gym.Space[Any] | None = None,
+) -> datasets.Dataset:
     """Trajectories as a ``datasets.Dataset`` in ``imitation``'s column layout (e.g. to ``push_to_hub``).
 
     ``infos[i][t]`` is the info of step ``t`` of trajectory ``i`` (default: empty dicts); values JSON
     cannot hold are converted or dropped with a warning (:mod:`imitation_fn.data.infos`).
+    ``observation_space``: a ``Dict`` of ``Box`` entries writes ``obs`` in the dict layout (see the module
+    docstring; ``trajectories`` hold its flattened observations); ``None`` or a ``Box`` writes them as they are.
     """
-    return _to_dataset(trajectories, infos, "to_dataset")
+    return _to_dataset(trajectories, infos, "to_dataset", observation_space)
 
 
-def _to_dataset(trajectories: Sequence[Trajectory], infos: Infos | None, where: str) -> datasets.Dataset:
+def has_dict_layout(space: gym.Space[Any] | None) -> bool:
+    """Whether ``save(..., observation_space=space)`` writes the dict layout: a ``Dict`` of ``Box`` entries with
+    str keys in sorted order (the order :func:`load` flattens them in; gymnasium's default for a ``Dict``)."""
+    if not isinstance(space, gym.spaces.Dict) or not space.spaces:
+        return False
+    keys = list(space.spaces)
+    boxes = all(isinstance(k, str) and isinstance(v, gym.spaces.Box) for k, v in space.spaces.items())
+    return boxes and keys == sorted(keys)
+
+
+def _dict_entries(space: gym.Space[Any] | None, where: str) -> list[tuple[str, tuple[int, ...], np.dtype[Any]]] | None:
+    """``(key, shape, dtype)`` of each entry of a dict-layout space in key order; ``None`` for flat ``obs``."""
+    if space is None or isinstance(space, gym.spaces.Box):
+        return None
+    if not has_dict_layout(space):
+        raise ValueError(
+            f"{where}: observation_space {space} has no dict layout, which holds a Dict of Box entries with str keys "
+            "in sorted order (the order load flattens them in). Save without observation_space to write the "
+            "flattened observations as they are"
+        )
+    assert isinstance(space, gym.spaces.Dict)
+    return [(k, tuple(v.shape or ()), np.dtype(v.dtype)) for k, v in space.spaces.items()]
+
+
+def _obs_column(trajectories: Sequence[Trajectory], space: gym.Space[Any] | None, where: str) -> list[Any]:
+    """The ``obs`` column: each trajectory's array, or in the dict layout one ``{key: array}`` per trajectory."""
+    entries = _dict_entries(space, where)
+    if entries is None:
+        return [_numpy(traj.obs) for traj in trajectories]
+    width = sum(prod(shape) for _, shape, _ in entries)
+    column = []
+    for i, traj in enumerate(trajectories):
+        flat = _numpy(traj.obs)
+        if flat.ndim != 2 or flat.shape[1] != width:
+            raise ValueError(
+                f"{where}: trajectory {i} has obs of shape {flat.shape}, expected (T + 1, {width}): "
+                f"observations of {space} flattened (as GymEnv gives them)"
+            )
+        row, start = {}, 0
+        for key, shape, dtype in entries:
+            part = flat[:, start : start + prod(shape)]
+            if np.issubdtype(dtype, np.integer) and not np.issubdtype(part.dtype, np.integer):
+                part = np.rint(part)  # GymEnv cast integer entries to float32 with the others: exact, restored here
+            row[key] = part.reshape(len(flat), *shape).astype(dtype)
+            start += prod(shape)
+        column.append(row)
+    return column
+
+
+def _to_dataset(
+    trajectories: Sequence[Trajectory],
+    infos: Infos | None,
+    where: str,
+    observation_space: gym.Space[Any] | None = None,
+) -> datasets.Dataset:
     if len(trajectories) == 0:
         raise ValueError("cannot save an empty sequence of trajectories")
     has_rews = [isinstance(traj, TrajectoryWithRew) for traj in trajectories]
@@ -78,7 +155,7 @@ def _to_dataset(trajectories: Sequence[Trajectory], infos: Infos | None, where: 
         raise ValueError("Some trajectories have rewards but not all")
     _check_no_nan(trajectories)
     columns: dict[str, list[Any]] = {
-        "obs": [_numpy(traj.obs) for traj in trajectories],
+        "obs": _obs_column(trajectories, observation_space, where),
         "acts": [_numpy(traj.acts) for traj in trajectories],
         "infos": _encode_infos(trajectories, infos, where),
         "terminal": [bool(traj.terminal) for traj in trajectories],
@@ -88,23 +165,115 @@ def _to_dataset(trajectories: Sequence[Trajectory], infos: Infos | None, where: 
     return datasets.Dataset.from_dict(columns)
 
 
-def from_dataset(dataset: datasets.Dataset) -> list[Trajectory | TrajectoryWithRew]:
+def from_dataset(
+    dataset: datasets.Dataset, *, observation_space: gym.Space[Any] | None = None
+) -> list[Trajectory | TrajectoryWithRew]:
     """Trajectories from a ``datasets.Dataset`` in ``imitation``'s layout (e.g. one from the Hub).
 
     Gives :class:`TrajectoryWithRew` when the dataset has a ``rews`` column (rewards as float32),
     else :class:`Trajectory`. Observations and actions keep their stored dtype. A dataset that does
-    not hold valid trajectories raises :class:`InputError`.
+    not hold valid trajectories raises :class:`InputError`. Observations in the dict layout come back
+    flattened (see the module docstring), in the key order of ``observation_space`` if it is a ``Dict``.
     """
-    return _from_dataset(dataset, "dataset", with_infos=False).trajectories
+    return _from_dataset(dataset, "dataset", with_infos=False, observation_space=observation_space).trajectories
 
 
-def from_dataset_with_infos(dataset: datasets.Dataset) -> EpisodesWithInfos[Trajectory | TrajectoryWithRew]:
+def from_dataset_with_infos(
+    dataset: datasets.Dataset, *, observation_space: gym.Space[Any] | None = None
+) -> EpisodesWithInfos[Trajectory | TrajectoryWithRew]:
     """:func:`from_dataset` with the per-step infos (empty dicts where the dataset has no ``infos`` column)."""
-    return _from_dataset(dataset, "dataset", with_infos=True)
+    return _from_dataset(dataset, "dataset", with_infos=True, observation_space=observation_space)
+
+
+def stored_observation_space(path: AnyPath) -> gym.spaces.Dict | None:
+    """The ``Dict`` space of a dataset whose ``obs`` are in the dict layout; ``None`` for flat ``obs`` or an ``.npz``.
+
+    Keys sorted (the flatten order); each entry a ``Box`` of the stored dtype and per-step shape (from the first
+    trajectory), unbounded (the bounds are not stored). ``save(..., observation_space=...)`` with it
+    writes the same layout again (``convert`` does).
+    """
+    opened = _open_dataset(path)
+    return None if opened is None else _stored_space(*opened)
+
+
+def _stored_keys(dataset: datasets.Dataset) -> list[str] | None:
+    """The field names of a struct ``obs`` column (the dict layout), in stored order; ``None`` for flat ``obs``."""
+    feature = dataset.features.get("obs")
+    return list(feature) if isinstance(feature, dict) else None
+
+
+def _stored_space(dataset: datasets.Dataset, where: str) -> gym.spaces.Dict | None:
+    keys = _stored_keys(dataset)
+    if keys is None or len(dataset) == 0:
+        return None
+    first = dataset.with_format("numpy", columns=["obs"])[0]["obs"]
+    entries: dict[str, gym.Space[Any]] = {}
+    for key in keys:
+        feature = dataset.features["obs"][key]
+        while hasattr(feature, "feature"):  # List(List(Value)): the element type is innermost
+            feature = feature.feature
+        try:
+            dtype = np.dtype(feature.dtype)
+            shape = np.asarray(first[key]).shape[1:]
+        except (AttributeError, TypeError) as e:
+            raise InputError(f"{where}: obs entry {key!r} is not an array of numbers ({_reason(e)})") from e
+        if dtype.kind == "f":
+            entries[key] = gym.spaces.Box(-np.inf, np.inf, shape, dtype)
+        elif dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            entries[key] = gym.spaces.Box(info.min, info.max, shape, dtype)
+        else:
+            raise InputError(f"{where}: obs entry {key!r} has dtype {dtype}; the dict layout holds Box entries")
+    return gym.spaces.Dict(entries)  # keys sorted, as load flattens them
+
+
+def _read_keys(dataset: datasets.Dataset, space: gym.Space[Any] | None, where: str) -> list[str] | None:
+    """The keys to flatten a dict-layout ``obs`` by, in order: ``space``'s if it is a ``Dict``, else sorted."""
+    stored = _stored_keys(dataset)
+    if stored is None or not isinstance(space, gym.spaces.Dict):
+        return None if stored is None else sorted(stored)
+    keys = list(space.spaces)
+    if set(keys) != set(stored):
+        raise InputError(
+            f"{where}: its observations have the keys {stored}, but the observation space has {keys}; "
+            "the dict layout must hold exactly the Dict space's keys"
+        )
+    return keys
+
+
+def _flat_obs(where: str, row: Any, keys: list[str], space: gym.Space[Any] | None) -> np.ndarray:
+    """One trajectory's dict-layout observations, flattened as ``gymnasium.spaces.flatten`` does (in ``keys`` order)."""
+    if not isinstance(row, dict):
+        raise InputError(f"{where}: obs is not a record of arrays by key")
+    parts = []
+    for key in keys:
+        value = row[key]
+        if isinstance(value, dict):
+            raise InputError(f"{where}: obs entry {key!r} is itself a dict; the dict layout holds Box entries only")
+        part = _tensor(where, f"obs entry {key!r}", value).numpy()
+        if isinstance(space, gym.spaces.Dict):
+            expected = tuple(space.spaces[key].shape or ())
+            if part.shape[1:] != expected:
+                raise InputError(
+                    f"{where}: obs entry {key!r} has per-step shape {part.shape[1:]}, expected {expected} "
+                    f"from the observation space's {space.spaces[key]}"
+                )
+        parts.append(part.reshape(len(part), -1))
+    lengths = {len(p) for p in parts}
+    if len(lengths) > 1:
+        rows = {key: len(p) for key, p in zip(keys, parts, strict=True)}
+        raise InputError(f"{where}: obs entries have different numbers of rows {rows}")
+    flat = np.concatenate(parts, axis=1)
+    # The dtype GymEnv gives the flattened observation: float32 once anything is float.
+    return flat.astype(np.float32) if flat.dtype.kind == "f" else flat
 
 
 def _from_dataset(
-    dataset: datasets.Dataset, where: str, *, with_infos: bool
+    dataset: datasets.Dataset,
+    where: str,
+    *,
+    with_infos: bool,
+    observation_space: gym.Space[Any] | None = None,
 ) -> EpisodesWithInfos[Trajectory | TrajectoryWithRew]:
     """:func:`from_dataset_with_infos`, naming the dataset ``where`` (its path) in errors; the infos are
     only read ``with_infos`` (else empty dicts)."""
@@ -118,6 +287,7 @@ def _from_dataset(
         raise InputError(f"{where} holds no trajectories")
     with_rews = "rews" in dataset.column_names
     columns = [*REQUIRED_COLUMNS, "rews"] if with_rews else list(REQUIRED_COLUMNS)
+    keys = _read_keys(dataset, observation_space, where)
     try:
         # A flipped byte can leave an Arrow file that parses but points outside its buffers: validate
         # every offset (of every column: convert reads the infos) before anything reads through them.
@@ -128,7 +298,7 @@ def _from_dataset(
     trajs = [
         _trajectory(
             f"{where}: trajectory {i}",
-            row["obs"],
+            row["obs"] if keys is None else _flat_obs(f"{where}: trajectory {i}", row["obs"], keys, observation_space),
             row["acts"],
             row["terminal"],
             row["rews"] if with_rews else None,
@@ -143,17 +313,25 @@ def _from_dataset(
     return EpisodesWithInfos(trajs, [[{} for _ in range(n)] for n in lengths])
 
 
-def save(path: AnyPath, trajectories: Sequence[Trajectory], *, infos: Infos | None = None) -> None:
+def save(
+    path: AnyPath,
+    trajectories: Sequence[Trajectory],
+    *,
+    infos: Infos | None = None,
+    observation_space: gym.Space[Any] | None = None,
+) -> None:
     """Write ``trajectories`` (and their per-step ``infos``, see :func:`to_dataset`) to the directory ``path``.
 
-    ``imitation``'s datasets format. Atomic: the dataset is written to a temporary sibling directory
-    and renamed into place, so an error never leaves a half-written dataset or loses one already at
-    ``path``. An existing ``path`` is replaced only if it is itself a saved dataset.
+    ``imitation``'s datasets format; with ``observation_space`` a ``Dict`` of ``Box`` entries (a Dict env's
+    ``env.unflattened_observation_space``), ``obs`` in the dict layout (see the module docstring). Atomic:
+    the dataset is written to a temporary sibling directory and renamed into place, so an error never
+    leaves a half-written dataset or loses one already at ``path``. An existing ``path`` is replaced only
+    if it is itself a saved dataset.
     """
     path = Path(path)
     if path.exists() and not _is_saved_dataset(path):
         raise ExistingPathError(f"{path} exists and is not a saved trajectory dataset; refusing to overwrite it")
-    dataset = _to_dataset(trajectories, infos, str(path))
+    dataset = _to_dataset(trajectories, infos, str(path), observation_space)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
     try:
@@ -171,48 +349,63 @@ def save(path: AnyPath, trajectories: Sequence[Trajectory], *, infos: Infos | No
             shutil.rmtree(tmp)
 
 
-def load(path: AnyPath) -> list[Trajectory | TrajectoryWithRew]:
+def load(path: AnyPath, *, observation_space: gym.Space[Any] | None = None) -> list[Trajectory | TrajectoryWithRew]:
     """Read trajectories saved by :func:`save`, by ``imitation``'s ``serialize.save``, or its older ``.npz``.
 
     Gives :class:`TrajectoryWithRew` when rewards were saved, else :class:`Trajectory`. Anything
     that does not hold valid trajectories (missing, incomplete, corrupt, empty, inconsistent
     lengths, non-numeric or non-finite data) raises :class:`InputError` naming ``path``. A ``path``
     that does not exist but reads ``org/name`` is a Hugging Face Hub dataset repo (:mod:`.hub`).
+    Observations in the dict layout come back flattened: entries in sorted key order, or in the order of
+    ``observation_space`` when it is a ``Dict`` (keys and shapes checked against it).
     """
-    return _load(path, with_infos=False).trajectories
+    return _load(path, with_infos=False, observation_space=observation_space).trajectories
 
 
-def load_with_infos(path: AnyPath) -> EpisodesWithInfos[Trajectory | TrajectoryWithRew]:
+def load_with_infos(
+    path: AnyPath, *, observation_space: gym.Space[Any] | None = None
+) -> EpisodesWithInfos[Trajectory | TrajectoryWithRew]:
     """:func:`load`, with each step's info dict (empty dicts where none were saved)."""
-    return _load(path, with_infos=True)
+    return _load(path, with_infos=True, observation_space=observation_space)
 
 
-def _load(path: AnyPath, *, with_infos: bool) -> EpisodesWithInfos[Trajectory | TrajectoryWithRew]:
+def _load(
+    path: AnyPath, *, with_infos: bool, observation_space: gym.Space[Any] | None = None
+) -> EpisodesWithInfos[Trajectory | TrajectoryWithRew]:
+    opened = _open_dataset(path)
+    if opened is None:
+        return _load_npz(Path(path), with_infos)
+    dataset, where = opened
+    return _from_dataset(dataset, where, with_infos=with_infos, observation_space=observation_space)
+
+
+def _open_dataset(path: AnyPath) -> tuple[datasets.Dataset, str] | None:
+    """The dataset at ``path`` (a directory or a Hub repo id) and its name for messages; ``None`` for a file."""
     spec, path = os.fspath(path), Path(path)
     if not path.exists():
         if not hub.is_repo_id(spec):
             raise MissingPathError(f"no trajectories at {path}: the path does not exist")
         snapshot = hub.dataset_snapshot(spec)
         if _is_saved_dataset(snapshot):
-            return _load_directory(snapshot, with_infos)
-        return _from_dataset(hub.read_parquet(snapshot, spec), spec, with_infos=with_infos)
+            return _read_directory(snapshot), str(snapshot)
+        return hub.read_parquet(snapshot, spec), spec
     if path.is_dir():
-        return _load_directory(path, with_infos)
+        return _read_directory(path), str(path)
     if not path.is_file():  # opening a named pipe would wait for a writer
         raise InputError(f"{path} is neither a datasets directory nor an .npz file")
-    return _load_npz(path, with_infos)
+    return None
 
 
-def load_with_rewards(path: AnyPath) -> list[TrajectoryWithRew]:
+def load_with_rewards(path: AnyPath, *, observation_space: gym.Space[Any] | None = None) -> list[TrajectoryWithRew]:
     """:func:`load`, requiring rewards."""
-    trajs = load(path)
+    trajs = load(path, observation_space=observation_space)
     without = [i for i, traj in enumerate(trajs) if not isinstance(traj, TrajectoryWithRew)]
     if without:
         raise InputError(f"expected trajectories with rewards in {path}, but trajectory {without[0]} has none")
     return trajs  # type: ignore[return-value]
 
 
-def _load_directory(path: Path, with_infos: bool) -> EpisodesWithInfos[Trajectory | TrajectoryWithRew]:
+def _read_directory(path: Path) -> datasets.Dataset:
     _check_complete(path)
     try:
         dataset = datasets.load_from_disk(str(path))
@@ -224,7 +417,7 @@ def _load_directory(path: Path, with_infos: bool) -> EpisodesWithInfos[Trajector
             f"expected {path} to hold a datasets.Dataset, got a {type(dataset).__name__} "
             f"with splits {list(dataset)}; load it yourself and pass one split to from_dataset"
         )
-    return _from_dataset(dataset, str(path), with_infos=with_infos)
+    return dataset
 
 
 def _load_npz(path: Path, with_infos: bool) -> EpisodesWithInfos[Trajectory | TrajectoryWithRew]:
@@ -528,9 +721,11 @@ __all__ = [
     "MissingPathError",
     "from_dataset",
     "from_dataset_with_infos",
+    "has_dict_layout",
     "load",
     "load_with_infos",
     "load_with_rewards",
     "save",
+    "stored_observation_space",
     "to_dataset",
 ]
