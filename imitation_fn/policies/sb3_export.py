@@ -18,6 +18,14 @@ activation) are pickled by name, so writing them imports nothing of SB3.
   zip read by ``load_policy`` keeps them), else fresh critics (``nn.Linear``'s init, key 0), target = critic,
   and ``log_ent_coef = 0`` (SB3's start, entropy coefficient 1).
 
+Dict observations: our policies act on the flattened vector (``envs.gym.GymEnv``), which is what SB3's
+``MultiInputPolicy`` (``CombinedExtractor``: each non-image entry ``nn.Flatten``-ed, concatenated in the
+``Dict``'s key order) feeds its MLPs, so the weights are the same. Given ``observation_space=`` the env's
+``Dict`` (``env.unflattened_observation_space``; entries must be ``Box``, not images), the zip is a
+``MultiInputPolicy`` (PPO ``MultiInputActorCriticPolicy``, SAC ``MultiInputPolicy``) that acts on the env's
+dict observations; its ``VecNormalize`` statistics, if any, are split per key. Without it, the zip is an
+``MlpPolicy`` on the flat ``Box``: use it on ``gymnasium.wrappers.FlattenObservation(env)``.
+
 Everything else — learning rate, ``n_steps``, buffer sizes — is SB3's default for ``PPO("MlpPolicy", env)``
 / ``SAC("MlpPolicy", env)`` in the SB3 that loads the zip; pass overrides to ``load`` (``PPO.load(path,
 n_steps=256)``). Params are written as float32 (SB3's dtype).
@@ -67,6 +75,11 @@ SB3_FORMAT_VERSION = "2.9.2"  # the SB3 release whose save format this writes (t
 
 ACTOR_CRITIC_POLICY = ("stable_baselines3.common.policies", "ActorCriticPolicy")
 SAC_POLICY = ("stable_baselines3.sac.policies", "SACPolicy")
+# For Dict observations: CombinedExtractor (their default extractor) instead of FlattenExtractor.
+MULTI_INPUT_POLICY = {
+    "ppo": ("stable_baselines3.common.policies", "MultiInputActorCriticPolicy"),
+    "sac": ("stable_baselines3.sac.policies", "MultiInputPolicy"),
+}
 VEC_NORMALIZE = ("stable_baselines3.common.vec_env.vec_normalize", "VecNormalize")
 RUNNING_MEAN_STD = ("stable_baselines3.common.running_mean_std", "RunningMeanStd")
 TORCH_ACTIVATIONS: dict[str, str] = {ours: torch_name for torch_name, ours in ACTIVATION_NAMES.items()}
@@ -100,10 +113,14 @@ class _Opcodes(bytes):
 def _opcodes(value: Any) -> _Opcodes:
     """``value`` pickled by the standard pickler (protocol 2: no frames), as opcodes to splice in.
 
-    Each fragment's memo puts precede its own gets, so fragments may reuse memo indices safely.
+    Each fragment's memo puts precede its own gets, so fragments may reuse memo indices safely. A dict
+    holding fragments (``{key: _instance(...)}``) is built around them.
     """
     if isinstance(value, _Opcodes):
         return value
+    if isinstance(value, dict) and any(isinstance(v, _Opcodes) for v in value.values()):
+        items = b"".join(_opcodes(k) + _opcodes(v) for k, v in value.items())
+        return _Opcodes(pickle.EMPTY_DICT + pickle.MARK + items + pickle.SETITEMS)
     data = pickle.dumps(value, protocol=2)
     assert data[:2] == b"\x80\x02" and data[-1:] == pickle.STOP
     return _Opcodes(data[2:-1])
@@ -119,8 +136,12 @@ def _instance(cls: tuple[str, str], state: dict[str, Any]) -> _Opcodes:
     )
 
 
-def _vecnormalize_pickle(policy: LoadedPolicy) -> bytes:
-    """What ``VecNormalize.save`` writes, for ``VecNormalize.load(path, venv)``: our statistics and settings."""
+def _vecnormalize_pickle(policy: LoadedPolicy, dict_space: gym.spaces.Dict | None = None) -> bytes:
+    """What ``VecNormalize.save`` writes, for ``VecNormalize.load(path, venv)``: our statistics and settings.
+
+    For a ``dict_space``, the statistics of the flat vector split into one ``RunningMeanStd`` per key
+    (normalisation is elementwise, so it is the same map).
+    """
     norm = policy.obs_norm
     assert norm is not None
     clip = policy.config.get("obs_norm_clip", DEFAULT_OBS_NORM["clip"])
@@ -129,13 +150,22 @@ def _vecnormalize_pickle(policy: LoadedPolicy) -> bytes:
         arrays = {"mean": np.asarray(mean, dtype=np.float64), "var": np.asarray(var, dtype=np.float64)}
         return _instance(RUNNING_MEAN_STD, {**arrays, "count": float(count)})
 
+    mean, var, count = norm.mean.detach().cpu().numpy(), norm.var.detach().cpu().numpy(), float(norm.count)
+    obs_rms: _Opcodes | dict[str, _Opcodes] = stats(mean, var, count)
+    if dict_space is not None:
+        obs_rms, start = {}, 0
+        for key, sub in dict_space.spaces.items():
+            shape, size = tuple(sub.shape or ()), math.prod(sub.shape or ())
+            piece = slice(start, start + size)
+            obs_rms[key] = stats(mean[piece].reshape(shape), var[piece].reshape(shape), count)
+            start += size
     state = {
         "num_envs": 1,  # set_venv replaces it
-        "observation_space": policy.observation_space,
+        "observation_space": policy.observation_space if dict_space is None else dict_space,
         "action_space": policy.action_space,
         "norm_obs": True,
-        "norm_obs_keys": None,
-        "obs_rms": stats(norm.mean.detach().cpu(), norm.var.detach().cpu(), float(norm.count)),
+        "norm_obs_keys": None if dict_space is None else list(dict_space.spaces),
+        "obs_rms": obs_rms,
         "ret_rms": stats(np.zeros(()), np.ones(()), 1e-4),  # SB3's fresh return statistics (unused: norm_reward off)
         "clip_obs": math.inf if clip is None else float(clip),
         "clip_reward": VEC_NORMALIZE_DEFAULTS["clip_reward"],
@@ -258,6 +288,40 @@ def _adam_state(n_params: int, eps: float = 1e-8) -> dict[str, Any]:
     """A fresh Adam ``state_dict`` over ``n_params`` tensors, from this torch's Adam (SB3 loads it over its own)."""
     dummies = [torch.zeros(1, requires_grad=True) for _ in range(n_params)]
     return torch.optim.Adam(dummies, lr=LEARNING_RATE, eps=eps).state_dict()
+
+
+def _check_dict_space(policy: LoadedPolicy, space: gym.Space[Any] | None) -> gym.spaces.Dict | None:
+    """``space`` when SB3's ``MultiInputPolicy`` on it computes our flat input; ``None`` for ``None`` or the flat
+    ``Box`` itself; :class:`SB3ExportError` otherwise (the message says why)."""
+    if space is None or space == policy.observation_space:
+        return None
+    name = _name(policy)
+    if not isinstance(space, gym.spaces.Dict):
+        raise SB3ExportError(f"{name}: observation_space must be the env's Dict space (or None), got {space}")
+    for key, sub in space.spaces.items():
+        if not isinstance(key, str):
+            raise SB3ExportError(f"{name}: observation_space key {key!r} is not a str, as SB3's dict observations need")
+        if not isinstance(sub, gym.spaces.Box) or (sub.dtype == np.uint8 and len(sub.shape) == 3):
+            raise SB3ExportError(
+                f"{name}: cannot export observation_space entry {key!r} = {sub}: only Box entries that are not images "
+                "(SB3's CombinedExtractor flattens those as we do; it puts a NatureCNN on images)"
+            )
+        if len(sub.shape) == 0:
+            raise SB3ExportError(f"{name}: observation_space entry {key!r} is a scalar Box; SB3 flattens from axis 1")
+    flat = gym.spaces.flatten_space(space)
+    ours = policy.observation_space
+    assert isinstance(flat, gym.spaces.Box) and isinstance(ours, gym.spaces.Box)
+    # Compared as float32, the dtype GymEnv gives a flattened float space (and so the policy file).
+    bounds = ((flat.low, ours.low), (flat.high, ours.high))
+    same = flat.shape == ours.shape and all(
+        np.array_equal(a.astype(np.float32), b.astype(np.float32)) for a, b in bounds
+    )
+    if not same:
+        raise SB3ExportError(
+            f"{name} acts on {describe_space(ours)} observations, but observation_space {space} flattens to "
+            f"{describe_space(flat)}: give the Dict space of the env the policy was trained on"
+        )
+    return space
 
 
 def _obs_dim(policy: LoadedPolicy) -> int:
@@ -403,18 +467,26 @@ def _write(path: Path, content: bytes) -> None:
 
 
 def export_sb3(
-    policy: LoadedPolicy | str | Path, out: str | Path, *, algo: Algo | None = None, overwrite: bool = False
+    policy: LoadedPolicy | str | Path,
+    out: str | Path,
+    *,
+    algo: Algo | None = None,
+    overwrite: bool = False,
+    observation_space: gym.Space[Any] | None = None,
 ) -> Path:
     """Write ``policy`` (a :class:`LoadedPolicy` or a path :func:`load_policy` reads) as an SB3 model zip.
 
     ``algo`` is inferred from the kind (``actor_critic``/``mlp`` -> ``"ppo"``, ``sac_actor`` -> ``"sac"``);
     another raises. ``out`` gets ``.zip`` appended unless it ends in it. An existing file is replaced only
     with ``overwrite=True`` (else ``FileExistsError``): nothing trained is lost silently. With observation
-    normalisation, :func:`vecnormalize_path` ``(out)`` is written too. Returns the zip's path. Raises
-    :class:`SB3ExportError` (an ``InputError``) for what SB3 cannot express (see the module docstring).
+    normalisation, :func:`vecnormalize_path` ``(out)`` is written too. ``observation_space``: for a policy
+    trained on a Dict env, the env's ``Dict`` space, to write a ``MultiInputPolicy`` (module docstring).
+    Returns the zip's path. Raises :class:`SB3ExportError` (an ``InputError``) for what SB3 cannot
+    express (see the module docstring).
     """
     loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
     chosen = _check(loaded, algo)
+    dict_space = _check_dict_space(loaded, observation_space)
     zip_path = _zip_path(out)
     targets = [zip_path] + ([vecnormalize_path(zip_path)] if loaded.obs_norm is not None else [])
     for target in targets:
@@ -426,10 +498,11 @@ def export_sb3(
             raise error
 
     kwargs, files, variables = _ppo(loaded) if chosen == "ppo" else _sac(loaded)
+    policy_class = ACTOR_CRITIC_POLICY if chosen == "ppo" else SAC_POLICY
     data: dict[str, Any] = {
-        "policy_class": _class_entry(ACTOR_CRITIC_POLICY if chosen == "ppo" else SAC_POLICY),
+        "policy_class": _class_entry(policy_class if dict_space is None else MULTI_INPUT_POLICY[chosen]),
         "policy_kwargs": _object_entry(kwargs),
-        "observation_space": _object_entry(loaded.observation_space),
+        "observation_space": _object_entry(loaded.observation_space if dict_space is None else dict_space),
         "action_space": _object_entry(loaded.action_space),
         "n_envs": 1,  # load(path, env) and set_env replace it
         "verbose": 0,
@@ -444,7 +517,7 @@ def export_sb3(
         data["target_entropy"] = -float(math.prod(loaded.action_space.shape or ()))
     content = _zip_bytes(data, files, variables)
     if loaded.obs_norm is not None:
-        _write(vecnormalize_path(zip_path), _vecnormalize_pickle(loaded))
+        _write(vecnormalize_path(zip_path), _vecnormalize_pickle(loaded, dict_space))
     _write(zip_path, content)
     return zip_path
 
