@@ -167,3 +167,13 @@ def test_pong_through_train_rl_rollouts_bc_and_gail(tmp_path: Path) -> None:
         tmp_path,
     )
     assert (tmp_path / "bc" / "policies" / "seed_0").is_dir()
+
+
+def test_frames_are_saved_and_loaded_as_bytes(tmp_path: Path) -> None:
+    from imitation_fn.data import serialize
+    from imitation_fn.data.types import Trajectory
+
+    traj = Trajectory(obs=_frames(3), acts=torch.tensor([0, 5]), terminal=True)
+    serialize.save(tmp_path / "demos", [traj])
+    (loaded,) = serialize.load(tmp_path / "demos")
+    assert loaded.obs.dtype == torch.uint8 and torch.equal(loaded.obs, traj.obs)  # not int64: 8x the memory

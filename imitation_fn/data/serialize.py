@@ -295,10 +295,13 @@ def _from_dataset(
         rows = list(dataset.with_format("numpy", columns=columns))
     except (pa.ArrowException, ValueError, TypeError, OSError) as e:
         raise InputError(f"{where}: cannot read its rows ({_reason(e)})") from e
+    obs_dtype = _stored_dtype(dataset.features["obs"]) if keys is None else None
     trajs = [
         _trajectory(
             f"{where}: trajectory {i}",
-            row["obs"] if keys is None else _flat_obs(f"{where}: trajectory {i}", row["obs"], keys, observation_space),
+            _as_stored(row["obs"], obs_dtype)
+            if keys is None
+            else _flat_obs(f"{where}: trajectory {i}", row["obs"], keys, observation_space),
             row["acts"],
             row["terminal"],
             row["rews"] if with_rews else None,
@@ -575,6 +578,26 @@ def _trajectory(
         raise InputError(f"{where}: {e}") from e
     _check_finite(where, traj)
     return traj
+
+
+def _stored_dtype(feature: Any) -> np.dtype[Any] | None:
+    """The numpy dtype of a column's innermost values (``uint8`` for image frames), or None if not a number."""
+    while not isinstance(feature, datasets.Value):
+        feature = getattr(feature, "feature", None)
+        if feature is None:
+            return None
+    try:
+        return np.dtype(feature.dtype)
+    except TypeError:
+        return None
+
+
+def _as_stored(x: Any, dtype: np.dtype[Any] | None) -> Any:
+    """``x`` in the column's own integer dtype: ``datasets`` hands nested integer lists back as int64, which
+    would make every uint8 frame eight bytes."""
+    if dtype is None or dtype.kind not in "iu" or not isinstance(x, np.ndarray) or x.dtype == dtype:
+        return x
+    return x.astype(dtype) if x.dtype.kind in "iu" else x
 
 
 def _tensor(where: str, name: str, x: object) -> torch.Tensor:
