@@ -8,6 +8,7 @@ dict) sorts its keys, so every flattened vector starts with ``position``.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import warnings
@@ -344,3 +345,9 @@ def test_every_command_runs_on_a_dict_env(tmp_path: Path) -> None:
     evaluated = _cli(["eval", *sac_policy, "--n-episodes", "2"], tmp_path)
     assert "mean return" in evaluated.stdout
     _cli(["convert", "demos", "demos.npz"], tmp_path)
+    if importlib.util.find_spec("stable_baselines3") is not None:  # the run's policy as SB3's MultiInputPolicy
+        _cli(["export-sb3", "--policy", "ppo", "--seed", "1", "--env", ENV, "--out", "ppo.zip"], tmp_path)
+        from stable_baselines3 import PPO
+
+        model = PPO.load(tmp_path / "ppo.zip")
+        assert model.observation_space == SPACE and type(model.policy).__name__ == "MultiInputActorCriticPolicy"

@@ -3,6 +3,7 @@
 imitation-fn export-sb3 --policy runs/ppo --out expert.zip             # a run with one seed
 imitation-fn export-sb3 --policy runs/ppo --seed 2 --out expert.zip    # one seed of several
 imitation-fn export-sb3 --policy runs/ppo/policies/seed_0 --out expert.zip --overwrite
+imitation-fn export-sb3 --policy runs/reach --env my_envs:DictReach-v0 --out expert.zip   # a MultiInputPolicy
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from imitation_fn.cli.common import CLIError, add_command, console, load_policy_arg, nonnegative_int
-from imitation_fn.policies.io import CONFIG_FILE
+from imitation_fn import envs
+from imitation_fn.cli.common import CLIError, add_command, console, load_policy_arg, make_env, nonnegative_int
+from imitation_fn.core.errors import InputError
+from imitation_fn.policies.io import CONFIG_FILE, check_spaces
 from imitation_fn.policies.sb3_export import ALGO_OF_KIND, ALGOS, SB3ExportError, export_sb3, vecnormalize_path
 from imitation_fn.train.run import CHECKPOINT
 
@@ -63,8 +66,20 @@ def cmd_export_sb3(args: argparse.Namespace) -> None:
     expected = ALGO_OF_KIND[policy.kind]
     if args.algo is not None and args.algo != expected:
         raise CLIError(f"--algo {args.algo}: {path} has kind {policy.kind}, which exports as SB3 {expected.upper()}")
+    observation_space = None
+    if args.env is not None:  # the policy saw the env's Dict observations flattened: SB3's MultiInputPolicy
+        env = make_env(args.env, n_envs=1)
+        try:
+            check_spaces(policy, env.observation_space, env.action_space, args.env)
+        except InputError as e:
+            raise CLIError(f"--env: {e}") from None
+        if isinstance(env, envs.GymEnv):
+            observation_space = env.unflattened_observation_space
+            env.close()
     try:
-        written = export_sb3(policy, args.out, algo=args.algo, overwrite=args.overwrite)
+        written = export_sb3(
+            policy, args.out, algo=args.algo, overwrite=args.overwrite, observation_space=observation_space
+        )
     except FileExistsError as e:
         raise CLIError(f"--out: {e.filename} exists; pass --overwrite to replace it") from None
     except SB3ExportError as e:
@@ -95,6 +110,12 @@ def register(sub: Any) -> None:
         choices=ALGOS,
         default=None,
         help="SB3 algorithm (default: from the policy: PPO for actor-critic and BC policies, SAC for SAC actors)",
+    )
+    p.add_argument(
+        "--env",
+        default=None,
+        help="the environment the policy was trained on: with Dict observations the zip is SB3's MultiInputPolicy "
+        "on them (default: an MlpPolicy on the observations as the policy saw them)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace --out (and its _vecnormalize.pkl) if it exists")
     p.set_defaults(func=cmd_export_sb3)
