@@ -180,6 +180,7 @@ OBS = gym.spaces.Box(
     high=np.array([4.8, np.inf, 0.41887903, np.inf], np.float32),
 )
 BOX_ACT = gym.spaces.Box(-2.0, 2.0, (2,), np.float32)
+IMAGES = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)  # what SB3's CnnPolicy sees on Atari (stacked, transposed)
 
 
 def _obs(n: int = 64, dim: int = 4, seed: int = 0) -> torch.Tensor:
@@ -329,12 +330,25 @@ def _unsupported(tmp_path: Path, **changes: Any) -> str:
 
 
 def test_unsupported_models_are_refused_with_a_reason(tmp_path: Path) -> None:
-    assert "DQNPolicy" in _unsupported(
-        tmp_path, policy_class=_pickled_global("stable_baselines3.dqn.policies", "DQNPolicy")
+    assert "TD3Policy" in _unsupported(
+        tmp_path, policy_class=_pickled_global("stable_baselines3.td3.policies", "TD3Policy")
     )
-    assert "ActorCriticCnnPolicy" in _unsupported(
-        tmp_path, policy_class=_pickled_global("stable_baselines3.common.policies", "ActorCriticCnnPolicy")
+    assert "our SAC actor has no CNN" in _unsupported(
+        tmp_path, policy_class=_pickled_global("stable_baselines3.sac.policies", "CnnPolicy"), obs=IMAGES
     )
+    cnn_policy = _pickled_global("stable_baselines3.common.policies", "ActorCriticCnnPolicy")
+    assert "not an image space" in _unsupported(tmp_path, policy_class=cnn_policy)
+    assert "MlpPolicy on the image" in _unsupported(tmp_path, obs=IMAGES)
+    for kwargs, says in (
+        ({"normalize_images": False}, "normalize_images=False"),
+        ({"share_features_extractor": False}, "share_features_extractor=False"),
+        ({"features_extractor_kwargs": {"features_dim": 256}}, "features_dim=256"),
+        ({"features_extractor_kwargs": {"normalized_image": True}}, "normalized_image=True"),
+        ({"features_extractor_class": "<class 'my.module.ResNet'>"}, "ResNet"),
+    ):
+        assert says in _unsupported(tmp_path, policy_class=cnn_policy, obs=IMAGES, policy_kwargs=kwargs)
+    dqn_box = _pickled_global("stable_baselines3.dqn.policies", "DQNPolicy")
+    assert "non-Discrete" in _unsupported(tmp_path, policy_class=dqn_box, act=BOX_ACT)
     cnn = {
         "features_extractor.cnn.0.weight": torch.zeros(32, 4, 8, 8),
         "features_extractor.cnn.0.bias": torch.zeros(32),
@@ -472,6 +486,18 @@ def test_read_space_parses_numpy_reprs() -> None:
     assert read_space(_space_entry(gym.spaces.Discrete(4, start=1)), "action_space") == gym.spaces.Discrete(4, start=1)
 
 
+def test_read_space_reads_image_bounds_that_numpy_cut_short() -> None:
+    entry = _space_entry(IMAGES)  # str() of a 28,224-value array: "[[[0 0 0 ... 0 0 0] ...", low_repr None
+    assert "..." in entry["low"] and "..." in entry["high"]
+    assert read_space(entry, "observation_space") == IMAGES
+    assert read_space({**entry, "low": "[[[7 7 7 ... 7 7 7]]]", "low_repr": "7"}, "x").low.min() == 7  # type: ignore[attr-defined]
+    with pytest.raises(SB3FormatError, match="cannot read"):  # not 0 everywhere that was printed: not guessed
+        read_space({**entry, "low": "[[[0 0 3 ... 0 0 0]]]"}, "observation_space")
+    big = gym.spaces.Box(-1.0, 1.0, (3, 40, 40), np.float32)
+    with pytest.raises(SB3FormatError, match="cannot read"):  # only image bounds are inferred
+        read_space(_space_entry(big), "observation_space")
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Real stable-baselines3 models (optional dependency)
 # ---------------------------------------------------------------------------------------------------------------------
@@ -540,3 +566,116 @@ def test_real_sb3_discrete(tmp_path: Path) -> None:
     with torch.no_grad():
         _, log_prob, _ = model.policy.evaluate_actions(obs, acts)
     torch.testing.assert_close(policy.distribution(obs).log_prob(acts), log_prob)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Real SB3 CnnPolicy and DQN models (optional: stable-baselines3, ale-py)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _pong() -> Any:
+    """SB3's Atari setup for Pong: ``make_atari_env`` + ``VecFrameStack(4)``, (84, 84, 4) frames that SB3 transposes."""
+    ale_py = pytest.importorskip("ale_py")
+    pytest.importorskip("cv2")
+    gym.register_envs(ale_py)
+    from stable_baselines3.common.env_util import make_atari_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    return VecFrameStack(make_atari_env("PongNoFrameskip-v4", n_envs=1, seed=0), 4)
+
+
+def _images(n: int, seed: int = 0) -> np.ndarray:
+    """Random frames ``(n, 4, 84, 84)``, each channel's noise at its own brightness (so the CNN features vary)."""
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, (n, *IMAGES.shape)) * rng.random((n, 4, 1, 1))).astype(np.uint8)
+
+
+def _center(head: nn.Linear, outputs: torch.Tensor) -> None:
+    """Shift ``head``'s bias by minus the mean of its ``outputs`` over the test observations, so that the argmax
+    is not the same action everywhere (at SB3's init one action wins on every random frame)."""
+    with torch.no_grad():
+        head.bias -= outputs.mean(0)
+
+
+@pytest.mark.parametrize("algo", ["PPO", "A2C", "DQN"])
+def test_real_sb3_cnn_policies_load_and_act_identically(tmp_path: Path, algo: str) -> None:
+    sb3 = pytest.importorskip("stable_baselines3")
+    small = {"PPO": {"n_steps": 16, "batch_size": 16}, "A2C": {}, "DQN": {"buffer_size": 100}}[algo]
+    model = getattr(sb3, algo)("CnnPolicy", _pong(), device="cpu", seed=0, **small)
+    obs = _images(200)
+    obs_t = torch.as_tensor(obs)
+    with torch.no_grad():
+        if algo == "DQN":
+            _center(model.q_net.q_net[-1], model.q_net(obs_t))
+        else:
+            _center(model.policy.action_net, model.policy.get_distribution(obs_t).distribution.logits)
+    model.save(tmp_path / "model")
+    policy = load_policy(tmp_path / "model.zip")
+
+    assert policy.observation_space == IMAGES and policy.action_space == gym.spaces.Discrete(6)
+    assert policy.config["deterministic"] and policy.config["source"]["algorithm"] == algo
+    expected, _ = model.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(policy.policy_fn()(obs_t, random.key(0)).numpy(), expected)
+    assert len(np.unique(expected)) > 2, "the test frames should not all get one action"
+    if algo == "DQN":
+        assert policy.kind == "mlp" and policy.config["net_arch"] == [] and policy.activation == "relu"
+        target = model.q_net_target.state_dict()
+        assert torch.equal(
+            policy.extras["q_net_target"]["cnn"]["conv2.weight"], target["features_extractor.cnn.4.weight"]
+        )
+        assert torch.equal(policy.extras["q_net_target"]["pi"]["layers.0.bias"], target["q_net.0.bias"])
+    else:
+        assert policy.kind == "actor_critic" and policy.config["net_arch"] == {"pi": [], "vf": []}
+        with torch.no_grad():
+            values = model.policy.predict_values(obs_t).squeeze(-1)
+        torch.testing.assert_close(actor_critic.value(policy.params, obs_t, policy.activation), values)
+    if algo == "PPO":  # the expert acts on our own Pong's observations as SB3 does
+        from imitation_fn import envs
+
+        env = envs.make("ALE/Pong-v5", n_envs=2)
+        frames = env.reset(random.key(0)).obs
+        env.close()
+        np.testing.assert_array_equal(
+            policy.policy_fn()(frames, random.key(0)).numpy(), model.predict(frames.numpy(), deterministic=True)[0]
+        )
+
+
+def test_real_sb3_dqn_mlp_policy_is_the_greedy_q_policy(tmp_path: Path) -> None:
+    sb3 = pytest.importorskip("stable_baselines3")
+    model = sb3.DQN("MlpPolicy", "CartPole-v1", device="cpu", seed=0, buffer_size=100, policy_kwargs={"net_arch": [32]})
+    obs = _obs(256)
+    with torch.no_grad():
+        for p in model.q_net.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    model.exploration_rate = 0.05
+    model.save(tmp_path / "dqn")
+    policy = load_policy(tmp_path / "dqn.zip")
+    assert policy.kind == "mlp" and policy.config["net_arch"] == [32] and policy.activation == "relu"
+    assert policy.config["deterministic"] and policy.config["source"]["exploration_rate"] == 0.05
+    expected, _ = model.predict(obs.numpy(), deterministic=True)
+    np.testing.assert_array_equal(policy.policy_fn()(obs, random.key(0)).numpy(), expected)
+    assert len(np.unique(expected)) == 2
+    with torch.no_grad():  # stochastic acting samples softmax(Q)
+        torch.testing.assert_close(policy.distribution(obs).probs, torch.softmax(model.q_net(obs), -1))
+    assert set(policy.extras["q_net_target"]) == {"pi"}
+
+
+def test_real_sb3_cnn_policy_with_separate_extractors_is_refused(tmp_path: Path) -> None:
+    sb3 = pytest.importorskip("stable_baselines3")
+    model = sb3.PPO(
+        "CnnPolicy", _pong(), device="cpu", n_steps=16, batch_size=16, policy_kwargs={"share_features_extractor": False}
+    )
+    model.save(tmp_path / "separate")
+    with pytest.raises(SB3FormatError, match="share_features_extractor=False"):
+        load_policy(tmp_path / "separate.zip")
+    # Found from the tensors too, where policy_kwargs do not say it.
+    with zipfile.ZipFile(tmp_path / "separate.zip") as z:
+        entries = {name: z.read(name) for name in z.namelist()}
+    data = json.loads(entries["data"])
+    data["policy_kwargs"] = {}
+    entries["data"] = json.dumps(data).encode()
+    with zipfile.ZipFile(tmp_path / "unsaid.zip", "w") as z:
+        for name, content in entries.items():
+            z.writestr(name, content)
+    with pytest.raises(SB3FormatError, match=r"vf_features_extractor\..* differs"):
+        load_policy(tmp_path / "unsaid.zip")

@@ -1,4 +1,4 @@
-"""Bring your stable-baselines3 expert: load an SB3 ``PPO``/``A2C``/``SAC`` MlpPolicy ``.zip`` — no SB3, no pickle.
+"""Bring your stable-baselines3 expert: load an SB3 ``PPO``/``A2C``/``SAC``/``DQN`` ``.zip`` — no SB3, no pickle.
 
 An SB3 zip holds ``data`` (JSON; objects JSON cannot hold are a cloudpickle under ``":serialized:"``
 with their readable attributes stored beside it), ``policy.pth`` (a torch ``state_dict``),
@@ -8,17 +8,34 @@ load the tensors with ``torch.load(weights_only=True)`` and map SB3's names onto
     mlp_extractor.policy_net.{0,2,..} + action_net  ->  pi  layers.{0,1,..}      (PPO / A2C)
     mlp_extractor.value_net.{0,2,..}  + value_net   ->  vf  layers.{0,1,..}
     log_std                                         ->  log_std                  (Box actions)
+    features_extractor.cnn.{0,2,4} / .linear.0      ->  cnn conv{0,1,2} / linear (CnnPolicy: NatureCNN)
     actor.latent_pi.{0,2,..} / actor.mu / actor.log_std -> trunk / mu / log_std   (SAC)
     critic.qf{i}.{0,2,4} / critic_target.qf{i}...   ->  extras["critic"] / extras["critic_target"] q{i}
+    q_net.q_net.{0,2,..} (+ q_net.features_extractor) -> pi layers (+ cnn)       (DQN, kind "mlp")
+    q_net_target...                                 ->  extras["q_net_target"] {"pi", "cnn"?}
 
     expert = policies.load_policy("ppo-CartPole-v1.zip")   # this module's read_sb3, as a LoadedPolicy
     actions = expert.policy_fn()(obs, key)        # what model.predict(obs, deterministic=True) returns
 
+Supported: PPO and A2C ``MlpPolicy`` (``ActorCriticPolicy``) and ``CnnPolicy`` (``ActorCriticCnnPolicy``),
+SAC ``MlpPolicy``, DQN ``MlpPolicy`` (``DQNPolicy``) and ``CnnPolicy``. A ``CnnPolicy`` is SB3's NatureCNN
+(features_dim 512, pixels divided by 255) on a ``uint8`` image space, our ``"cnn"`` params
+(:mod:`imitation_fn.nn.cnn`); SB3 stores the CNN again under ``pi_features_extractor`` and
+``vf_features_extractor``, and those copies must equal it (``share_features_extractor=True``, the default).
+
+DQN's greedy policy is our ``"mlp"`` kind: ``pi`` is the Q-network, whose argmax is the deterministic
+action (``deterministic`` is True in the loaded config, as ``predict(deterministic=True)``). Acting
+stochastically samples ``softmax(Q)``, which is *not* DQN's ε-greedy exploration; the zip's
+``exploration_rate`` is kept in ``config["source"]`` for reference.
+
 Class names (the policy class, the activation) come from their readable ``repr`` in the JSON, or
 from the global references in the cloudpickle *disassembled* with ``pickletools`` (never executed).
-Not supported, with an error that says so: CNN / multi-input policies, feature extractors other than
-``FlattenExtractor``, shared ``net_arch`` layers (SB3 < 1.8), gSDE, image, Dict or Discrete
-observations, MultiDiscrete/MultiBinary actions. ``VecNormalize`` statistics live in a separate
+Not supported, with an error that says so: multi-input (Dict) policies, SAC/TD3 ``CnnPolicy``, other
+algorithms' policies (TD3, sb3-contrib's), feature extractors other than ``FlattenExtractor`` and
+``NatureCNN`` (or NatureCNN with ``features_dim`` other than 512 or ``normalized_image=True``),
+``share_features_extractor=False`` with a CNN, ``normalize_images=False`` on images, an ``MlpPolicy`` on
+image observations (SB3 rescales them by 1/255), shared ``net_arch`` layers (SB3 < 1.8), gSDE, Dict or
+Discrete observations, MultiDiscrete/MultiBinary actions. ``VecNormalize`` statistics live in a separate
 pickle file and are not read: pass observations normalised the way the expert saw them.
 """
 
@@ -45,6 +62,7 @@ import torch
 from torch import Tensor
 
 from imitation_fn.core.errors import InputError
+from imitation_fn.nn.cnn import FEATURES_DIM, is_image_space
 from imitation_fn.policies.layout import Kind, Params, check_params, infer_net_arch
 
 # torch.nn activation classes SB3 users pass as ``activation_fn`` -> our ACTIVATIONS names.
@@ -57,11 +75,25 @@ ACTIVATION_NAMES: dict[str, str] = {
     "LeakyReLU": "leaky_relu",
     "Identity": "identity",
 }
-DEFAULT_ACTIVATION = {"ActorCriticPolicy": "tanh", "SACPolicy": "relu"}  # SB3's defaults
-# SB3 aliases: ``MlpPolicy`` is ``ActorCriticPolicy`` (PPO, A2C) and ``SACPolicy`` (SAC).
-ACTOR_CRITIC_CLASSES = {"ActorCriticPolicy", "MlpPolicy"}
-SAC_CLASSES = {"SACPolicy"}
-SUPPORTED_EXTRACTORS = {"FlattenExtractor"}
+# The policy classes we read: (module, class) as pickled (SB3's ``MlpPolicy`` aliases pickle as the class they
+# name) -> (family, SB3's default features extractor, SB3's default activation). A ``(None, class)`` entry
+# matches that class name when no module can be read.
+POLICY_CLASSES: dict[tuple[str | None, str], tuple[str, str, str]] = {
+    ("stable_baselines3.common.policies", "ActorCriticPolicy"): ("actor_critic", "FlattenExtractor", "tanh"),
+    ("stable_baselines3.common.policies", "ActorCriticCnnPolicy"): ("actor_critic", "NatureCNN", "tanh"),
+    ("stable_baselines3.sac.policies", "SACPolicy"): ("sac", "FlattenExtractor", "relu"),
+    ("stable_baselines3.dqn.policies", "DQNPolicy"): ("dqn", "FlattenExtractor", "relu"),
+    ("stable_baselines3.dqn.policies", "CnnPolicy"): ("dqn", "NatureCNN", "relu"),
+    (None, "ActorCriticPolicy"): ("actor_critic", "FlattenExtractor", "tanh"),
+    (None, "MlpPolicy"): ("actor_critic", "FlattenExtractor", "tanh"),
+    (None, "ActorCriticCnnPolicy"): ("actor_critic", "NatureCNN", "tanh"),
+    (None, "SACPolicy"): ("sac", "FlattenExtractor", "relu"),
+    (None, "DQNPolicy"): ("dqn", "FlattenExtractor", "relu"),
+}
+ALGORITHM_NAMES = {"sac": "SAC", "dqn": "DQN"}  # actor_critic: PPO or A2C, told apart by clip_range
+SUPPORTED_EXTRACTORS = {"FlattenExtractor", "NatureCNN"}
+# NatureCNN's modules in SB3's state_dict (under ``features_extractor.``) -> our ``"cnn"`` params.
+NATURE_CNN_NAMES = {"conv0": "cnn.0", "conv1": "cnn.2", "conv2": "cnn.4", "linear": "linear.0"}
 
 
 class SB3FormatError(InputError):
@@ -116,14 +148,23 @@ _CLASS_REPR = re.compile(r"<class '([\w.]+)'>")
 
 def class_name(entry: Any) -> str | None:
     """The class name of an SB3 JSON entry: a ``"<class 'a.b.C'>"`` string or a serialised class."""
+    return class_ref(entry)[1]
+
+
+def class_ref(entry: Any) -> tuple[str | None, str | None]:
+    """``(module, class name)`` of an SB3 JSON entry; the module is ``None`` where it cannot be read."""
     if isinstance(entry, str):
         match = _CLASS_REPR.fullmatch(entry.strip())
-        return match.group(1).rsplit(".", 1)[-1] if match else None
+        if not match:
+            return None, None
+        module, _, name = match.group(1).rpartition(".")
+        return module or None, name
     if isinstance(entry, dict) and ":serialized:" in entry:
         globs = pickled_globals(entry[":serialized:"])
         if globs:
-            return globs[0][1].rsplit(".", 1)[-1]
-    return None
+            module, qualname = globs[0]
+            return module, qualname.rsplit(".", 1)[-1]
+    return None, None
 
 
 def _parse_array(text: Any, shape: tuple[int, ...], dtype: np.dtype[Any], what: str) -> np.ndarray:
@@ -144,6 +185,28 @@ def _parse_array(text: Any, shape: tuple[int, ...], dtype: np.dtype[Any], what: 
     return values.reshape(shape).astype(dtype)
 
 
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*(e[-+]?\d+)?|inf|nan)", re.IGNORECASE)
+_IMAGE_BOUNDS = {"low": 0, "high": 255}  # SB3's is_image_space
+
+
+def _box_bound(entry: dict[str, Any], name: str, shape: tuple[int, ...], dtype: np.dtype[Any], what: str) -> np.ndarray:
+    """A Box's ``low``/``high``, also when numpy's ``str`` cut a large array short with ``...`` (SB3's images).
+
+    Then gymnasium's ``low_repr``/``high_repr`` (one number when the bound is the same everywhere) gives it; else
+    a ``uint8`` rank-3 Box whose printed values are all 0 (low) / 255 (high) is an image space, whose bounds SB3
+    requires to be exactly that everywhere (its NatureCNN and 1/255 scaling are built only for such spaces).
+    """
+    text = entry.get(name)
+    if isinstance(text, str) and "..." in text:
+        short = entry.get(f"{name}_repr")
+        if isinstance(short, str) and _NUMBER.fullmatch(short.strip()):
+            return _parse_array(short, shape, dtype, f"{what}.{name}")
+        tokens = set(text.replace("[", " ").replace("]", " ").replace("...", " ").split())
+        if dtype == np.uint8 and len(shape) == 3 and tokens == {str(_IMAGE_BOUNDS[name])}:
+            return np.full(shape, _IMAGE_BOUNDS[name], dtype=dtype)
+    return _parse_array(text, shape, dtype, f"{what}.{name}")
+
+
 def read_space(entry: Any, what: str) -> gym.Space[Any]:
     """A ``Box`` or ``Discrete`` space from its readable fields in SB3's ``data`` JSON."""
     if not isinstance(entry, dict):
@@ -153,8 +216,8 @@ def read_space(entry: Any, what: str) -> gym.Space[Any]:
         if type_name == "Box":
             shape = tuple(int(s) for s in entry["_shape"])
             dtype = np.dtype(entry.get("dtype", "float32"))
-            low = _parse_array(entry.get("low"), shape, dtype, f"{what}.low")
-            high = _parse_array(entry.get("high"), shape, dtype, f"{what}.high")
+            low = _box_bound(entry, "low", shape, dtype, what)
+            high = _box_bound(entry, "high", shape, dtype, what)
             return gym.spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
         if type_name == "Discrete":
             return gym.spaces.Discrete(int(entry["n"]), start=int(entry.get("start", 0)))
@@ -165,8 +228,7 @@ def read_space(entry: Any, what: str) -> gym.Space[Any]:
     raise SB3FormatError(f"unsupported {what} {type_name!r} (supported: Box, and Discrete actions)")
 
 
-def _activation(policy_kwargs: dict[str, Any], policy_class: str, path: Path) -> str:
-    default = DEFAULT_ACTIVATION["SACPolicy" if policy_class in SAC_CLASSES else "ActorCriticPolicy"]
+def _activation(policy_kwargs: dict[str, Any], default: str, path: Path) -> str:
     if "activation_fn" not in policy_kwargs:
         # SB3 stores every first-level policy_kwargs item readably: absent means the default was used.
         return default
@@ -220,24 +282,55 @@ def _linear(sd: dict[str, Tensor], name: str, used: set[str]) -> tuple[Tensor, T
     return sd[w], sd[b]
 
 
-def _refuse_unknown(sd: dict[str, Tensor], used: set[str]) -> None:
+def _refuse_unknown(sd: dict[str, Tensor], used: set[str], cnn: bool) -> None:
     unknown = sorted(set(sd) - used)
     if not unknown:
         return
     if any(k.startswith("mlp_extractor.shared_net") for k in unknown):
         what = "a shared net_arch (mlp_extractor.shared_net, SB3 < 1.8 layout)"
     elif any("features_extractor" in k for k in unknown):
-        what = "a features extractor with parameters (CNN or custom)"
+        what = (
+            "features extractor parameters that SB3's NatureCNN does not have"
+            if cnn
+            else "a features extractor with parameters (a CNN or custom) where FlattenExtractor was declared"
+        )
     else:
         what = "parameters outside the MLP layout"
     raise SB3FormatError(f"unsupported SB3 policy with {what}: {unknown[:6]}")
 
 
-def _actor_critic_params(sd: dict[str, Tensor], action_space: gym.Space[Any]) -> dict[str, Any]:
+def _nature_cnn(sd: dict[str, Tensor], prefix: str, used: set[str]) -> dict[str, Tensor]:
+    """Our ``"cnn"`` params from SB3's NatureCNN stored under ``prefix`` (``features_extractor.``)."""
+    params: dict[str, Tensor] = {}
+    for ours, theirs in NATURE_CNN_NAMES.items():
+        w, b = _linear(sd, f"{prefix}{theirs}", used)
+        params[f"{ours}.weight"] = w.detach().to(torch.float32).contiguous()
+        params[f"{ours}.bias"] = b.detach().to(torch.float32).contiguous()
+    return params
+
+
+def _shared_copies(sd: dict[str, Tensor], used: set[str]) -> None:
+    """SB3's ``pi_features_extractor``/``vf_features_extractor`` copies must be the shared ``features_extractor``."""
+    for key in [k for k in sd if k.startswith("features_extractor.")]:
+        for copy in ("pi_", "vf_"):
+            if f"{copy}{key}" not in sd:
+                continue  # SB3 < 1.8 wrote no copies
+            used.add(f"{copy}{key}")
+            if not torch.equal(sd[f"{copy}{key}"], sd[key]):
+                raise SB3FormatError(
+                    f"unsupported share_features_extractor=False: {copy}{key} differs from {key}, so the policy and "
+                    "value networks have separate CNNs; ours share one NatureCNN between both heads"
+                )
+
+
+def _actor_critic_params(sd: dict[str, Tensor], action_space: gym.Space[Any], cnn: bool) -> dict[str, Any]:
     used: set[str] = set()
     pi = [*_sequential(sd, "mlp_extractor.policy_net.", used), _linear(sd, "action_net", used)]
     vf = [*_sequential(sd, "mlp_extractor.value_net.", used), _linear(sd, "value_net", used)]
     params: dict[str, Any] = {"pi": _mlp(pi), "vf": _mlp(vf)}
+    if cnn:
+        params["cnn"] = _nature_cnn(sd, "features_extractor.", used)
+        _shared_copies(sd, used)
     if isinstance(action_space, gym.spaces.Box):
         if "log_std" not in sd:
             raise SB3FormatError("Box actions but no log_std in policy.pth")
@@ -245,7 +338,7 @@ def _actor_critic_params(sd: dict[str, Tensor], action_space: gym.Space[Any]) ->
             raise SB3FormatError(f"unsupported gSDE policy (log_std has shape {tuple(sd['log_std'].shape)})")
         params["log_std"] = sd["log_std"].detach().to(torch.float32).contiguous()
         used.add("log_std")
-    _refuse_unknown(sd, used)
+    _refuse_unknown(sd, used, cnn)
     return params
 
 
@@ -261,8 +354,29 @@ def _sac_params(sd: dict[str, Tensor]) -> tuple[dict[str, Any], dict[str, Any]]:
         n_critics = len({k.split(".")[1] for k in sd if k.startswith(f"{part}.qf")})
         if n_critics:
             extras[part] = {f"q{i}": _mlp(_sequential(sd, f"{part}.qf{i}.", used)) for i in range(n_critics)}
-    _refuse_unknown(sd, used)
+    _refuse_unknown(sd, used, cnn=False)
     return actor, extras
+
+
+def _q_network(sd: dict[str, Tensor], prefix: str, cnn: bool, used: set[str]) -> dict[str, Any]:
+    """A DQN ``QNetwork`` (``{prefix}q_net.{0,2,..}``, NatureCNN at ``{prefix}features_extractor``) as mlp params."""
+    layers = _sequential(sd, f"{prefix}q_net.", used)
+    if not layers:
+        raise SB3FormatError(f"policy.pth has no {prefix}q_net layers (keys: {sorted(sd)[:8]}...)")
+    params: dict[str, Any] = {"pi": _mlp(layers)}
+    if cnn:
+        params["cnn"] = _nature_cnn(sd, f"{prefix}features_extractor.", used)
+    return params
+
+
+def _dqn_params(sd: dict[str, Tensor], cnn: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    used: set[str] = set()
+    params = _q_network(sd, "q_net.", cnn, used)
+    extras: dict[str, Any] = {}
+    if any(k.startswith("q_net_target.") for k in sd):
+        extras["q_net_target"] = _q_network(sd, "q_net_target.", cnn, used)
+    _refuse_unknown(sd, used, cnn)
+    return params, extras
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -338,10 +452,12 @@ class SB3Policy:
 
 
 def read_sb3(zip_path: str | Path) -> SB3Policy:
-    """Read an SB3 ``PPO``/``A2C`` (Box or Discrete actions) or ``SAC`` MlpPolicy zip.
+    """Read an SB3 ``PPO``/``A2C`` (Box or Discrete actions; MlpPolicy or CnnPolicy), ``SAC`` MlpPolicy or ``DQN``
+    (MlpPolicy or CnnPolicy) zip.
 
-    ``kind`` is ``"actor_critic"`` (params ``{"pi", "vf", "log_std"?}``) or ``"sac_actor"`` (params
-    ``{"trunk", "mu", "log_std"}``; the critics are in ``extras``). ``config["source"]`` records the
+    ``kind`` is ``"actor_critic"`` (params ``{"pi", "vf", "log_std"?, "cnn"?}``), ``"sac_actor"`` (params
+    ``{"trunk", "mu", "log_std"}``; the critics are in ``extras``) or, for DQN, ``"mlp"`` (params ``{"pi",
+    "cnn"?}``, ``pi`` the Q-network; the target network is in ``extras``). ``config["source"]`` records the
     algorithm, policy class and SB3 version. Raises :class:`SB3FormatError` (an ``InputError``) naming
     the zip for a malformed or unsupported model, ``FileNotFoundError`` when there is no file.
     """
@@ -356,23 +472,76 @@ def read_sb3(zip_path: str | Path) -> SB3Policy:
         raise SB3FormatError(f"{path}: unreadable SB3 data ({type(e).__name__}: {e})") from e
 
 
+def _policy_family(entry: Any) -> tuple[str, str, str, str]:
+    """``(family, class name, default extractor, default activation)`` of the zip's ``policy_class``."""
+    module, name = class_ref(entry)
+    found = POLICY_CLASSES.get((module, name or "?")) or (
+        POLICY_CLASSES.get((None, name or "?")) if module is None else None
+    )
+    if found is None:
+        where = f"{module}.{name}" if module else (name or "?")
+        hint = ""
+        if name == "CnnPolicy" and module and ".sac." in f".{module}.":
+            hint = "; our SAC actor has no CNN"
+        elif name == "MultiInputPolicy" or name == "MultiInputActorCriticPolicy":
+            hint = "; Dict observations are not read"
+        raise SB3FormatError(
+            f"unsupported SB3 policy class {where!r}{hint} (supported: PPO/A2C MlpPolicy and CnnPolicy "
+            "(ActorCriticPolicy, ActorCriticCnnPolicy), SAC MlpPolicy (SACPolicy), DQN MlpPolicy and CnnPolicy)"
+        )
+    family, extractor, activation = found
+    return family, name or "?", extractor, activation
+
+
+def _check_extractor(policy_kwargs: dict[str, Any], default: str, observation_space: gym.Space[Any]) -> bool:
+    """Whether the policy has SB3's NatureCNN; raises for extractors and settings we cannot express."""
+    extractor = default
+    if "features_extractor_class" in policy_kwargs:
+        entry = policy_kwargs["features_extractor_class"]
+        extractor = class_name(entry) or "?"
+        if extractor not in SUPPORTED_EXTRACTORS:
+            raise SB3FormatError(
+                f"unsupported features_extractor_class {entry if extractor == '?' else extractor!r} "
+                "(only FlattenExtractor, the MlpPolicy default, and NatureCNN, the CnnPolicy default)"
+            )
+    image = is_image_space(observation_space)
+    if extractor == "FlattenExtractor":
+        if image:
+            raise SB3FormatError(
+                f"unsupported MlpPolicy on the image observation space {observation_space!r}: SB3 rescales images by "
+                "1/255 before its MLP, ours do not (a CnnPolicy on images is supported)"
+            )
+        return False
+    if not image:
+        raise SB3FormatError(
+            f"NatureCNN on {observation_space!r}, which is not an image space (uint8, rank 3, bounds 0 and 255)"
+        )
+    kwargs = policy_kwargs.get("features_extractor_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise SB3FormatError(f"unreadable features_extractor_kwargs {kwargs!r}")
+    if int(kwargs.get("features_dim", FEATURES_DIM)) != FEATURES_DIM:
+        raise SB3FormatError(f"unsupported NatureCNN features_dim={kwargs['features_dim']} (ours has {FEATURES_DIM})")
+    if kwargs.get("normalized_image", False):
+        raise SB3FormatError("unsupported NatureCNN with normalized_image=True (ours takes pixels in 0..255)")
+    unknown = set(kwargs) - {"features_dim", "normalized_image"}
+    if unknown:
+        raise SB3FormatError(f"unsupported NatureCNN features_extractor_kwargs {sorted(unknown)}")
+    if policy_kwargs.get("normalize_images", True) is False:
+        raise SB3FormatError("unsupported normalize_images=False: our CNN divides pixels by 255, as SB3's default")
+    if policy_kwargs.get("share_features_extractor", True) is False:
+        raise SB3FormatError(
+            "unsupported share_features_extractor=False: the policy and value networks have separate CNNs; "
+            "ours share one NatureCNN between both heads"
+        )
+    return True
+
+
 def _read_sb3(path: Path) -> SB3Policy:
     data, state_dict, variables, version = _read_zip(path)
-    policy_class = class_name(data.get("policy_class")) or "?"
-    if policy_class not in ACTOR_CRITIC_CLASSES | SAC_CLASSES:
-        raise SB3FormatError(
-            f"unsupported SB3 policy class {policy_class!r} "
-            "(supported: PPO/A2C ActorCriticPolicy (MlpPolicy) and SAC MlpPolicy)"
-        )
+    family, policy_class, default_extractor, default_activation = _policy_family(data.get("policy_class"))
     policy_kwargs = data.get("policy_kwargs") or {}
     if not isinstance(policy_kwargs, dict):
         raise SB3FormatError(f"unreadable policy_kwargs {policy_kwargs!r}")
-    extractor = class_name(policy_kwargs.get("features_extractor_class"))
-    if "features_extractor_class" in policy_kwargs and extractor not in SUPPORTED_EXTRACTORS:
-        raise SB3FormatError(
-            f"unsupported features_extractor_class {extractor or policy_kwargs['features_extractor_class']!r} "
-            "(only FlattenExtractor, the MlpPolicy default)"
-        )
     if data.get("use_sde") or policy_kwargs.get("use_sde"):
         raise SB3FormatError("unsupported gSDE policy (use_sde=True)")
     net_arch = policy_kwargs.get("net_arch")
@@ -383,23 +552,30 @@ def _read_sb3(path: Path) -> SB3Policy:
     action_space = read_space(data.get("action_space"), "action_space")
     if not isinstance(observation_space, gym.spaces.Box):
         raise SB3FormatError(f"unsupported observation space {observation_space!r} (only Box)")
-    if observation_space.dtype == np.uint8 and len(observation_space.shape) == 3:
-        raise SB3FormatError(f"unsupported image observation space {observation_space!r}")
-    activation = _activation(policy_kwargs, policy_class, path)
+    cnn = _check_extractor(policy_kwargs, default_extractor, observation_space)
+    activation = _activation(policy_kwargs, default_activation, path)
 
     extras: dict[str, Any] = {}
-    if policy_class in SAC_CLASSES:
+    source: dict[str, Any] = {}
+    kind: Any
+    if family == "sac":
         if not isinstance(action_space, gym.spaces.Box):
             raise SB3FormatError(f"SAC with a non-Box action space {action_space!r}")
-        kind: Any = "sac_actor"
-        algorithm = "SAC"
+        kind, algorithm = "sac_actor", "SAC"
         params, extras = _sac_params(state_dict)
         if "log_ent_coef" in variables:
             extras["log_ent_coef"] = variables["log_ent_coef"].detach().to(torch.float32)
+    elif family == "dqn":
+        if not isinstance(action_space, gym.spaces.Discrete):
+            raise SB3FormatError(f"DQN with a non-Discrete action space {action_space!r}")
+        kind, algorithm = "mlp", "DQN"  # the greedy policy: argmax of the Q-network
+        params, extras = _dqn_params(state_dict, cnn)
+        if isinstance(data.get("exploration_rate"), int | float):
+            source["exploration_rate"] = float(data["exploration_rate"])
     else:
         kind = "actor_critic"
         algorithm = "PPO" if "clip_range" in data else "A2C"
-        params = _actor_critic_params(state_dict, action_space)
+        params = _actor_critic_params(state_dict, action_space, cnn)
 
     arch = infer_net_arch(kind, params)
     # Same checks as save/load of our own files: every tensor must fit the spaces and the architecture.
@@ -417,6 +593,7 @@ def _read_sb3(path: Path) -> SB3Policy:
             "algorithm": algorithm,
             "policy_class": policy_class,
             "version": version,
+            **source,
         },
     }
     return SB3Policy(
@@ -430,4 +607,14 @@ def _read_sb3(path: Path) -> SB3Policy:
     )
 
 
-__all__ = ["ACTIVATION_NAMES", "SB3FormatError", "SB3Policy", "class_name", "pickled_globals", "read_sb3", "read_space"]
+__all__ = [
+    "ACTIVATION_NAMES",
+    "NATURE_CNN_NAMES",
+    "SB3FormatError",
+    "SB3Policy",
+    "class_name",
+    "class_ref",
+    "pickled_globals",
+    "read_sb3",
+    "read_space",
+]
