@@ -8,6 +8,7 @@ the loaded model's deterministic ``predict`` equals our policy's deterministic a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import subprocess
 import sys
 import zipfile
@@ -23,6 +24,8 @@ import torch.utils._pytree as pytree
 from test_cli_commands import assert_exit, mentions, message, run_cli
 
 from imitation_fn.core import random
+from imitation_fn.nn import mlp_apply, mlp_init
+from imitation_fn.nn.cnn import is_image_space, nature_cnn_apply
 from imitation_fn.policies import actor_critic, export_sb3, load_policy, mlp, sac, save_policy
 from imitation_fn.policies.io import LoadedPolicy
 from imitation_fn.policies.layout import infer_net_arch
@@ -36,13 +39,20 @@ from stable_baselines3.common.vec_env import VecNormalize  # noqa: E402
 EXPERTS = Path(__file__).parent / "data" / "experts"
 CARTPOLE = gym.make("CartPole-v1")
 PENDULUM = gym.make("Pendulum-v1")
+IMAGES = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)  # ALE/Pong-v5's frames, as SB3's CnnPolicy sees them
+PONG_ACTIONS = gym.spaces.Discrete(6)
 N_OBS = 1000
 
 
 def observations(space: gym.Space[Any], n: int = N_OBS, seed: int = 0) -> np.ndarray:
     """``n`` samples of the observation space with its bounds cut to [-10, 10] (CartPole's ±3.4e38 velocity
-    bounds would overflow float32 in the first layer, making both sides NaN)."""
+    bounds would overflow float32 in the first layer, making both sides NaN). Images: uint8 noise, each
+    channel at its own brightness (so that the CNN features vary from frame to frame)."""
     assert isinstance(space, gym.spaces.Box)
+    if is_image_space(space):
+        rng = np.random.default_rng(seed)
+        scale = rng.random((n, *(1 if d != min(space.shape) else d for d in space.shape)))
+        return (rng.integers(0, 256, (n, *space.shape)) * scale).astype(np.uint8)
     bounded = gym.spaces.Box(np.maximum(space.low, -10), np.minimum(space.high, 10), dtype=space.dtype)
     bounded.seed(seed)
     return np.stack([bounded.sample() for _ in range(n)])
@@ -76,10 +86,32 @@ def make_policy(case: str) -> LoadedPolicy:
         return LoadedPolicy(
             "sac_actor", params, PENDULUM.observation_space, PENDULUM.action_space, {"activation": "relu"}
         )
+    if case == "ppo-cnn":  # SB3's CnnPolicy: NatureCNN, then the heads (net_arch [])
+        return LoadedPolicy("actor_critic", _spread(cnn_actor_critic()), IMAGES, PONG_ACTIONS, {"activation": "tanh"})
+    if case == "bc-cnn":  # BC on images: NatureCNN, then an MLP with a hidden layer
+        params = {"pi": mlp_init(key, [512, 32, 6], output_gain=0.01), "cnn": cnn_actor_critic()["cnn"]}
+        return LoadedPolicy("mlp", _spread(params, "relu"), IMAGES, PONG_ACTIONS, {"activation": "relu"})
     raise ValueError(case)
 
 
-CASES = ["ppo-discrete", "ppo-box", "bc-discrete", "bc-box", "sac"]
+@functools.cache
+def cnn_actor_critic(shape: tuple[int, ...] = IMAGES.shape) -> dict[str, Any]:
+    """``actor_critic.init`` on images (its orthogonal 512 x 3136 layer takes a second or two: made once)."""
+    space = gym.spaces.Box(0, 255, shape, np.uint8)
+    return actor_critic.init(random.key(3), space, PONG_ACTIONS, {"pi": [], "vf": []})
+
+
+def _spread(params: dict[str, Any], activation: str = "tanh") -> dict[str, Any]:
+    """``params`` with the action head's bias shifted so the logits' mean over the test frames is the same for every
+    action: at init one action wins on every random frame, and a test that sees one action checks little."""
+    shape = IMAGES.shape if params["cnn"]["conv0.weight"].shape[1] == IMAGES.shape[0] else IMAGES.shape[::-1]
+    frames = torch.as_tensor(observations(gym.spaces.Box(0, 255, shape, np.uint8)))
+    logits = mlp_apply(params["pi"], nature_cnn_apply(params["cnn"], frames), activation)
+    last = f"layers.{len(params['pi']) // 2 - 1}.bias"
+    return {**params, "pi": {**params["pi"], last: params["pi"][last] - logits.mean(0)}}
+
+
+CASES = ["ppo-discrete", "ppo-box", "bc-discrete", "bc-box", "sac", "ppo-cnn", "bc-cnn"]
 SB3_ALGO = {"actor_critic": PPO, "mlp": PPO, "sac_actor": SAC}
 
 
@@ -116,9 +148,17 @@ def test_sb3_loads_and_predicts_like_our_policy(case: str, tmp_path: Path) -> No
     if policy.kind == "sac_actor":
         assert type(model.policy).__name__ == "SACPolicy" and model.policy.net_arch == [32, 32]
     else:
-        assert type(model.policy).__name__ == "ActorCriticPolicy"
+        cnn = "cnn" in policy.params
+        assert type(model.policy).__name__ == ("ActorCriticCnnPolicy" if cnn else "ActorCriticPolicy")
         arch = infer_net_arch(policy.kind, policy.params)
         assert model.policy.net_arch == (arch if policy.kind == "actor_critic" else {"pi": arch, "vf": arch})
+        if cnn:  # one NatureCNN, shared by both heads as SB3's default
+            assert type(model.policy.features_extractor).__name__ == "NatureCNN"
+            assert model.policy.share_features_extractor and model.policy.features_dim == 512
+            assert model.policy.vf_features_extractor is model.policy.features_extractor
+            torch.testing.assert_close(
+                model.policy.features_extractor.linear[0].weight, policy.params["cnn"]["linear.weight"]
+            )
     assert model.policy.activation_fn is activation
     assert_same_actions(model, policy, observations(policy.observation_space))
 
@@ -191,6 +231,33 @@ def test_trained_sac_expert_keeps_training_in_sb3(tmp_path: Path) -> None:
     assert model.num_timesteps >= 300 and not torch.equal(before, model.actor.mu.weight)
 
 
+def test_channels_last_cnn_policy_is_written_as_sb3_sees_it(tmp_path: Path) -> None:
+    """A policy on (84, 84, 4) frames: SB3's policy is channels first behind VecTransposeImage; predict transposes."""
+    space = gym.spaces.Box(0, 255, (84, 84, 4), np.uint8)
+    policy = LoadedPolicy("actor_critic", _spread(cnn_actor_critic(space.shape)), space, PONG_ACTIONS, {})
+    path = export_sb3(policy, tmp_path / "last.zip")
+    model = PPO.load(path)
+    assert model.observation_space == IMAGES
+    assert_same_actions(model, policy, observations(space))
+    back = load_policy(path)
+    assert back.observation_space == IMAGES and leaves_equal(back.params, policy.params)
+
+
+def test_exported_cnn_policy_keeps_training_on_pong(tmp_path: Path) -> None:
+    ale_py = pytest.importorskip("ale_py")
+    pytest.importorskip("cv2")
+    gym.register_envs(ale_py)
+    from stable_baselines3.common.env_util import make_atari_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    model = PPO.load(export_sb3(make_policy("bc-cnn"), tmp_path / "bc"), n_steps=16, batch_size=16, n_epochs=1)
+    before = model.policy.features_extractor.cnn[0].weight.detach().clone()
+    model.set_env(VecFrameStack(make_atari_env("PongNoFrameskip-v4", n_envs=1, seed=0), 4))
+    model.learn(64)
+    assert model.num_timesteps >= 64 and not torch.equal(before, model.policy.features_extractor.cnn[0].weight)
+    assert model.policy.vf_features_extractor is model.policy.features_extractor
+
+
 def test_observation_normalisation_is_written_for_vecnormalize(tmp_path: Path) -> None:
     policy = load_policy(EXPERTS / "Acrobot-v1")  # a PPO expert trained with normalised observations
     assert policy.obs_norm is not None
@@ -220,10 +287,9 @@ def _with_action_space(case: str, space: gym.Space[Any]) -> LoadedPolicy:
     return dataclasses.replace(make_policy(case), action_space=space)
 
 
-def _image_obs() -> LoadedPolicy:
-    space = gym.spaces.Box(0, 255, (4, 4, 1), np.uint8)
-    params = actor_critic.init(random.key(0), space, CARTPOLE.action_space, [8])
-    return LoadedPolicy("actor_critic", params, space, CARTPOLE.action_space, {})
+def _on_images(case: str) -> LoadedPolicy:
+    """A policy made for vector observations, claiming image ones: an MLP on raw pixels, no CNN."""
+    return dataclasses.replace(make_policy(case), observation_space=IMAGES)
 
 
 REFUSED = {
@@ -241,7 +307,8 @@ REFUSED = {
         {},
         "clip_actions",
     ),
-    "image observations": (_image_obs, {}, "image"),
+    "SAC on images": (lambda: _on_images("sac"), {}, "SAC actor has none"),
+    "images without a CNN": (lambda: _on_images("bc-discrete"), {}, "without a CNN"),
 }
 
 

@@ -14,6 +14,13 @@ activation) are pickled by name, so writing them imports nothing of SB3.
 - ``actor_critic`` -> PPO ``ActorCriticPolicy``, ``net_arch=dict(pi=[...], vf=[...])``, our activation.
 - ``mlp`` (BC's policy: no value net) -> the same, with a value net of pi's widths freshly initialised as
   SB3 initialises one (orthogonal, gain √2 on hidden layers and 1 on the head, zero biases; key 0).
+- Either with a ``"cnn"`` (image observations, :mod:`imitation_fn.nn.cnn`) -> PPO ``CnnPolicy``
+  (``ActorCriticCnnPolicy``: SB3's NatureCNN, ``features_dim`` 512, pixels divided by 255) with our CNN as its
+  ``features_extractor``, written again as ``pi_features_extractor`` and ``vf_features_extractor`` as SB3 writes a
+  shared extractor. The observation space is written channels first, as SB3's policy sees it behind
+  ``VecTransposeImage``, so a channels-last policy's zip loads on the channels-last env (SB3 transposes).
+  A DQN zip read by ``load_policy`` is an ``mlp`` policy (its greedy Q policy) and is written this way too,
+  as PPO: there is no DQN writer.
 - ``sac_actor`` -> SAC ``SACPolicy``; the critics and ``log_ent_coef`` come from ``policy.extras`` (an SB3
   zip read by ``load_policy`` keeps them), else fresh critics (``nn.Linear``'s init, key 0), target = critic,
   and ``log_ent_coef = 0`` (SB3's start, entropy coefficient 1).
@@ -37,7 +44,8 @@ Observation normalisation: SB3 keeps ``VecNormalize`` statistics outside the mod
 to keep updating the statistics while training on).
 
 Refused with :class:`SB3ExportError` (what SB3 cannot express): a shared actor-critic trunk (SB3 >= 1.8 has
-none), ``clip_actions=False`` (SB3's ``predict`` always clips Box actions), non-Box or image observations,
+none), ``clip_actions=False`` (SB3's ``predict`` always clips Box actions), non-Box observations, image
+observations for SAC (our SAC actor has no CNN) or without a ``"cnn"``, image entries in a ``Dict``,
 ``Discrete(start != 0)`` actions, Box actions with infinite bounds (SB3 cannot train with them), and an
 ``algo`` the policy kind cannot be.
 """
@@ -63,10 +71,11 @@ from torch import Tensor
 
 from imitation_fn.core import random, serialization
 from imitation_fn.core.errors import InputError
+from imitation_fn.nn.cnn import FEATURES_DIM, channels_first, is_image_space
 from imitation_fn.nn.mlp import mlp_init, mlp_sizes
 from imitation_fn.policies import sac
 from imitation_fn.policies.io import DEFAULT_OBS_NORM, LoadedPolicy, describe_space, load_policy
-from imitation_fn.policies.sb3 import ACTIVATION_NAMES
+from imitation_fn.policies.sb3 import ACTIVATION_NAMES, NATURE_CNN_NAMES
 
 Algo = Literal["ppo", "sac"]
 ALGOS: tuple[str, ...] = ("ppo", "sac")
@@ -74,6 +83,7 @@ ALGO_OF_KIND: dict[str, Algo] = {"actor_critic": "ppo", "mlp": "ppo", "sac_actor
 SB3_FORMAT_VERSION = "2.9.2"  # the SB3 release whose save format this writes (tested with its load)
 
 ACTOR_CRITIC_POLICY = ("stable_baselines3.common.policies", "ActorCriticPolicy")
+ACTOR_CRITIC_CNN_POLICY = ("stable_baselines3.common.policies", "ActorCriticCnnPolicy")
 SAC_POLICY = ("stable_baselines3.sac.policies", "SACPolicy")
 # For Dict observations: CombinedExtractor (their default extractor) instead of FlattenExtractor.
 MULTI_INPUT_POLICY = {
@@ -183,19 +193,20 @@ def _vecnormalize_pickle(policy: LoadedPolicy, dict_space: gym.spaces.Dict | Non
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _readable(value: Any) -> Any:
-    """A JSON value as SB3 stores it beside a pickle: itself when JSON can hold it, else ``str`` (arrays in full)."""
+def _readable(value: Any, full: bool = True) -> Any:
+    """A JSON value as SB3 stores it beside a pickle: itself when JSON can hold it, else ``str`` (arrays in full
+    unless ``full=False``: then cut short with ``...`` as numpy prints large arrays, as in SB3's own zips)."""
     try:
         json.dumps(value)
         return value
     except TypeError:
-        with np.printoptions(threshold=sys.maxsize, floatmode="unique"):
+        with np.printoptions(threshold=sys.maxsize if full else 1000, floatmode="unique"):
             return str(value)
 
 
-def _serialized(pickled: bytes, type_repr: str, attributes: dict[str, Any]) -> dict[str, Any]:
+def _serialized(pickled: bytes, type_repr: str, attributes: dict[str, Any], full: bool = True) -> dict[str, Any]:
     entry = {":type:": type_repr, ":serialized:": base64.b64encode(pickled).decode()}
-    return entry | {name: _readable(value) for name, value in attributes.items()}
+    return entry | {name: _readable(value, full) for name, value in attributes.items()}
 
 
 def _class_entry(cls: tuple[str, str]) -> dict[str, Any]:
@@ -203,9 +214,16 @@ def _class_entry(cls: tuple[str, str]) -> dict[str, Any]:
 
 
 def _object_entry(obj: Any) -> dict[str, Any]:
-    """A picklable object (a gymnasium space, a dict of kwargs) with its first-level attributes."""
-    attributes = obj if isinstance(obj, dict) else vars(obj)
-    return _serialized(pickle.dumps(obj, protocol=4), str(type(obj)), attributes)
+    """A picklable object (a gymnasium space, a dict of kwargs) with its first-level attributes.
+
+    An image space's bounds (0 and 255 everywhere) are printed short, as SB3's own zips have them, with
+    gymnasium's one-number ``low_repr``/``high_repr`` beside them for readers.
+    """
+    attributes = dict(obj if isinstance(obj, dict) else vars(obj))
+    image = is_image_space(obj)
+    if image:
+        attributes |= {"low_repr": "0", "high_repr": "255"}
+    return _serialized(pickle.dumps(obj, protocol=4), str(type(obj)), attributes, full=not image)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -235,10 +253,10 @@ def _check(policy: LoadedPolicy, algo: str | None) -> Algo:
     obs, act = policy.observation_space, policy.action_space
     if not isinstance(obs, gym.spaces.Box):
         raise SB3ExportError(f"{name}: cannot export {describe_space(obs)} observations (only Box: SB3's MlpPolicy)")
-    if obs.dtype == np.uint8 and len(obs.shape) == 3:
+    if is_image_space(obs) and (policy.kind == "sac_actor" or "cnn" not in policy.params):
         raise SB3ExportError(
-            f"{name}: cannot export image observations {describe_space(obs)} "
-            "(SB3's policies would rescale them by 1/255 or need a CNN; ours are MLPs on raw values)"
+            f"{name}: cannot export {policy.kind} policy on image observations {describe_space(obs)} without a CNN "
+            "(our SAC actor has none; SB3 would rescale the pixels by 1/255 before its MLP, ours take them raw)"
         )
     if isinstance(act, gym.spaces.Discrete):
         if int(act.start) != 0:
@@ -325,7 +343,16 @@ def _check_dict_space(policy: LoadedPolicy, space: gym.Space[Any] | None) -> gym
 
 
 def _obs_dim(policy: LoadedPolicy) -> int:
-    return math.prod(policy.observation_space.shape or ())
+    """The width the MLPs see: NatureCNN's features for CNN policies, else the flattened observation."""
+    return FEATURES_DIM if "cnn" in policy.params else math.prod(policy.observation_space.shape or ())
+
+
+def _observation_space(policy: LoadedPolicy) -> gym.Space[Any]:
+    """The observation space SB3's policy has: an image channels first (behind SB3's ``VecTransposeImage``)."""
+    space = policy.observation_space
+    if "cnn" in policy.params and isinstance(space, gym.spaces.Box) and space.shape != channels_first(space.shape):
+        return gym.spaces.Box(0, 255, channels_first(space.shape), np.uint8)
+    return space
 
 
 def _ppo(policy: LoadedPolicy) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, Tensor]]:
@@ -341,13 +368,25 @@ def _ppo(policy: LoadedPolicy) -> tuple[dict[str, Any], dict[str, dict[str, Any]
         **_sequential(params["pi"], "mlp_extractor.policy_net.", head="action_net"),
         **_sequential(vf, "mlp_extractor.value_net.", head="value_net"),
     }
+    n_params = len(sd)
+    if "cnn" in params:
+        # SB3 registers its one shared NatureCNN three times (the optimizer sees it once).
+        cnn = {
+            f"{theirs}.{p}": params["cnn"][f"{ours}.{p}"]
+            for ours, theirs in NATURE_CNN_NAMES.items()
+            for p in ("weight", "bias")
+        }
+        for prefix in ("features_extractor.", "pi_features_extractor.", "vf_features_extractor."):
+            sd.update({prefix + k: v for k, v in cnn.items()})
+        n_params += len(cnn)
     if "log_std" in params:
         sd["log_std"] = params["log_std"]
+        n_params += 1
     kwargs = {
         "net_arch": {"pi": pi_arch, "vf": mlp_sizes(vf)[1:-1]},
         "activation_fn": getattr(torch.nn, TORCH_ACTIVATIONS[policy.activation]),
     }
-    files = {"policy": _float32(sd), "policy.optimizer": _adam_state(len(sd), eps=PPO_ADAM_EPS)}
+    files = {"policy": _float32(sd), "policy.optimizer": _adam_state(n_params, eps=PPO_ADAM_EPS)}
     return kwargs, files, {}
 
 
@@ -498,11 +537,16 @@ def export_sb3(
             raise error
 
     kwargs, files, variables = _ppo(loaded) if chosen == "ppo" else _sac(loaded)
-    policy_class = ACTOR_CRITIC_POLICY if chosen == "ppo" else SAC_POLICY
+    if dict_space is not None:
+        policy_class = MULTI_INPUT_POLICY[chosen]
+    elif chosen == "ppo":
+        policy_class = ACTOR_CRITIC_CNN_POLICY if "cnn" in loaded.params else ACTOR_CRITIC_POLICY
+    else:
+        policy_class = SAC_POLICY
     data: dict[str, Any] = {
-        "policy_class": _class_entry(policy_class if dict_space is None else MULTI_INPUT_POLICY[chosen]),
+        "policy_class": _class_entry(policy_class),
         "policy_kwargs": _object_entry(kwargs),
-        "observation_space": _object_entry(loaded.observation_space if dict_space is None else dict_space),
+        "observation_space": _object_entry(_observation_space(loaded) if dict_space is None else dict_space),
         "action_space": _object_entry(loaded.action_space),
         "n_envs": 1,  # load(path, env) and set_env replace it
         "verbose": 0,
