@@ -262,6 +262,24 @@ TINY: dict[str, str] = {
         "--episodes 2"
     ),
     "imitation-fn eval --policy my_sb3_expert.zip --env Pendulum-v1 --n-episodes 20 --video videos/": "--n-episodes 2",
+    "imitation-fn export-sb3 --policy runs/ppo --seed 0 --out ppo_cartpole.zip": "",
+    "imitation-fn bc --env CartPole-v1 --demos demos/cartpole --out runs/bc-from-ppo --init-policy ppo_cartpole.zip": (
+        BC_TINY
+    ),
+    "imitation-fn train-rl --algo ppo --env CartPole-v1 --init-policy runs/bc/policies/seed_0 --out runs/ppo-from-bc": (
+        "--total-steps 256 --n-eval-episodes 2 --no-progress"
+    ),
+    # Whole Pong games are evaluated: one episode each.
+    "imitation-fn train-rl --algo ppo --env ALE/Pong-v5 --seeds 2 --out runs/pong": (
+        "--seeds 1 --total-steps 64 --n-envs 2 --n-steps 32 --batch-size 64 --n-epochs 1 --n-eval-episodes 1 "
+        "--no-progress"
+    ),
+    "imitation-fn rollouts --policy runs/pong/policies/seed_0 --env ALE/Pong-v5 --episodes 10 --out demos/pong": (
+        "--episodes 1"
+    ),
+    "imitation-fn bc --env ALE/Pong-v5 --demos demos/pong --out runs/pong-bc": (
+        "--n-epochs 1 --n-eval-episodes 1 --no-progress"
+    ),
     # examples/sweeps/bc.yaml in the scratch directory is a tiny copy of the real one (see tiny_sweep_file).
     "imitation-fn sweep examples/sweeps/gail.yaml --dry-run": "",
     "imitation-fn sweep examples/sweeps/bc.yaml --out runs/sweep": "",
