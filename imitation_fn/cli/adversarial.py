@@ -108,7 +108,11 @@ def register(sub: Any) -> None:
             help=f"{name.upper()}: adversarial imitation from demonstrations, PPO generator, vmapped over seeds",
         )
         p.add_argument("--env", default="seals/CartPole-v0", help="environment id (a torch one: seeds are vmapped)")
-        p.add_argument("--demos", required=True, help="dataset directory (ours or imitation's) or .npz file")
+        p.add_argument(
+            "--demos",
+            required=True,
+            help="dataset directory (ours or imitation's), .npz file, or Hugging Face dataset org/name",
+        )
         p.add_argument(
             "--n-demos", type=positive_int, default=None, help="use the first N expert episodes (default: all)"
         )

@@ -96,7 +96,11 @@ def register(sub: Any) -> None:
 
     b = add_command(sub, "bc", help="behavioural cloning from a demonstrations dataset")
     b.add_argument("--env", default="CartPole-v1", help="environment id (any gymnasium id evaluates on the host)")
-    b.add_argument("--demos", required=True, help="dataset directory (ours or imitation's) or .npz file")
+    b.add_argument(
+        "--demos",
+        required=True,
+        help="dataset directory (ours or imitation's), .npz file, or Hugging Face dataset org/name",
+    )
     b.add_argument("--out", default=None, help="run directory: metrics.jsonl, config.json, checkpoint")
     b.add_argument("--config", default=None, help="JSON or YAML file of config fields")
     b.add_argument("--n-epochs", type=positive_int, default=10, help="passes over the demonstrations")

@@ -100,7 +100,10 @@ def register(sub: Any) -> None:
     p = add_command(sub, "dagger", help="DAgger: imitate an expert policy interactively (vmapped over seeds)")
     p.add_argument("--env", default="CartPole-v1", help="environment id (any gymnasium id steps on the host)")
     p.add_argument(
-        "--expert", required=True, help="expert policy: a saved policy directory/file, an SB3 .zip, or 'scripted'"
+        "--expert",
+        required=True,
+        help="expert policy: a saved policy directory/file, an SB3 .zip, a Hugging Face repo org/algo-env, or "
+        "'scripted'",
     )
     p.add_argument("--expert-demos", default=None, help="optional initial expert demonstrations (dataset or .npz)")
     p.add_argument("--total-timesteps", type=positive_int, default=10_000, help="environment steps per seed")

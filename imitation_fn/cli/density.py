@@ -126,7 +126,11 @@ def register(sub: Any) -> None:
         sub, "density", help="density-based reward modelling: KDE reward from demonstrations + PPO, vmapped over seeds"
     )
     p.add_argument("--env", default="seals/CartPole-v0", help="environment id (a torch one; fixed horizon advised)")
-    p.add_argument("--demos", default=None, help="dataset directory or .npz (default: the env's scripted expert)")
+    p.add_argument(
+        "--demos",
+        default=None,
+        help="dataset directory, .npz or Hugging Face dataset org/name (default: the env's scripted expert)",
+    )
     p.add_argument(
         "--n-demos", type=positive_int, default=10, help="scripted-expert episodes when --demos is not given"
     )

@@ -136,7 +136,9 @@ def _eval_policy(args: argparse.Namespace) -> None:
 def register(sub: Any) -> None:
     e = add_command(sub, "eval", help="evaluate a saved run directory (every seed) or a policy file")
     e.add_argument("--run", default=None, help="run directory written by any training command (--out)")
-    e.add_argument("--policy", default=None, help="policy directory, policy file, or SB3 .zip")
+    e.add_argument(
+        "--policy", default=None, help="policy directory, policy file, SB3 .zip, or Hugging Face repo org/algo-env"
+    )
     e.add_argument("--env", default=None, help=f"environment id (default: the run's own; for --policy, {DEFAULT_ENV})")
     e.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the mode")
     e.add_argument("--video", default=None, metavar="DIR", help="with --policy: record episodes into DIR")
