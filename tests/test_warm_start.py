@@ -25,7 +25,7 @@ from imitation_fn.core import tree
 from imitation_fn.core.errors import InputError
 from imitation_fn.data import flatten_trajectories, serialize
 from imitation_fn.envs.task import Task
-from imitation_fn.policies import load_policy
+from imitation_fn.policies import export_sb3, load_policy
 from imitation_fn.policies.io import LoadedPolicy, save_policy
 from imitation_fn.rl import ppo, sac
 from imitation_fn.train import adversarial as tadv
@@ -167,12 +167,16 @@ def test_pc_starts_its_sac_agent(pendulum_expert: LoadedPolicy) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def test_ppo_from_bc_keeps_the_return_through_its_first_update(tmp_path: Path) -> None:
+@pytest.mark.parametrize("through", ["policy directory", "SB3 zip"])
+def test_ppo_from_bc_keeps_the_return_through_its_first_update(tmp_path: Path, through: str) -> None:
+    """BC -> (export to an SB3 zip ->) PPO: the first update keeps BC's return; a cold start has none of it."""
     demos = flatten_trajectories(expert_demos("CartPole-v1", 20, 0))
     env = envs.make("CartPole-v1", n_envs=5)
     cloned = train_offline(bc, bc.Config(), demos, env, seeds=[0], n_epochs=10, progress=False, log_dir=tmp_path / "bc")
     assert float(cloned.eval_returns.mean()) >= 475.0
-    policy = load_policy(tmp_path / "bc" / "policies" / "seed_0")
+    saved = tmp_path / "bc" / "policies" / "seed_0"
+    policy = load_policy(saved if through == "policy directory" else export_sb3(saved, tmp_path / "bc.zip"))
+    assert policy.kind == ("mlp" if through == "policy directory" else "actor_critic")
     cfg = ppo.Config(n_envs=4, n_steps=64, batch_size=64, n_epochs=4, **warm_start.architecture(policy, "ppo"))
     one_update = cfg.n_envs * cfg.n_steps
     run = dict(total_timesteps=one_update, seeds=SEEDS, progress=False)
