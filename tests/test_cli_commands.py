@@ -786,7 +786,8 @@ CASES = [
     ),
     Case(
         "train-rl-gymnasium-only-env",
-        "train-rl --env CartPole-v0 --algo ppo --total-steps 256 --n-eval-episodes 1 --no-progress --out {dir}/run",
+        "train-rl --env CartPole-v0 --algo ppo --total-steps 256 --n-steps 32 --n-eval-episodes 1 --no-progress "
+        "--out {dir}/run",
         codes=(0, 2),
         check=if_refused_then_names("CartPole-v0"),
     ),
