@@ -272,6 +272,35 @@ def test_reward_fn_replaces_the_environment_reward() -> None:
     assert not torch.allclose(data.advantages, plain_data.advantages)
 
 
+def test_normalize_reward_scales_by_the_std_of_discounted_returns_as_vecnormalize() -> None:
+    """Rewards of any scale train on O(1) values: divided by the running std of each env's discounted return
+    (reset at episode ends, as SB3's VecNormalize does), clipped to ±10; the statistics carry over updates."""
+    cfg = SMALL.model_copy(update={"normalize_reward": True, "gamma": 0.9})
+    env = Clock(cfg.n_envs, horizon=3)
+    state = ppo.init(cfg, random.key(0), Task(env=env))
+    state, rollout = ppo.collect_env(state, env)
+    huge = rollout.replace(rews=rollout.rews * 1e6)
+    after, scaled = ppo.scale_rewards(state, huge.rews, huge.dones)
+    # Returns in an episode of three rewards r: r, 1.9 r, 2.71 r (then reset): their std sets the scale.
+    expected_returns = torch.tensor([1.0, 1.9, 2.71]).repeat(cfg.n_steps // 3 + 1)[: cfg.n_steps] * 1e6
+    returns = expected_returns[:, None].expand(cfg.n_steps, cfg.n_envs)
+    expected_var = normalize.update(normalize.init(()), returns.flatten()).var
+    torch.testing.assert_close(after.return_norm.var, expected_var)
+    torch.testing.assert_close(scaled, torch.clamp(huge.rews / torch.sqrt(expected_var + 1e-8), -10, 10))
+    assert float(scaled.abs().max()) < 2.0
+    torch.testing.assert_close(after.discounted, returns[-1] * (cfg.n_steps % 3 != 0))  # mid-episode carry
+    # What update trains on: the scaled rewards' advantages (the raw 1e6 ones are not used).
+    _, data, _ = ppo.prepare(state, huge)
+    plain_state = state.replace(normalize_reward=False)
+    _, scaled_data, _ = ppo.prepare(plain_state, huge.replace(rews=scaled))
+    torch.testing.assert_close(data.advantages, scaled_data.advantages)
+    # Under vmap each seed keeps its own statistics.
+    states = tree.stack([state, state])
+    rews = torch.stack([huge.rews, huge.rews * 3])
+    batched, _ = vmap(ppo.scale_rewards)(states, rews, torch.stack([huge.dones] * 2))
+    torch.testing.assert_close(batched.return_norm.var[1] / batched.return_norm.var[0], torch.tensor(9.0))
+
+
 def test_collect_continues_across_calls_and_advances_counters() -> None:
     env = envs.make("CartPole-v1", n_envs=SMALL.n_envs)
     state = ppo.init(SMALL, random.key(0), Task(env=env))

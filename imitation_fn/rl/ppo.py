@@ -84,6 +84,9 @@ class Config(BaseConfig):
     """Activation between hidden layers."""
     normalize_obs: bool = False
     """Normalise observations with running statistics (SB3's ``VecNormalize(norm_reward=False)``, clip 10)."""
+    normalize_reward: bool = False
+    """Divide the rewards trained on by the running std of each env's discounted return, clipped to ±10 (SB3's
+    ``VecNormalize(norm_reward=True)``, statistics updated once per rollout); for rewards of unknown scale."""
 
     @model_validator(mode="after")
     def _check_sizes(self) -> Config:
@@ -106,6 +109,8 @@ class State(struct.PyTreeNode):
     params: actor_critic.Params
     opt_state: optim.ScaleByAdamState
     obs_norm: RunningMeanStd  # statistics the policy normalises with (unused unless normalize_obs)
+    return_norm: RunningMeanStd  # () statistics of the discounted returns (unused unless normalize_reward)
+    discounted: Tensor  # (n_envs,): each env's discounted return so far (unused unless normalize_reward)
     timestep: TimeStep | None  # where the next collect continues; None is allowed in update
     key: random.Key
     timesteps: Tensor  # int64 (): environment steps collected
@@ -127,6 +132,7 @@ class State(struct.PyTreeNode):
     batch_size: int = struct.field(static=True)
     normalize_advantage: bool = struct.field(static=True)
     normalize_obs: bool = struct.field(static=True)
+    normalize_reward: bool = struct.field(static=True)
     activation: str = struct.field(static=True)
     adam_eps: float = struct.field(static=True)
     obs_shape: tuple[int, ...] = struct.field(static=True)
@@ -210,6 +216,8 @@ def init(cfg: Config, key: random.Key, task: Task) -> State:
         params=params,
         opt_state=_adam(cfg.adam_eps).init(params),
         obs_norm=normalize.init(obs_shape),
+        return_norm=normalize.init(()),
+        discounted=torch.zeros(cfg.n_envs),
         timestep=None if env.host else env.reset(k_reset),  # a host env cannot reset under vmap: its caller resets it
         key=k_state,
         timesteps=torch.zeros((), dtype=torch.int64),
@@ -230,6 +238,7 @@ def init(cfg: Config, key: random.Key, task: Task) -> State:
         batch_size=cfg.batch_size,
         normalize_advantage=cfg.normalize_advantage,
         normalize_obs=cfg.normalize_obs,
+        normalize_reward=cfg.normalize_reward,
         activation=cfg.activation,
         adam_eps=cfg.adam_eps,
         obs_shape=obs_shape,
@@ -460,8 +469,11 @@ def prepare(state: State, rollout: Rollout) -> tuple[State, TrainBatch, Progress
     obs = _normalize(state, rollout.obs).flatten(0, 1)
     next_obs = _normalize(state, rollout.next_obs).flatten(0, 1)
     next_values = actor_critic.value(state.params, next_obs, state.activation).reshape(rollout.values.shape)
+    rews = rollout.rews
+    if state.normalize_reward:
+        state, rews = scale_rewards(state, rollout.rews, rollout.dones)
     advantages = gae(
-        rollout.rews, rollout.values, next_values, rollout.terminated, rollout.dones, state.gamma, state.gae_lambda
+        rews, rollout.values, next_values, rollout.terminated, rollout.dones, state.gamma, state.gae_lambda
     )
     data = TrainBatch(
         obs=obs,
@@ -490,6 +502,19 @@ def prepare(state: State, rollout: Rollout) -> tuple[State, TrainBatch, Progress
     obs_norm = normalize.update(state.obs_norm, rollout.obs) if state.normalize_obs else state.obs_norm
     state = state.replace(key=keys[0], n_updates=state.n_updates + 1, obs_norm=obs_norm)
     return state, data, carry
+
+
+def scale_rewards(state: State, rews: Tensor, dones: Tensor) -> tuple[State, Tensor]:
+    """``rews: (n_steps, n_envs)`` divided by the running std of the discounted returns and clipped to ±10, and
+    the state with those statistics and each env's return updated (SB3's ``VecNormalize`` reward scaling)."""
+    discounted, returns = state.discounted, []
+    for t in range(rews.shape[0]):
+        discounted = discounted * state.gamma + rews[t]
+        returns.append(discounted)
+        discounted = torch.where(dones[t], torch.zeros_like(discounted), discounted)
+    return_norm = normalize.update(state.return_norm, torch.stack(returns).flatten())
+    scaled = torch.clamp(rews / torch.sqrt(return_norm.var + 1e-8), -10.0, 10.0)
+    return state.replace(return_norm=return_norm, discounted=discounted), scaled
 
 
 def minibatch_indices(carry: Progress, epoch: int | Tensor, n: int, batch_size: int) -> Tensor:
