@@ -26,7 +26,7 @@ from imitation_fn.core.errors import InputError
 from imitation_fn.data import flatten_trajectories, serialize
 from imitation_fn.envs.task import Task
 from imitation_fn.policies import export_sb3, load_policy
-from imitation_fn.policies.io import LoadedPolicy, save_policy
+from imitation_fn.policies.io import LoadedPolicy, check_spaces, save_policy
 from imitation_fn.rl import ppo, sac
 from imitation_fn.train import adversarial as tadv
 from imitation_fn.train import dagger as tdagger
@@ -54,7 +54,7 @@ def pendulum_expert() -> LoadedPolicy:
 def _started(spec: loop.Spec, cfg: Any, task: Any, policy: LoadedPolicy) -> Any:
     """The states a run with ``init_policy=policy`` starts from (what ``loop.train`` does before any step)."""
     states = loop.init_states(spec, cfg, task, SEEDS)
-    warm_start.check_spaces(policy, task.observation_space, task.action_space, spec.name)
+    check_spaces(policy, task.observation_space, task.action_space)
     assert spec.warm_start is not None
     return spec.warm_start(states, policy)
 
@@ -227,8 +227,8 @@ def test_mismatches_are_one_clear_error(cartpole_expert: LoadedPolicy, pendulum_
     pendulum = trl.make_task(small, "Pendulum-v1", budget=16, n_eval_episodes=1)
     with pytest.raises(InputError, match=r"PPO starts from an actor-critic .* 'sac_actor'"):
         warm_start.into_ppo(loop.init_states(trl.PPO_SPEC, small, pendulum, SEEDS), pendulum_expert)
-    with pytest.raises(InputError, match=r"Box\(.*\) observations.*but ppo trains on Box\(.*\(4,\)\)"):
-        warm_start.check_spaces(pendulum_expert, task.observation_space, task.action_space, "ppo")
+    with pytest.raises(InputError, match=r"Box\(.*\) observations.*but ppo's environment has Box\(.*\(4,\)\)"):
+        loop.train(trl.PPO_SPEC, ppo.Config(n_envs=2), task, budget=16, progress=False, init_policy=pendulum_expert)
     sac_cfg = sac.Config(buffer_size=10)
     sac_states = loop.init_states(
         trl.SAC_SPEC, sac_cfg, trl.make_task(sac_cfg, "Pendulum-v1", budget=16, n_eval_episodes=1), SEEDS

@@ -31,7 +31,7 @@ from imitation_fn.envs.base import Env, require_supported
 from imitation_fn.envs.gym import GymEnv
 from imitation_fn.evaluation import evaluate_policy
 from imitation_fn.evaluation_gym import evaluate_gym_policy
-from imitation_fn.policies.io import LoadedPolicy
+from imitation_fn.policies.io import LoadedPolicy, check_spaces
 from imitation_fn.train import warm_start as warm_start_lib
 from imitation_fn.train.logger import ProgressBar
 from imitation_fn.train.run import CHECKPOINT_EVERY_SECONDS, DEFAULT_LOG_FORMATS, Run, crossed, open_run
@@ -270,7 +270,7 @@ def train(
     if init_policy is not None:
         if spec.warm_start is None:
             raise InputError(f"{name} has no policy to start from a saved one")
-        warm_start_lib.check_spaces(init_policy, task.observation_space, task.action_space, name)
+        check_spaces(init_policy, task.observation_space, task.action_space, f"{name}'s environment")
     _, data_keys, eval_keys = seed_keys(seeds)
     states = init_states(spec, cfg, task, seeds)
     if init_policy is not None and spec.warm_start is not None:

@@ -31,7 +31,7 @@ from imitation_fn.core import tree
 from imitation_fn.core.errors import InputError
 from imitation_fn.nn.mlp import mlp_sizes
 from imitation_fn.nn.normalize import RunningMeanStd
-from imitation_fn.policies.io import DEFAULT_OBS_NORM, LoadedPolicy, describe_space, spaces_match
+from imitation_fn.policies.io import DEFAULT_OBS_NORM, LoadedPolicy
 
 WarmStart = Callable[[Any, LoadedPolicy], Any]
 """``(stacked states, policy) -> states`` with the policy's parameters in every seed."""
@@ -60,17 +60,6 @@ def architecture(policy: LoadedPolicy, learner: str) -> dict[str, Any]:
         fields["net_arch"] = pi if vf == pi else {"pi": pi, "vf": vf}
         fields["normalize_obs"] = policy.obs_norm is not None
     return fields
-
-
-def check_spaces(policy: LoadedPolicy, observation_space: Any, action_space: Any, who: str) -> None:
-    """Raise unless ``policy`` was made for these spaces."""
-    if spaces_match(policy.observation_space, observation_space) and spaces_match(policy.action_space, action_space):
-        return
-    raise InputError(
-        f"{_name(policy)}: the policy is for {describe_space(policy.observation_space)} observations and "
-        f"{describe_space(policy.action_space)} actions, but {who} trains on {describe_space(observation_space)} "
-        f"and {describe_space(action_space)}"
-    )
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -208,7 +197,6 @@ def inside(field: str, into: WarmStart) -> WarmStart:
 __all__ = [
     "WarmStart",
     "architecture",
-    "check_spaces",
     "inside",
     "into_agent",
     "into_bc",
