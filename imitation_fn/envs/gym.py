@@ -30,8 +30,8 @@ soon as one entry is float). That is what SB3's ``MultiInputPolicy`` (``Combined
 for entries that are not images, so the weights are the same. Keys and shapes are dropped here;
 ``env.unflattened_observation_space`` keeps the space, ``gymnasium.spaces.unflatten`` recovers an
 observation, and ``imitation_fn.data.serialize.save(..., observation_space=...)`` writes datasets
-with the observations keyed again (one field per key). Only image entries (``uint8`` ``Box`` of rank 3) warn: flattened, no CNN
-sees them. Entries with no fixed-size vector form (``Sequence``, ``Graph``) are refused by
+with the observations keyed again (one field per key). Only image entries (``uint8`` ``Box`` of rank 3)
+warn: flattened, no CNN sees them. Entries with no fixed-size vector form (``Sequence``, ``Graph``) are refused by
 ``envs.base.require_supported``.
 """
 
