@@ -32,6 +32,7 @@ from imitation_fn.core.errors import InputError
 from imitation_fn.nn.mlp import mlp_sizes
 from imitation_fn.nn.normalize import RunningMeanStd
 from imitation_fn.policies.io import DEFAULT_OBS_NORM, LoadedPolicy
+from imitation_fn.rl import sac
 
 WarmStart = Callable[[Any, LoadedPolicy], Any]
 """``(stacked states, policy) -> states`` with the policy's parameters in every seed."""
@@ -182,7 +183,7 @@ def into_agent(states: Any, policy: LoadedPolicy) -> Any:
     """PPO or SAC states, by which of the two ``states`` are (an RL agent inside another algorithm)."""
     if isinstance(states, dict):  # preference comparisons without an agent (human feedback on given data)
         raise InputError(f"{_name(policy)}: this run trains no agent, so there is no policy to start from")
-    return into_sac(states, policy) if hasattr(states, "actor") else into_ppo(states, policy)
+    return into_sac(states, policy) if isinstance(states, sac.State) else into_ppo(states, policy)
 
 
 def inside(field: str, into: WarmStart) -> WarmStart:
