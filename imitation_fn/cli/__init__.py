@@ -49,6 +49,7 @@ COMMANDS = (
     "density",
     "preference_comparisons",
     "sweep",
+    "tune",
     "analyze",
 )
 
