@@ -78,9 +78,12 @@ def threefry2x32(key: Key, x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
     return y0.to(torch.int64) & _MASK, y1.to(torch.int64) & _MASK
 
 
-def key(seed: int | Tensor) -> Key:
-    """A key from an integer seed (a Python int, or an integer tensor for vmapped seeds)."""
-    seed = torch.as_tensor(seed, dtype=torch.int64)
+def key(seed: int | Tensor, device: torch.device | str | None = None) -> Key:
+    """A key from an integer seed (a Python int, or an integer tensor for vmapped seeds), on ``device``
+    (default: the seed tensor's device, or the CPU)."""
+    if device is None:
+        device = seed.device if isinstance(seed, Tensor) else "cpu"
+    seed = torch.as_tensor(seed, dtype=torch.int64, device=device)
     return torch.stack([(seed >> 32) & _MASK, seed & _MASK], dim=-1)
 
 
@@ -160,7 +163,7 @@ def gumbel(key: Key, shape: Shape = (), dtype: torch.dtype = torch.float32) -> T
 
 def bernoulli(key: Key, p: float | Tensor = 0.5, shape: Shape | None = None) -> Tensor:
     """Booleans that are ``True`` with probability ``p`` (broadcast to ``shape``)."""
-    p = torch.as_tensor(p)
+    p = torch.as_tensor(p, device=key.device)
     shape = p.shape if shape is None else _shape(shape)
     return uniform(key, shape, dtype=p.dtype if p.is_floating_point() else torch.float32) < p
 
@@ -177,7 +180,7 @@ def categorical(key: Key, logits: Tensor, shape: Shape | None = None) -> Tensor:
 
 def randint(key: Key, shape: Shape, low: int | Tensor, high: int | Tensor) -> Tensor:
     """Integers in ``[low, high)`` (63-bit words reduced modulo the span: bias < span / 2**63)."""
-    span = torch.as_tensor(high) - torch.as_tensor(low)
+    span = torch.as_tensor(high, device=key.device) - torch.as_tensor(low, device=key.device)
     return low + torch.remainder(randbits63(key, shape), span)
 
 

@@ -70,8 +70,8 @@ def cast(tree: T, dtype: torch.dtype) -> T:
 
 
 def to(tree: T, device: torch.device | str) -> T:
-    """Move every leaf to ``device``."""
-    return map(lambda x: x.to(device), tree)
+    """Every tensor leaf on ``device`` (leaves already there are not copied; other leaves unchanged)."""
+    return map(lambda x: x.to(device) if isinstance(x, torch.Tensor) else x, tree)
 
 
 def contiguous(tree: T) -> T:

@@ -14,14 +14,15 @@ episode in ``obs`` and the observation the step actually reached in ``final_obs`
 from __future__ import annotations
 
 import abc
+import copy
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import gymnasium as gym
 import torch
 from torch import Tensor
 
-from imitation_fn.core import struct
+from imitation_fn.core import struct, tree
 from imitation_fn.core.errors import InputError
 from imitation_fn.core.random import Key
 
@@ -80,6 +81,23 @@ class Env(abc.ABC):
     @abc.abstractmethod
     def step(self, env_state: Any, action: Tensor, key: Key) -> TimeStep:
         """Advance every sub-environment by one action, ``action: (n_envs, *action_shape)``."""
+
+    def to(self, device: torch.device | str) -> Self:
+        """This environment with its tensors on ``device`` (a shallow copy; ``self`` when nothing moves).
+
+        A torch environment's states follow the device of its ``reset`` key, so only tensors it holds
+        (a tabular MDP's matrices) move; a host environment overrides this to say where its tensors go.
+        """
+        moved = {
+            name: tree.to(value, device)
+            for name, value in vars(self).items()
+            if any(isinstance(x, Tensor) and x.device != torch.device(device) for x in tree.leaves(value))
+        }
+        if not moved:
+            return self
+        env = copy.copy(self)
+        vars(env).update(moved)
+        return env
 
 
 def require_supported(env: Env, who: str) -> None:

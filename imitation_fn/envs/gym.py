@@ -37,6 +37,7 @@ warn: flattened, no CNN sees them. Entries with no fixed-size vector form (``Seq
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import warnings
 from collections.abc import Callable, Sequence
@@ -214,6 +215,16 @@ class GymEnv(Env):
             device=self.device,
             make_kwargs=one.make_kwargs,
         )
+
+    def to(self, device: torch.device | str) -> GymEnv:
+        """This environment with its observation, reward and done tensors put on ``device``: a shallow copy
+        that shares the sub-environments (``self`` when ``device`` is already its device)."""
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        env = copy.copy(self)
+        env.device = device
+        return env
 
     def close(self) -> None:
         """Close the sub-environments (and their processes for ``"async"``)."""

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
+import torch
 
+from imitation_fn.core import tree
 from imitation_fn.data.types import Trajectory, Transitions
 from imitation_fn.envs.base import Env, PolicyFn, RewardFn
 from imitation_fn.envs.tabular import TabularMDP
@@ -53,6 +55,28 @@ class Task:
         if self.mdp is not None:
             return gym.spaces.Discrete(self.mdp.n_actions)
         raise ValueError("Task: none of spaces, env and mdp is set, so there are no spaces")
+
+    def to(self, device: torch.device | str) -> Task:
+        """This task with its data on ``device``: environments (:meth:`Env.to`), demonstrations, the MDP, and an
+        expert or reward that can move (a loaded policy or reward); plain functions are left as they are, so
+        they must follow the device of their inputs."""
+
+        def move(value: Any) -> Any:
+            if value is None:
+                return None
+            if isinstance(value, Env) or hasattr(value, "to"):
+                return value.to(device)
+            return tree.to(value, device)
+
+        return dataclasses.replace(
+            self,
+            env=move(self.env),
+            eval_env=move(self.eval_env),
+            demos=move(self.demos),
+            mdp=move(self.mdp),
+            expert=self.expert.to(device) if hasattr(self.expert, "to") else self.expert,  # type: ignore[union-attr]
+            reward_fn=self.reward_fn.to(device) if hasattr(self.reward_fn, "to") else self.reward_fn,  # type: ignore[union-attr]
+        )
 
     def require(self, *names: str, who: str) -> None:
         """Raise one clear error if a field ``who`` needs is missing."""

@@ -31,13 +31,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.utils._pytree as pytree
 from torch import Tensor
 
-from imitation_fn.core import random, serialization
+from imitation_fn.core import random, serialization, tree
 from imitation_fn.core.errors import InputError
 from imitation_fn.data import hub
-from imitation_fn.envs.base import PolicyFn
 from imitation_fn.nn import normalize
 from imitation_fn.nn.mlp import ACTIVATIONS
 from imitation_fn.nn.normalize import RunningMeanStd
@@ -222,22 +220,17 @@ class LoadedPolicy:
             action = action + self.action_start
         return action
 
-    def policy_fn(self, deterministic: bool | None = None) -> PolicyFn:
+    def policy_fn(self, deterministic: bool | None = None) -> PolicyFunction:
         """The policy as ``(obs, key) -> actions``; ``deterministic=None`` takes the saved default."""
-
-        def policy(obs: Tensor, key: random.Key) -> Tensor:
-            return self.act(obs, key, deterministic=deterministic)
-
-        return policy
+        return PolicyFunction(self, deterministic)
 
     def to(self, device: torch.device | str) -> LoadedPolicy:
         """A copy with every tensor on ``device``."""
-
-        def move(tree: Any) -> Any:
-            return pytree.tree_map(lambda x: x.to(device) if isinstance(x, Tensor) else x, tree)
-
         return dataclasses.replace(
-            self, params=move(self.params), obs_norm=move(self.obs_norm), extras=move(self.extras)
+            self,
+            params=tree.to(self.params, device),
+            obs_norm=tree.to(self.obs_norm, device),
+            extras=tree.to(self.extras, device),
         )
 
     def save(self, path: str | Path) -> None:
@@ -250,6 +243,21 @@ class LoadedPolicy:
 # ---------------------------------------------------------------------------------------------------------------------
 # Save / load
 # ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: compiled steps cache per function
+class PolicyFunction:
+    """A loaded policy as a :data:`PolicyFn` ``(obs, key) -> actions`` that can move: ``Task.to(device)`` puts
+    its tensors beside the run's."""
+
+    policy: LoadedPolicy
+    deterministic: bool | None = None
+
+    def __call__(self, obs: Tensor, key: random.Key) -> Tensor:
+        return self.policy.act(obs, key, deterministic=self.deterministic)
+
+    def to(self, device: torch.device | str) -> PolicyFunction:
+        return dataclasses.replace(self, policy=self.policy.to(device))
 
 
 def _paths(path: str | Path) -> tuple[Path, Path]:
@@ -574,6 +582,7 @@ __all__ = [
     "PARAMS_FILE",
     "Kind",
     "LoadedPolicy",
+    "PolicyFunction",
     "check_spaces",
     "describe_space",
     "infer_net_arch",

@@ -107,7 +107,9 @@ def infer_net_arch(kind: str, params: Params) -> Any:
 
 
 def template(shapes: Any, dtype: torch.dtype) -> Any:
-    return pytree.tree_map(lambda s: torch.empty(s, dtype=dtype), shapes, is_leaf=lambda s: isinstance(s, tuple))
+    return pytree.tree_map(
+        lambda s: torch.empty(s, dtype=dtype, device="cpu"), shapes, is_leaf=lambda s: isinstance(s, tuple)
+    )
 
 
 def check_params(kind: str, params: Params, spaces: Spaces, net_arch: Any, what: str) -> None:

@@ -135,7 +135,7 @@ def _template(net: RewardNet, dtype: torch.dtype, with_norm: bool) -> dict[str, 
     # The params' structure and shapes follow from the spec: build them (tiny nets, cheap) and compare.
     out: dict[str, Any] = {"params": net.init(random.key(0), dtype)}
     if with_norm:
-        out["norm"] = normalize.init(dtype=torch.float32)
+        out["norm"] = normalize.init(dtype=torch.float32, device="cpu")
     return out
 
 
@@ -195,9 +195,34 @@ class LoadedReward:
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
     path: Path | None = None
 
-    def reward_fn(self, kind: str = "unnormalized", **kwargs: Any) -> RewardFn:
+    def reward_fn(self, kind: str = "unnormalized", **kwargs: Any) -> RewardFunction:
         """The reward of ``kind`` (see the module docstring) as a pure ``(obs, acts, next_obs, dones) -> (N,)``."""
-        return _reward_fn(self, _canonical_kind(kind), **kwargs)
+        return RewardFunction(self, _canonical_kind(kind), kwargs)
+
+    def to(self, device: torch.device | str) -> LoadedReward:
+        """A copy with every tensor on ``device``."""
+        return dataclasses.replace(
+            self, params=tree.to(self.params, device), norm_state=tree.to(self.norm_state, device)
+        )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: compiled steps cache per function
+class RewardFunction:
+    """A loaded reward as a :data:`RewardFn` that can move: ``Task.to(device)`` puts its tensors beside the run's."""
+
+    reward: LoadedReward
+    kind: str
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    fn: RewardFn = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fn", _reward_fn(self.reward, self.kind, **self.kwargs))
+
+    def __call__(self, obs: Tensor, acts: Tensor, next_obs: Tensor, dones: Tensor) -> Tensor:
+        return self.fn(obs, acts, next_obs, dones)
+
+    def to(self, device: torch.device | str) -> RewardFunction:
+        return RewardFunction(self.reward.to(device), self.kind, self.kwargs)
 
 
 def _describe(desc: Any, json_path: Path) -> tuple[Any, torch.dtype, bool]:
@@ -336,7 +361,7 @@ def load_reward(
     *,
     device: torch.device | str | None = None,
     **kwargs: Any,
-) -> RewardFn:
+) -> RewardFn | RewardFunction:
     """A saved reward as ``reward_fn(obs, acts, next_obs, dones) -> (N,)`` for ``ppo.collect_env(..., reward_fn=)``.
 
     ``kind``: one of ``KINDS`` (or imitation's ``RewardNet_*`` names). ``env`` (optional, anything with
@@ -366,6 +391,7 @@ __all__ = [
     "PARAMS_FILE",
     "LoadedReward",
     "RewardFn",
+    "RewardFunction",
     "load",
     "load_reward",
     "net_from_json",
