@@ -26,9 +26,10 @@ def evaluate_policy(env: Env, policy_fn: PolicyFn, key: random.Key, max_steps: i
     reset_key, act_key, step_key = random.split(key, 3)
     act_keys, step_keys = random.split(act_key, horizon), random.split(step_key, horizon)  # two draws, not 2×horizon
     timestep = env.reset(reset_key)
-    returns = torch.zeros(env.n_envs)
-    lengths = torch.zeros(env.n_envs, dtype=torch.int64)
-    running = torch.ones(env.n_envs, dtype=torch.bool)
+    device = timestep.reward.device
+    returns = torch.zeros(env.n_envs, device=device)
+    lengths = torch.zeros(env.n_envs, dtype=torch.int64, device=device)
+    running = torch.ones(env.n_envs, dtype=torch.bool, device=device)
     for t in range(horizon):
         action = policy_fn(timestep.obs, act_keys[t])
         timestep = env.step(timestep.env_state, action, step_keys[t])

@@ -44,7 +44,7 @@ def evaluate_gym_policy(
     reset_key, act_key = random.split(key)
     targets = [(n_episodes + i) // env.n_envs for i in range(env.n_envs)]
     counts = [0] * env.n_envs
-    current_return = torch.zeros(env.n_envs, dtype=torch.float64)
+    current_return = torch.zeros(env.n_envs, dtype=torch.float64, device="cpu")  # summed on the host
     current_length = [0] * env.n_envs
     returns: list[float] = []
     lengths: list[int] = []
@@ -77,8 +77,8 @@ def evaluate_gym_policy(
             current_return[i] = 0.0
             current_length[i] = 0
     return EpisodeStats(
-        returns=torch.tensor(returns, dtype=torch.float32),
-        lengths=torch.tensor(lengths, dtype=torch.int64),
+        returns=torch.tensor(returns, dtype=torch.float32, device="cpu"),
+        lengths=torch.tensor(lengths, dtype=torch.int64, device="cpu"),
     )
 
 

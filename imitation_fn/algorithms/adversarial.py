@@ -213,10 +213,10 @@ def _dtype(space: gym.Space[Any]) -> torch.dtype:
     return torch.uint8 if is_image_space(space) else torch.float32
 
 
-def stagger_offsets(env: Env | HostEnvs) -> Tensor:
+def stagger_offsets(env: Env | HostEnvs, device: torch.device | str = "cpu") -> Tensor:
     """``(n_envs,)`` int64: env ``j`` starts ``j · max_episode_steps // n_envs`` steps into its first episode."""
     horizon = env.max_episode_steps or 0
-    return torch.arange(env.n_envs, dtype=torch.int64) * horizon // env.n_envs
+    return torch.arange(env.n_envs, dtype=torch.int64, device=device) * horizon // env.n_envs
 
 
 def stagger(gen: ppo.State, env: Env, key: random.Key) -> ppo.State:
@@ -231,7 +231,7 @@ def stagger(gen: ppo.State, env: Env, key: random.Key) -> ppo.State:
     """
     if gen.timestep is None:
         raise ValueError("adversarial.stagger: the generator state has no timestep; reset its env first")
-    offsets = stagger_offsets(env)
+    offsets = stagger_offsets(env, key.device)
     n = int(offsets.max()) if offsets.numel() else 0
     act_keys, step_keys = (random.split(k, max(n, 1)) for k in random.split(key))
     timestep, act = gen.timestep, ppo.policy(gen, deterministic=False)
@@ -330,7 +330,7 @@ def bce_with_logits(logits: Tensor, labels: Tensor) -> Tensor:
 
 def labels_expert_is_one(n_expert: int, n_gen: int, like: Tensor) -> Tensor:
     """``(n_expert + n_gen,)``: ones for the expert rows (first), zeros for the generated ones."""
-    return torch.cat([torch.ones(n_expert, dtype=like.dtype), torch.zeros(n_gen, dtype=like.dtype)])
+    return torch.cat([like.new_ones(n_expert), like.new_zeros(n_gen)])
 
 
 def disc_metrics(logits: Tensor, labels: Tensor, loss: Tensor) -> Metrics:
@@ -338,7 +338,7 @@ def disc_metrics(logits: Tensor, labels: Tensor, loss: Tensor) -> Metrics:
     expert_pred = logits >= 0  # imitation: generated iff logit < 0
     expert_true = labels > 0.5
     correct = (expert_pred == expert_true).to(logits.dtype)
-    n = torch.tensor(float(labels.shape[0]), dtype=logits.dtype)
+    n = torch.tensor(float(labels.shape[0]), dtype=logits.dtype, device=logits.device)
     n_expert = expert_true.to(logits.dtype).sum()
     n_gen = n - n_expert
     return {

@@ -74,7 +74,7 @@ class LinearBetaSchedule:
             )
 
     def __call__(self, round_num: Tensor | int) -> Tensor:
-        r = torch.as_tensor(round_num).to(torch.float32)
+        r = round_num.to(torch.float32) if isinstance(round_num, Tensor) else torch.tensor(float(round_num))
         return torch.clamp((self.rampdown_rounds - r) / self.rampdown_rounds, 0.0, 1.0)
 
 
@@ -91,7 +91,7 @@ class ExponentialBetaSchedule:
             )
 
     def __call__(self, round_num: Tensor | int) -> Tensor:
-        r = torch.as_tensor(round_num).to(torch.float32)
+        r = round_num.to(torch.float32) if isinstance(round_num, Tensor) else torch.tensor(float(round_num))
         return torch.pow(torch.tensor(self.decay_probability, dtype=torch.float32, device=r.device), r)
 
 
@@ -244,7 +244,7 @@ def _cast_like(batch: Transitions, like: Transitions) -> Transitions:
 
 def beta(state: State) -> Tensor:
     """β of the current round: the probability that the expert's action is executed at a step."""
-    return torch.as_tensor(state.beta_schedule(state.round), dtype=torch.float32)
+    return torch.as_tensor(state.beta_schedule(state.round), dtype=torch.float32, device=state.round.device)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

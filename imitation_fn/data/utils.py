@@ -254,11 +254,11 @@ def _check_field(name: str, x: Tensor, space: gym.Space[Any], strict_dtype: bool
         )
     if x.numel() > 0 and isinstance(space, gym.spaces.Discrete | gym.spaces.MultiDiscrete | gym.spaces.MultiBinary):
         if isinstance(space, gym.spaces.MultiBinary):
-            low, high = torch.tensor(0), torch.tensor(2)
+            low, high = torch.tensor(0, device=x.device), torch.tensor(2, device=x.device)
         else:
             n = space.nvec if isinstance(space, gym.spaces.MultiDiscrete) else space.n
-            low = torch.as_tensor(np.asarray(space.start, dtype=np.int64))
-            high = low + torch.as_tensor(np.asarray(n, dtype=np.int64))
+            low = torch.as_tensor(np.asarray(space.start, dtype=np.int64), device=x.device)
+            high = low + torch.as_tensor(np.asarray(n, dtype=np.int64), device=x.device)
         bad = (x.to(torch.int64) < low) | (x.to(torch.int64) >= high)
         if bool(bad.any()):
             value = x[bad][0].item()

@@ -130,7 +130,9 @@ def preprocess(
     ``dones: (N,)`` bool or float (tensors, or numpy arrays outside transforms). Discrete inputs become
     one-hot, image observations are scaled to [0, 1] (``normalize_images``), ``dones`` become 0./1.
     """
-    obs, acts, next_obs, dones = (torch.as_tensor(x) for x in (obs, acts, next_obs, dones))
+    obs, acts, next_obs, dones = (
+        x if isinstance(x, Tensor) else torch.as_tensor(x) for x in (obs, acts, next_obs, dones)
+    )
     _check_transition(observation_space, action_space, obs, acts, next_obs, dones)
     return (
         preprocess_space(observation_space, obs, normalize_images),

@@ -366,7 +366,7 @@ def train(
         order = train_idx[random.permutation(random.fold_in(k_epochs, epoch), n_train)]
         acc_grads, acc = None, 0
         history = []
-        train_sum = torch.zeros(())
+        train_sum = torch.zeros((), device=state.key.device)
         for start in range(0, n_train, mb):
             idx = order[start : start + mb]
             n = idx.shape[0]

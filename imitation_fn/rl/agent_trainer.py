@@ -95,8 +95,8 @@ class PoolStep(struct.PyTreeNode):
     is_random: Tensor  # (n_envs,) bool
 
 
-def _explorers(frac: float, n: int) -> Tensor:
-    return torch.arange(n) >= n - round(frac * n)
+def _explorers(frac: float, n: int, device: torch.device) -> Tensor:
+    return torch.arange(n, device=device) >= n - round(frac * n)
 
 
 def pool_begin(env: Env, key: random.Key, explore: Exploration) -> PoolStep:
@@ -112,7 +112,7 @@ def pool_reset_key(key: random.Key) -> random.Key:
 def pool_modes(key: random.Key, n_envs: int, explore: Exploration) -> Tensor:
     """``(n_envs,)`` bool: the sub-environments that start in the exploration's random mode."""
     is_random = simple.exploration_init(random.split(key, 3)[1], n_envs, explore.random_prob).is_random
-    return is_random & _explorers(explore.frac, n_envs)
+    return is_random & _explorers(explore.frac, n_envs, is_random.device)
 
 
 def pool_keys(key: random.Key, n_steps: int) -> Tensor:
@@ -162,7 +162,9 @@ def pool_next(
 ) -> tuple[PoolStep, tuple[Tensor, ...]]:
     """The carry after the step to ``nxt`` and its record ``(obs, acts, next_obs, rews, terminated, done)``."""
     record = (carry.timestep.obs, action, nxt.final_obs, nxt.reward, nxt.terminated, nxt.done)
-    return PoolStep(timestep=nxt, is_random=is_random & _explorers(explore.frac, is_random.shape[0])), record
+    return PoolStep(
+        timestep=nxt, is_random=is_random & _explorers(explore.frac, is_random.shape[0], is_random.device)
+    ), record
 
 
 def pool_end(
@@ -179,11 +181,11 @@ def pool_end(
         terminal=terminated,
         ends=ends,
         valid=torch.ones_like(ends),
-        weight=torch.ones(n),
+        weight=torch.ones(n, device=ends.device),
     )
     # Episode lengths at terminations, for the host's fixed-horizon check (imitation's _check_fixed_horizon).
-    t_idx = torch.arange(n_steps).expand(n, n_steps)
-    prev_end = torch.cat([torch.zeros(n, 1, dtype=torch.bool), ends[:, :-1]], 1)
+    t_idx = torch.arange(n_steps, device=ends.device).expand(n, n_steps)
+    prev_end = torch.cat([torch.zeros_like(ends[:, :1]), ends[:, :-1]], 1)
     start = torch.cummax(torch.where(prev_end, t_idx, torch.zeros_like(t_idx)), 1).values
     length = (t_idx - start + 1).to(torch.float32)
     inf = torch.full_like(length, math.inf)

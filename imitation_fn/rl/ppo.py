@@ -586,7 +586,7 @@ def epoch_indices(state: State, carry: Progress, epoch: int | Tensor) -> Tensor:
 
 def all_indices(state: State, carry: Progress) -> Tensor:
     """Every minibatch of an update in the order the steps take them: ``(n_epochs * n_minibatches, batch_size)``."""
-    epochs = torch.arange(state.n_epochs)
+    epochs = torch.arange(state.n_epochs, device=state.key.device)
     return torch.func.vmap(epoch_indices, in_dims=(None, None, 0))(state, carry, epochs).flatten(0, 1)
 
 

@@ -189,7 +189,7 @@ def batched_update(compile: bool = False) -> Callable[..., tuple[State, Metrics]
             states = compile_lib.standard_layout(states)
         new, history = states, []
         for g in range(states.gradient_steps):
-            new, metrics = step(new, states.key, indices.setdefault(g, torch.tensor(g)))
+            new, metrics = step(new, states.key, indices.setdefault(g, torch.tensor(g, device=states.key.device)))
             history.append(metrics)
         return end(states, new, history)
 

@@ -79,7 +79,7 @@ def host_stagger(gens: ppo.State, envs: HostEnvs) -> None:
     keys = restart_keys(gens.key)
     act = torch.func.vmap(lambda s, obs, k: ppo.policy(s, deterministic=False)(obs, k))
     fold = torch.func.vmap(random.fold_in, in_dims=(0, None))
-    envs.advance(adversarial.stagger_offsets(envs), lambda obs, t: act(gens, obs, fold(keys, t)))
+    envs.advance(adversarial.stagger_offsets(envs, gens.key.device), lambda obs, t: act(gens, obs, fold(keys, t)))
 
 
 def save_reward(algo: ModuleType, state: Any, path: str | Path) -> None:

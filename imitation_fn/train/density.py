@@ -53,7 +53,7 @@ def evaluate(state: State, env: Env, key: random.Key, deterministic: bool = True
     if horizon is None:
         raise ValueError("density.evaluate: the env has no max_episode_steps")
     batch, _ = rollout_lib.rollout(env, density.policy(state, deterministic), key, horizon)
-    steps, _ = density.episode_steps(torch.zeros(env.n_envs, dtype=torch.int64), batch.dones)
+    steps, _ = density.episode_steps(torch.zeros(env.n_envs, dtype=torch.int64, device=key.device), batch.dones)
     rews = density.reward(state)(
         batch.obs.flatten(0, 1),
         batch.acts.flatten(0, 1),

@@ -214,6 +214,6 @@ class ProgressBar:
 
     def advance(self, completed: int, metrics: Mapping[str, Tensor] | None = None) -> None:
         if metrics:
-            self.shown.update({k: float(torch.as_tensor(v, dtype=torch.float64).mean()) for k, v in metrics.items()})
+            self.shown.update({k: float(torch.as_tensor(v, device="cpu").double().mean()) for k, v in metrics.items()})
         text = "  ".join(f"{k}={v:.4g}" for k, v in self.shown.items())
         self.progress.update(self.task, completed=completed, metrics=text)
