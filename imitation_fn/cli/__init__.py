@@ -32,7 +32,7 @@ import torch
 from rich.markup import escape
 
 from imitation_fn.cli.common import CLIError, HelpFormatter, add_config_flags, config_from_args, console
-from imitation_fn.core import serialization
+from imitation_fn.core import device, serialization
 from imitation_fn.core.errors import InputError
 from imitation_fn.train.run import CHECKPOINT
 
@@ -68,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     try:
+        if getattr(args, "device", None) is not None:  # before any data loads: a wrong --device is said first
+            args.device = device.resolve(args.device)
         _announce_resume(args)
         args.func(args)
     except InputError as e:

@@ -50,6 +50,7 @@ def _run_bc(cfg: bc.Config, env_id: str, trajs: list[Any], args: argparse.Namesp
             log_formats=args.log_formats,
             resume=args.resume,
             compile=args.compile,
+            device=args.device,
             progress=not args.no_progress,
             env_id=env_id,
             init_policy=init_policy,

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from imitation_fn import envs
 from imitation_fn.core.config import Config, read_mapping
+from imitation_fn.core.device import DEVICE_CHOICES
 from imitation_fn.core.errors import InputError
 from imitation_fn.envs.base import require_supported
 from imitation_fn.policies import load_policy
@@ -275,6 +276,12 @@ def add_run_flags(
         "--resume read it)",
     )
     g.add_argument("--compile", action="store_true", help=compile_help)
+    g.add_argument(
+        "--device",
+        default="auto",
+        metavar="DEVICE",
+        help=f"where the run's tensors live: {DEVICE_CHOICES} (cuda when torch sees a GPU)",
+    )
     if progress:
         g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     g.add_argument(

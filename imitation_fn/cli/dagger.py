@@ -83,6 +83,7 @@ def cmd_dagger(args: argparse.Namespace) -> None:
             eval_every=args.eval_every,
             target_return=args.target_return,
             compile=args.compile,
+            device=args.device,
             progress=not args.no_progress,
             init_policy=init_policy,
         )

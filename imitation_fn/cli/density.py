@@ -108,6 +108,7 @@ def cmd_density(args: argparse.Namespace) -> None:
             log_formats=args.log_formats,
             resume=args.resume,
             compile=args.compile,
+            device=args.device,
             progress=not args.no_progress,
             init_policy=init_policy,
         )

@@ -136,6 +136,7 @@ def cmd_mce_irl(args: argparse.Namespace) -> None:
             demos,
             seeds=seeds,
             compile=args.compile,
+            device=args.device,
             log_fn=log,
             n_eval_episodes=args.n_eval_episodes,
             log_dir=args.out,

@@ -93,6 +93,7 @@ def cmd_preference_comparisons(args: argparse.Namespace) -> None:
             resume=args.resume,
             progress=not args.no_progress,
             compile=args.compile,
+            device=args.device,
             init_policy=init_policy,
             callback=lambda done, states, metrics, evaluation: last.update(metrics),
         )

@@ -77,6 +77,7 @@ def cmd_train_rl(args: argparse.Namespace) -> None:
             log_formats=args.log_formats,
             resume=args.resume,
             compile=args.compile,
+            device=args.device,
             progress=not args.no_progress,
             reward_fn=reward_fn,
             init_policy=init_policy,

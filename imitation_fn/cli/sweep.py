@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from imitation_fn.cli.common import CLIError, add_command, console, positive_int
+from imitation_fn.core.device import DEVICE_CHOICES
 from imitation_fn.train import sweep
 
 EXAMPLE = """example sweep file (YAML or JSON):
@@ -38,6 +39,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         raise CLIError(f"invalid sweep file {args.file}:\n{e}") from e
     if args.chunk_size is not None:
         spec = spec.model_copy(update={"chunk_size": args.chunk_size})
+    if args.device is not None:
+        spec = spec.model_copy(update={"device": str(args.device)})
     out = Path(args.out or Path(args.file).with_suffix(""))
     use_ray = args.ray
     if use_ray and not sweep.ray_available():
@@ -132,5 +135,8 @@ def register(sub: Any) -> None:
         "--dry-run", action="store_true", help="print the grid, the vmapped chunks and their sizes; train nothing"
     )
     p.add_argument("--chunk-size", type=positive_int, default=None, help="runs per vmapped chunk (overrides the file)")
+    p.add_argument(
+        "--device", default=None, metavar="DEVICE", help=f"where chunks train: {DEVICE_CHOICES} (overrides the file)"
+    )
     p.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads")
     p.set_defaults(func=cmd_sweep)

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 
 from imitation_fn.cli.common import CLIError, add_command, console, positive_int
+from imitation_fn.core.device import DEVICE_CHOICES
 from imitation_fn.core.errors import InputError
 from imitation_fn.train import sweep, tune
 
@@ -42,6 +43,8 @@ def cmd_tune(args: argparse.Namespace) -> None:
         raise CLIError(f"invalid tune file {args.file}:\n{_describe(e)}") from e
     if args.num_samples is not None:
         spec = spec.model_copy(update={"n_samples": args.num_samples})
+    if args.device is not None:
+        spec = spec.model_copy(update={"device": str(args.device)})
     out = Path(args.out or Path(args.file).with_suffix(""))
     try:
         first = tune.check(spec)
@@ -141,6 +144,9 @@ def register(sub: Any) -> None:
         "--address",
         default=None,
         help="an existing Ray cluster (e.g. ray://head:10001 or auto); default: a local Ray started in this process",
+    )
+    p.add_argument(
+        "--device", default=None, metavar="DEVICE", help=f"where trials train: {DEVICE_CHOICES} (overrides the file)"
     )
     p.add_argument("--dry-run", action="store_true", help="print the search space and the budget; train nothing")
     p.set_defaults(func=cmd_tune)

@@ -164,8 +164,8 @@ def evaluate_batched(env: Env, states: dagger.State, keys: Tensor, compile: bool
         lambda x: x.clone(), timestep
     )  # reset aliases obs and final_obs: a compiled step would guard on it
     n = keys.shape[0]
-    returns = torch.zeros(n, env.n_envs)
-    running = torch.ones(n, env.n_envs, dtype=torch.bool)
+    returns = torch.zeros(n, env.n_envs, device=keys.device)
+    running = torch.ones(n, env.n_envs, dtype=torch.bool, device=keys.device)
     step = _eval_step(env, compile)
     with torch.no_grad():
         for t in range(horizon):
@@ -232,7 +232,7 @@ class Rounds:
     def prepare(self, states: dagger.State, out: Path | None, resume: bool) -> dagger.State:
         """A new run: on a resume, the aggregate shaped like the checkpoint's and the history read back."""
         self.out, self.history, self.pending = out, [], {}
-        self.reached = torch.zeros(states.round.shape[0], dtype=torch.bool)
+        self.reached = torch.zeros_like(states.round, dtype=torch.bool)
         if self.beta_schedule is not None:
             states = states.replace(beta_schedule=self.beta_schedule)
         if resume and out is not None and (out / CHECKPOINT).is_file():
@@ -364,8 +364,8 @@ class Rounds:
             # --- collection: chunks until every active seed's round has its minimum steps and episodes
             t_start = time.perf_counter()
             need = active.clone()
-            round_steps = torch.zeros(n_seeds, dtype=torch.int64)
-            round_eps = torch.zeros(n_seeds, dtype=torch.int64)
+            round_steps = torch.zeros_like(states.round, dtype=torch.int64)
+            round_eps = torch.zeros_like(states.round, dtype=torch.int64)
             pieces: list[list[dagger.Rollout]] = [[] for _ in range(n_seeds)]
             chunk = first_chunk
             while bool(need.any()):
@@ -469,6 +469,7 @@ def train_dagger(
     compile: bool = False,
     progress: bool = True,
     init_policy: LoadedPolicy | None = None,
+    device: str | torch.device | None = "auto",
 ) -> loop.Result:
     """Train DAgger on ``env_id`` with ``expert`` for every seed until each has ``total_timesteps`` env steps.
 
@@ -480,7 +481,8 @@ def train_dagger(
     :class:`Rounds`. ``scratch_dir`` is the run directory, checkpointed after every round by default
     (``checkpoint_every`` seconds otherwise). Rounds and env steps per seed are ``result.states.round``
     and ``result.states.timesteps``; the per-round records are in ``scratch_dir/history.json``.
-    ``init_policy``: every seed's learner starts from this BC or actor-critic policy.
+    ``init_policy``: every seed's learner starts from this BC or actor-critic policy. ``device``: see
+    :func:`loop.train`.
     """
     if total_timesteps < 1:
         raise ValueError(f"train_dagger: total_timesteps must be >= 1, got {total_timesteps}")
@@ -503,6 +505,7 @@ def train_dagger(
         progress=progress,
         env_id=env_id,
         init_policy=init_policy,
+        device=device,
     )
     if isinstance(task.env, GymEnv):  # its live timesteps stayed on the host
         result = dataclasses.replace(result, states=result.states.replace(timestep=None))

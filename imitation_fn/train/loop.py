@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from imitation_fn.algorithms.protocol import Metrics, Task
+from imitation_fn.core import device as device_lib
 from imitation_fn.core import random, tree
 from imitation_fn.core.config import Config
 from imitation_fn.core.errors import InputError
@@ -141,7 +142,7 @@ def evaluate_seeds(algo: ModuleType, env: Env, states: Any, keys: Tensor) -> Ten
 
 def eval_keys_at(eval_keys: Tensor, step: int) -> Tensor:
     """The seeds' evaluation keys at ``step``: they depend on seed and step only (resumes evaluate alike)."""
-    return torch.func.vmap(random.fold_in)(eval_keys, torch.full((eval_keys.shape[0],), step))
+    return torch.func.vmap(random.fold_in)(eval_keys, torch.full((eval_keys.shape[0],), step, device=eval_keys.device))
 
 
 # --- The spec and the loop -------------------------------------------------------------------------
@@ -188,28 +189,36 @@ def check_seeds(seeds: Sequence[int], who: str) -> list[int]:
     return seeds
 
 
-def seed_keys(seeds: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-seed ``(init, data, eval)`` keys, each ``(n_seeds, 2)``; seed i's keys depend on seed i only."""
-    keys = torch.stack([random.split(random.key(s), 3) for s in seeds])
+def seed_keys(seeds: Sequence[int], device: torch.device | str = "cpu") -> tuple[Tensor, Tensor, Tensor]:
+    """Per-seed ``(init, data, eval)`` keys, each ``(n_seeds, 2)`` on ``device``; seed i's keys depend on seed i
+    only (and are the same on every device)."""
+    keys = torch.stack([random.split(random.key(s, device), 3) for s in seeds])
     return keys[:, 0], keys[:, 1], keys[:, 2]
 
 
-def init_states(spec: Spec, cfg: Config | Sequence[Config], task: Task, seeds: Sequence[int]) -> Any:
-    """``vmap(algo.init)`` over the seeds' init keys: the states stacked over seeds.
+def init_states(
+    spec: Spec, cfg: Config | Sequence[Config], task: Task, seeds: Sequence[int], device: torch.device | str = "cpu"
+) -> Any:
+    """``vmap(algo.init)`` over the seeds' init keys (on ``device``): the states stacked over seeds.
 
     With one config per seed (a sweep over fields that are 0-d tensors in the state, such as learning
     rates), each seed is initialised with its own and the states are stacked: the same states vmap
     would give, and one vmapped training from there on.
     """
-    init_keys, _, _ = seed_keys(seeds)
-    if isinstance(cfg, Config):
-        return torch.func.vmap(lambda k: spec.algo.init(cfg, k, task))(init_keys)
-    if len(cfg) != len(seeds):
-        raise ValueError(f"{spec.name}: {len(cfg)} configs for {len(seeds)} seeds")
-    try:
-        return tree.stack([spec.algo.init(c, k, task) for c, k in zip(cfg, init_keys, strict=True)])
-    except (ValueError, RuntimeError) as e:
-        raise ValueError(f"{spec.name}: per-seed configs may differ only in fields that are 0-d tensors: {e}") from e
+    init_keys, _, _ = seed_keys(seeds, device)
+    # ``init`` runs once, so it may create its constants the short way (torch's default device, set here to the
+    # run's); the steps, which run millions of times, create theirs like their inputs.
+    with torch.device(device):
+        if isinstance(cfg, Config):
+            return torch.func.vmap(lambda k: spec.algo.init(cfg, k, task))(init_keys)
+        if len(cfg) != len(seeds):
+            raise ValueError(f"{spec.name}: {len(cfg)} configs for {len(seeds)} seeds")
+        try:
+            return tree.stack([spec.algo.init(c, k, task) for c, k in zip(cfg, init_keys, strict=True)])
+        except (ValueError, RuntimeError) as e:
+            raise ValueError(
+                f"{spec.name}: per-seed configs may differ only in fields that are 0-d tensors: {e}"
+            ) from e
 
 
 class RunOptions(TypedDict, total=False):
@@ -225,6 +234,7 @@ class RunOptions(TypedDict, total=False):
     progress: bool
     callback: Callable[[int, Any, Metrics, dict[str, Tensor] | None], None] | None
     init_policy: LoadedPolicy | None
+    device: str | torch.device | None
 
 
 def train(
@@ -245,6 +255,7 @@ def train(
     on_open: Callable[[Run], None] | None = None,
     callback: Callable[[int, Any, Metrics, dict[str, Tensor] | None], None] | None = None,
     init_policy: LoadedPolicy | None = None,
+    device: str | torch.device | None = "auto",
 ) -> Result:
     """Train ``spec.algo`` with ``cfg`` on ``task`` for every seed until each has reached ``budget``.
 
@@ -256,7 +267,9 @@ def train(
     through ``torch.compile``. ``env_id`` is recorded in the checkpoint. ``on_open(run)`` runs once
     the run directory is open (to write files of the caller's own); ``callback(progress, states,
     metrics, evaluation or None)`` after every iteration. ``init_policy``: every seed starts from this
-    policy's parameters (a resumed run continues from its checkpoint instead).
+    policy's parameters (a resumed run continues from its checkpoint instead). ``device``: ``"cpu"``,
+    ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (cuda when a GPU is visible); the task's data, keys and states go
+    there (:meth:`Task.to`), a host environment's tensors too, and a resumed checkpoint loads onto it.
     """
     name = spec.name
     seeds = check_seeds(seeds, name)
@@ -267,14 +280,16 @@ def train(
     for env in (task.env, task.eval_env):
         if env is not None:
             require_supported(env, f"{name} on {env_id or env}")
+    on = device_lib.resolve(device)
+    task = task.to(on)
     if init_policy is not None:
         if spec.warm_start is None:
             raise InputError(f"{name} has no policy to start from a saved one")
         check_spaces(init_policy, task.observation_space, task.action_space, f"{name}'s environment")
-    _, data_keys, eval_keys = seed_keys(seeds)
-    states = init_states(spec, cfg, task, seeds)
+    _, data_keys, eval_keys = seed_keys(seeds, on)
+    states = init_states(spec, cfg, task, seeds, on)
     if init_policy is not None and spec.warm_start is not None:
-        states = spec.warm_start(states, init_policy)
+        states = spec.warm_start(states, init_policy.to(on))
     if spec.prepare is not None:  # before a checkpoint loads into them
         states = spec.prepare(states, Path(log_dir) if log_dir is not None else None, resume)
     run_cfg = cfg if isinstance(cfg, Config) else cfg[0]

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from imitation_fn.algorithms import mce_irl
 from imitation_fn.algorithms.mce_irl import Config, Demonstrations, Metrics, State
+from imitation_fn.core import device as device_lib
 from imitation_fn.core import random
 from imitation_fn.core.config import Config as BaseConfig
 from imitation_fn.data.types import Trajectory, Transitions
@@ -198,6 +199,7 @@ def train(
     resume: bool = False,
     progress: bool = False,
     env_id: str | None = None,
+    device: str | torch.device | None = "auto",
 ) -> loop.Result:
     """Train one reward net per seed, vmapped, until every seed has converged or ``cfg.max_iter`` iterations.
 
@@ -209,7 +211,7 @@ def train(
     The rest: :func:`loop.train`.
     """
     # An occupancy measure is no Task.demos (trajectories or transitions): it goes to the spec's batch instead.
-    occupancy = demonstrations if isinstance(demonstrations, Tensor) else None
+    occupancy = demonstrations.to(device_lib.resolve(device)) if isinstance(demonstrations, Tensor) else None
     demos = None if isinstance(demonstrations, Tensor) else demonstrations
     task = make_task(cfg, env_id or "mdp", budget=cfg.max_iter, n_eval_episodes=n_eval_episodes, demos=demos, mdp=mdp)
     run_spec = spec(cfg, sparse=sparse, demos=occupancy)
@@ -242,6 +244,7 @@ def train(
         progress=progress,
         env_id=env_id,
         callback=log,
+        device=device,
     )
 
 

@@ -121,6 +121,8 @@ class SweepSpec(Config):
     checkpoint_every: NonNegativeFloat = CHECKPOINT_EVERY_SECONDS
     """Checkpoint each chunk at least every this many seconds (and at each evaluation and the end), so a killed
     chunk resumes mid-way."""
+    device: str = "auto"
+    """Where each chunk (or Tune trial) trains: cpu, cuda, cuda:N or auto (cuda when torch sees a GPU)."""
 
     @model_validator(mode="after")
     def _check(self) -> SweepSpec:
@@ -433,6 +435,7 @@ def run_chunk(spec_json: str, out: str, chunk: int, progress: bool = False) -> d
         compile=bool(train.get("compile", False)),
         progress=progress,
         env_id=spec.env,
+        device=spec.device,
     )
     returns = result.evaluation.get("returns")
     record = {

@@ -41,6 +41,7 @@ from pydantic import Field, PositiveInt, model_validator
 from torch import Tensor
 
 from imitation_fn import stats
+from imitation_fn.core import device as device_lib
 from imitation_fn.core import serialization
 from imitation_fn.core.config import Config, read_mapping
 from imitation_fn.train import loop, sweep
@@ -75,6 +76,9 @@ class TuneSpec(sweep.SweepSpec):
     """ASHA's options (with ``scheduler: asha``)."""
     metric: Literal["return_mean", "return_iqm"] = "return_mean"
     """What the search maximises: the mean over seeds of each seed's mean evaluation return, or their IQM."""
+    gpus_per_trial: float = Field(0.25, gt=0, le=1)
+    """With a CUDA ``device``: the share of a GPU each trial asks Ray for (a few vmapped seeds of small networks
+    leave most of a GPU idle, so several trials share one)."""
 
     @model_validator(mode="after")
     def _check_tune(self) -> TuneSpec:
@@ -192,6 +196,7 @@ def _trial(params: dict[str, Any], spec_json: str, out: str) -> None:
         progress=False,
         env_id=spec.env,
         callback=report,
+        device=spec.device,
     )
 
 
@@ -218,6 +223,13 @@ class TuneResult:
     trials: list[Trial]
     best: dict[str, Any] | None
     out: Path
+
+
+def resources(spec: TuneSpec) -> dict[str, float]:
+    """What each trial asks Ray for: one CPU, and a share of a GPU when the spec trains on CUDA."""
+    if device_lib.resolve(spec.device).type == "cuda":
+        return {"cpu": 1, "gpu": spec.gpus_per_trial}
+    return {"cpu": 1}
 
 
 def import_ray() -> Any:
@@ -298,7 +310,7 @@ def run_tune(
         name = functools.partial(trial_name, spec.algorithm)
         tuner = ray_tune.Tuner(
             ray_tune.with_resources(
-                ray_tune.with_parameters(_trial, spec_json=spec.model_dump_json(), out=str(out)), {"cpu": 1}
+                ray_tune.with_parameters(_trial, spec_json=spec.model_dump_json(), out=str(out)), resources(spec)
             ),
             param_space=param_space(spec),
             tune_config=ray_tune.TuneConfig(
