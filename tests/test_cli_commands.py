@@ -284,6 +284,9 @@ TINY: dict[str, str] = {
     "imitation-fn sweep examples/sweeps/gail.yaml --dry-run": "",
     "imitation-fn sweep examples/sweeps/bc.yaml --out runs/sweep": "",
     "imitation-fn analyze runs/sweep runs/dagger --out runs/analysis": "--n-resamples 200",
+    # examples/tune/bc.yaml in the scratch directory is a tiny copy of the real one (see tiny_tune_file).
+    "imitation-fn tune examples/tune/bc.yaml --dry-run": "",
+    "imitation-fn tune examples/tune/bc.yaml --out runs/tune --max-concurrent 2": "",
 }
 
 
@@ -332,6 +335,19 @@ def tiny_sweep_file(path: Path) -> None:
     spec.update(seeds=2, n_demos=2, n_eval_episodes=2, train={"n_batches": 20, "eval_every": 10})
     if "checkpoint_every" in spec:
         spec["checkpoint_every"] = 10
+    path.write_text(yaml.safe_dump(spec))
+
+
+def tiny_tune_file(path: Path) -> None:
+    """The README's tune file with the same search space and scheduler, two trials at a few seconds' budget."""
+    import yaml
+
+    spec = yaml.safe_load((REPO / "examples" / "tune" / "bc.yaml").read_text())
+    assert spec.get("algorithm") == "bc", "examples/tune/bc.yaml changed algorithm: update tiny_tune_file"
+    grid = {k: v[:1] for k, v in spec.get("grid", {}).items()}
+    spec.update(seeds=2, n_demos=2, n_eval_episodes=2, n_samples=2, grid=grid, train={"n_batches": 20, "eval_every": 5})
+    if spec.get("scheduler") == "asha":
+        spec["asha"] = {"grace_period": 5, "reduction_factor": 2}
     path.write_text(yaml.safe_dump(spec))
 
 
@@ -429,6 +445,8 @@ def readme(tmp_path_factory: pytest.TempPathFactory) -> ReadmeRunner:
     (workdir / "tests" / "data").symlink_to(REPO / "tests" / "data", target_is_directory=True)
     shutil.copytree(REPO / "examples" / "sweeps", workdir / "examples" / "sweeps")  # --dry-run reads them as they are
     tiny_sweep_file(workdir / "examples" / "sweeps" / "bc.yaml")
+    (workdir / "examples" / "tune").mkdir()
+    tiny_tune_file(workdir / "examples" / "tune" / "bc.yaml")
     return ReadmeRunner(workdir)
 
 
