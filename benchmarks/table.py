@@ -216,7 +216,10 @@ TASKS: tuple[Task, ...] = (
 
 
 def markdown(rows: Sequence[analysis.Summary], runs: dict[tuple[str, str], dict[str, Any]], header: str) -> str:
-    cols = ("env", "algorithm", "seeds", "budget per seed", "wall (s)", "mean ± std", "IQM [95% CI]", "normalised")
+    cols = (
+        "env", "algorithm", "seeds", "budget per seed", "wall (s)", "mean ± std", "worst seed", "IQM [95% CI]",
+        "normalised",
+    )  # fmt: skip
     lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for s in rows:
         run = runs[(s.env, s.algorithm)]
@@ -227,6 +230,7 @@ def markdown(rows: Sequence[analysis.Summary], runs: dict[tuple[str, str], dict[
             run["budget"],
             f"{run['wall_s']:.0f}",
             f"{s.mean:.1f} ± {s.std:.1f}",
+            f"{s.worst:.1f}",
             f"{s.iqm.estimate:.1f} [{s.iqm.low:.1f}, {s.iqm.high:.1f}]",
             "-" if s.normalized is None else f"{s.normalized:.2f}",
         ]
@@ -280,13 +284,13 @@ def main() -> None:
         "random policy 0, shipped expert 1. How each row is run: benchmarks/table.py and benchmarks/README.md."
     )
     table = Table(title=f"imitation_fn benchmark table ({total / 60:.1f} min)")
-    for col in ("env", "algorithm", "n", "budget", "wall s", "mean ± std", "IQM [95% CI]", "norm."):
+    for col in ("env", "algorithm", "n", "budget", "wall s", "mean ± std", "worst", "IQM [95% CI]", "norm."):
         table.add_column(col, justify="left" if col in ("env", "algorithm", "budget") else "right")
     for s in rows:
         run = runs[(s.env, s.algorithm)]
         table.add_row(
             s.env, s.algorithm, str(s.n), run["budget"], f"{run['wall_s']:.0f}", f"{s.mean:.1f} ± {s.std:.1f}",
-            f"{s.iqm.estimate:.1f} [{s.iqm.low:.1f}, {s.iqm.high:.1f}]",
+            f"{s.worst:.1f}", f"{s.iqm.estimate:.1f} [{s.iqm.low:.1f}, {s.iqm.high:.1f}]",
             "-" if s.normalized is None else f"{s.normalized:.2f}",
         )  # fmt: skip
     console.print(table)

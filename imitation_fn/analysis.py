@@ -91,8 +91,13 @@ def _load_sweep(path: Path) -> list[RunRecord]:
 
 
 def _load_run(path: Path, env: str) -> list[RunRecord]:
+    from imitation_fn.train.sweep import label
+    from imitation_fn.train.tune import PARAMS
+
     meta = serialization.load_metadata(path / CHECKPOINT) if (path / CHECKPOINT).exists() else {}
     algorithm = str(meta.get("algorithm", path.name))
+    if (path / PARAMS).exists():  # a Tune trial: labelled by its searched values, like a sweep point
+        algorithm = label(algorithm, json.loads((path / PARAMS).read_text()))
     env_id = str(meta.get("env", env))
     return _records(_eval_curves(path / METRICS), lambda s: algorithm, lambda s: env_id, lambda s: s, path)
 
@@ -161,6 +166,7 @@ class Summary:
     n: int
     mean: float
     std: float
+    worst: float  # the lowest seed's final return: an algorithm that fails on some seeds shows it here
     iqm: stats.Interval  # with its 95% stratified-bootstrap CI
     normalized: float | None  # mean of (return - random) / (expert - random)
     baseline: str | None  # the algorithm compared against on this env
@@ -203,6 +209,7 @@ def summarize(
                 n=len(finals),
                 mean=float(x.mean()),
                 std=float(x.std(correction=0)),
+                worst=float(x.min()),
                 iqm=stats.bootstrap_ci(x, "iqm", n_resamples=n_resamples, key=random.fold_in(k, 10_000 + i)),
                 normalized=float(stats.normalized_return(x, *refs).mean()) if refs else None,
                 baseline=base if base != algo else None,
@@ -224,7 +231,9 @@ def _baseline_of(baseline: str | None, env: str, algos: list[str]) -> str | None
 
 # --- Output ------------------------------------------------------------------------------------
 
-COLUMNS = ("env", "algorithm", "n", "mean", "std", "IQM", "IQM 95% CI", "normalised", "P(> baseline)", "p-value")
+COLUMNS = (
+    "env", "algorithm", "n", "mean", "std", "worst seed", "IQM", "IQM 95% CI", "normalised", "P(> baseline)", "p-value"
+)  # fmt: skip
 
 
 def _fmt(x: float | None, spec: str = ".1f") -> str:
@@ -240,6 +249,7 @@ def table_rows(rows: Sequence[Summary]) -> list[list[str]]:
             str(s.n),
             _fmt(s.mean),
             _fmt(s.std),
+            _fmt(s.worst),
             _fmt(s.iqm.estimate),
             f"[{s.iqm.low:.1f}, {s.iqm.high:.1f}]",
             _fmt(s.normalized, ".3f"),
@@ -256,12 +266,12 @@ def rich_table(rows: Sequence[Summary], title: str = "Final return over seeds") 
     from rich.table import Table
 
     table = Table(title=title)
-    for c in ("env", "algorithm", "n", "mean ± std", "IQM [95% CI]", "norm.", "P(>base)", "p"):
+    for c in ("env", "algorithm", "n", "mean ± std", "worst", "IQM [95% CI]", "norm.", "P(>base)", "p"):
         left = c in ("env", "algorithm")
         table.add_column(c, justify="left" if left else "right", overflow="fold")
     for r in table_rows(rows):
-        env, algo, n, mean, std, iqm, ci, norm, prob, p = r
-        table.add_row(escape(env), escape(algo), n, f"{mean} ± {std}", f"{iqm} {ci}", norm, prob, p)
+        env, algo, n, mean, std, worst, iqm, ci, norm, prob, p = r
+        table.add_row(escape(env), escape(algo), n, f"{mean} ± {std}", worst, f"{iqm} {ci}", norm, prob, p)
     return table
 
 
@@ -298,10 +308,10 @@ def write_tables(rows: Sequence[Summary], out: str | Path) -> dict[str, Path]:
     paths["latex"].write_text(to_latex(rows))
     with paths["csv"].open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["env", "algorithm", "n", "mean", "std", "iqm", "iqm_low", "iqm_high", "normalized", "baseline",
-                    "prob_improvement", "p_value"])  # fmt: skip
+        w.writerow(["env", "algorithm", "n", "mean", "std", "worst", "iqm", "iqm_low", "iqm_high", "normalized",
+                    "baseline", "prob_improvement", "p_value"])  # fmt: skip
         for s in rows:
-            stats_ = [s.mean, s.std, s.iqm.estimate, s.iqm.low, s.iqm.high, _blank(s.normalized)]
+            stats_ = [s.mean, s.std, s.worst, s.iqm.estimate, s.iqm.low, s.iqm.high, _blank(s.normalized)]
             w.writerow(
                 [s.env, s.algorithm, s.n, *stats_, s.baseline or "", _blank(s.prob_improvement), _blank(s.p_value)]
             )

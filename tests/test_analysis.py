@@ -47,6 +47,7 @@ def test_records_and_statistics_match_the_stats_module(tmp_path):
     x, y = torch.tensor(DAGGER, dtype=torch.float64), torch.tensor(BC, dtype=torch.float64)
     assert dag.mean == pytest.approx(float(x.mean())) and dag.std == pytest.approx(float(x.std(correction=0)))
     assert dag.iqm.estimate == pytest.approx(float(stats.iqm(x)))
+    assert dag.worst == float(x.min()) and bc.worst == float(y.min())  # the lowest seed's final return
     assert dag.iqm.low <= dag.iqm.estimate <= dag.iqm.high and dag.iqm.low < dag.iqm.high
     assert dag.normalized == pytest.approx(float(((x - 20) / 480).mean()))
     assert dag.prob_improvement == pytest.approx(float(stats.probability_of_improvement(x, y)))
