@@ -15,7 +15,7 @@ from imitation_fn import analysis, stats
 from imitation_fn.algorithms import bc
 from imitation_fn.cli import main
 from imitation_fn.cli.common import console
-from imitation_fn.train import tune
+from imitation_fn.train import sweep, tune
 from imitation_fn.train.logger import read_metrics
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "tune"
@@ -99,13 +99,18 @@ def test_scores_are_the_seed_mean_of_the_evaluation_returns(search):
 def test_each_trial_is_a_run_directory_that_analysis_reads(search):
     out, _ = search
     trials = sorted((out / tune.TRIALS).iterdir())
+    labels = set()
     for run_dir in trials:
         records = analysis.load_runs([run_dir])
         assert sorted(r.seed for r in records) == [0, 1]
-        assert {(r.algorithm, r.env) for r in records} == {("bc", "CartPole-v1")}
+        params = json.loads((run_dir / tune.PARAMS).read_text())
+        # Labelled by its searched values, as a sweep point is, so analyze keeps trials apart.
+        assert {(r.algorithm, r.env) for r in records} == {(sweep.label("bc", params), "CartPole-v1")}
+        labels.add(records[0].algorithm)
         last = eval_rows(run_dir)
         final = last[max(last)]
         assert [r.final_return for r in records] == pytest.approx([sum(final[s]) / len(final[s]) for s in (0, 1)])
+    assert len(labels) == len(trials)
     assert len(analysis.load_runs([out])) == 4  # the output directory as a whole: every trial's seeds
 
 

@@ -45,9 +45,12 @@ from imitation_fn.core import device as device_lib
 from imitation_fn.core import serialization
 from imitation_fn.core.config import Config, read_mapping
 from imitation_fn.train import loop, sweep
+from imitation_fn.train.run import Run
 
 SPEC = "tune.json"
 BEST = "best.json"
+PARAMS = "params.json"
+"""In each trial's run directory: its searched values, which ``analyze`` labels the trial by."""
 TRIALS = "trials"
 RAY_DIR = "ray"
 EVALUATIONS = 10
@@ -195,9 +198,15 @@ def _trial(params: dict[str, Any], spec_json: str, out: str) -> None:
         compile=bool(spec.train.get("compile", False)),
         progress=False,
         env_id=spec.env,
+        on_open=functools.partial(_write_params, params),
         callback=report,
         device=spec.device,
     )
+
+
+def _write_params(params: dict[str, Any], run: Run) -> None:
+    if run.out is not None:
+        serialization.write_text_atomic(run.out / PARAMS, json.dumps(params))
 
 
 # --- The search --------------------------------------------------------------------------------------
