@@ -61,22 +61,11 @@ class Task:
         expert or reward that can move (a loaded policy or reward); plain functions are left as they are, so
         they must follow the device of their inputs."""
 
-        def move(value: Any) -> Any:
-            if value is None:
-                return None
-            if isinstance(value, Env) or hasattr(value, "to"):
-                return value.to(device)
-            return tree.to(value, device)
+        def move(value: Any) -> Any:  # an object that moves itself, or a pytree (a plain function is a leaf)
+            return value.to(device) if hasattr(value, "to") else tree.to(value, device)
 
-        return dataclasses.replace(
-            self,
-            env=move(self.env),
-            eval_env=move(self.eval_env),
-            demos=move(self.demos),
-            mdp=move(self.mdp),
-            expert=self.expert.to(device) if hasattr(self.expert, "to") else self.expert,  # type: ignore[union-attr]
-            reward_fn=self.reward_fn.to(device) if hasattr(self.reward_fn, "to") else self.reward_fn,  # type: ignore[union-attr]
-        )
+        fields = ("env", "eval_env", "demos", "mdp", "expert", "reward_fn")
+        return dataclasses.replace(self, **{name: move(getattr(self, name)) for name in fields})
 
     def require(self, *names: str, who: str) -> None:
         """Raise one clear error if a field ``who`` needs is missing."""
