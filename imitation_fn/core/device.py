@@ -12,11 +12,7 @@ beside one on the CPU needs no global setting.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-import torch.utils._pytree as pytree
-from torch import Tensor
 
 from imitation_fn.core.errors import InputError
 
@@ -51,12 +47,4 @@ def resolve(device: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 
-def device_of(tree: Any, default: torch.device | str = "cpu") -> torch.device:
-    """The device of ``tree``'s first tensor leaf (``default`` when it has none)."""
-    for leaf in pytree.tree_leaves(tree):
-        if isinstance(leaf, Tensor):
-            return leaf.device
-    return torch.device(default)
-
-
-__all__ = ["DEVICE_CHOICES", "device_of", "resolve"]
+__all__ = ["DEVICE_CHOICES", "resolve"]
