@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from torch.func import vmap
 
 from imitation_fn.core import checks, random, serialization, struct, tree
+from imitation_fn.core import compile as compile_lib
 from imitation_fn.core.config import Config
 
 
@@ -46,6 +47,33 @@ def test_struct_passes_through_vmap_grad_and_compile() -> None:
 
 
 # --- tree ---------------------------------------------------------------------------------------
+
+
+def test_or_eager_answers_eagerly_once_compiling_fails() -> None:
+    calls = {"backend": 0, "eager": 0}
+
+    def broken_backend(gm: torch.fx.GraphModule, example_inputs: list[torch.Tensor]) -> None:
+        calls["backend"] += 1
+        raise RuntimeError("no C++ compiler here")
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        calls["eager"] += 1
+        return x * 2 + 1
+
+    step = compile_lib.or_eager(torch.compile(fn, backend=broken_backend), fn)
+    with pytest.warns(UserWarning, match="torch.compile failed, running eagerly instead"):
+        assert torch.equal(step(torch.arange(3.0)), torch.tensor([1.0, 3.0, 5.0]))
+    assert step(torch.ones(2)).tolist() == [3.0, 3.0]  # no second attempt, no second warning
+    assert calls["backend"] == 1
+
+
+def test_or_eager_keeps_errors_that_are_not_compile_failures() -> None:
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        return x @ x  # a shape error, eager and compiled alike
+
+    step = compile_lib.or_eager(torch.compile(fn, backend="eager"), fn)
+    with pytest.raises(Exception, match=r"shape|size|dimension"):
+        step(torch.ones(2, 3))
 
 
 def test_tree_stack_unstack_index_allclose() -> None:

@@ -40,6 +40,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 from torch import Tensor
 
 from imitation_fn.algorithms import bc
+from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import random, struct, tree
 from imitation_fn.data import buffer as buffer_lib
 from imitation_fn.data import rollout as rollout_lib
@@ -360,7 +361,7 @@ def _batched_step(
     ) -> tuple[TimeStep, Rollout]:
         return vstep(learner, p, timestep, keys)
 
-    return torch.compile(batched_collect_step)
+    return compile_lib.or_eager(torch.compile(batched_collect_step), vstep)
 
 
 def batched_collect(

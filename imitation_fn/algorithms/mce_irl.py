@@ -43,6 +43,7 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 from torch import Tensor
 
 from imitation_fn.core import checks, optim, random, struct, tree
+from imitation_fn.core import compile as compile_lib
 from imitation_fn.core.config import Config as BaseConfig
 from imitation_fn.data.types import Trajectory, Transitions
 from imitation_fn.envs.tabular import TabularMDP
@@ -391,7 +392,7 @@ def batched_update(compile: bool = False) -> BatchedUpdate:
         return fn
     # On CPU the C++ wrapper calls the ~100 small kernels of one iteration without Python in between.
     options: dict[str, Any] | None = {"cpp_wrapper": True} if not torch.cuda.is_available() else None
-    return torch.compile(fn, fullgraph=True, dynamic=False, options=options)
+    return compile_lib.or_eager(torch.compile(fn, fullgraph=True, dynamic=False, options=options), fn)
 
 
 __all__ = [

@@ -1,12 +1,14 @@
 """``torch.compile`` for the pure pieces of an algorithm: one compiled copy per function, stable input layouts.
 
 step = compile.compiled(_batched_step)            # cached: every sweep in the process shares it
+step = compile.or_eager(torch.compile(fn), fn)     # eager when this machine cannot compile
 states = compile.standard_layout(states)           # row-major, unaliased: no recompiles on strides
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +20,8 @@ from imitation_fn.core import tree
 
 @functools.cache
 def compiled(fn: Callable[..., Any], vectorize: bool = True) -> Callable[..., Any]:
-    """One compiled version of ``fn`` per process, shared by every sweep (guards tell configurations apart).
+    """One compiled version of ``fn`` per process, shared by every sweep (guards tell configurations apart),
+    eager where compiling fails (:func:`or_eager`).
 
     ``vectorize=False`` compiles scalar C++ loops (``cpp.simdlen=1``). Env flags used inside a compiled graph
     must be read through :func:`imitation_fn.envs.base.mask` (as ``TimeStep.done`` does), or inductor's
@@ -31,7 +34,27 @@ def compiled(fn: Callable[..., Any], vectorize: bool = True) -> Callable[..., An
     options: dict[str, Any] = {"size_asserts": False}
     if not vectorize:
         options["cpp.simdlen"] = 1
-    return torch.compile(fn, dynamic=False, options=options)
+    return or_eager(torch.compile(fn, dynamic=False, options=options), fn)
+
+
+def or_eager(compiled_fn: Callable[..., Any], eager_fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``compiled_fn``, or ``eager_fn`` for good once compiling fails (no C++ compiler, an op inductor cannot
+    lower): one warning says why, and the call is answered eagerly. Both must compute the same pure function,
+    so a failed compile changes nothing but speed."""
+    use_eager = False
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        nonlocal use_eager
+        if not use_eager:
+            try:
+                return compiled_fn(*args, **kwargs)
+            except torch._dynamo.exc.BackendCompilerFailed as e:
+                use_eager = True
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                warnings.warn(f"torch.compile failed, running eagerly instead: {reason}", stacklevel=2)
+        return eager_fn(*args, **kwargs)
+
+    return call
 
 
 def contiguous_strides(shape: torch.Size) -> tuple[int, ...]:
@@ -63,4 +86,4 @@ def standard_layout(x: Any) -> Any:
     return tree.map(fix, x)
 
 
-__all__ = ["compiled", "contiguous_strides", "standard_layout"]
+__all__ = ["compiled", "contiguous_strides", "or_eager", "standard_layout"]

@@ -38,6 +38,7 @@ from torch import Tensor
 
 from imitation_fn import envs
 from imitation_fn.algorithms import bc, dagger
+from imitation_fn.core import compile as compile_lib
 from imitation_fn.core import random, serialization, tree
 from imitation_fn.core.config import Config
 from imitation_fn.data import serialize
@@ -127,7 +128,7 @@ def batched_learn(compile: bool = False) -> Step:
     def batched_dagger_learn(states: dagger.State) -> tuple[dagger.State, dict[str, Tensor]]:
         return vlearn(states)
 
-    return torch.compile(batched_dagger_learn)
+    return compile_lib.or_eager(torch.compile(batched_dagger_learn), vlearn)
 
 
 @functools.cache
@@ -146,7 +147,7 @@ def _eval_step(env: Env, compile: bool) -> Callable[..., tuple[Any, ...]]:
     def batched_eval_step(*args: Any) -> tuple[Any, Tensor, Tensor]:  # its own code object (see batched_learn)
         return vstep(*args)
 
-    return torch.compile(batched_eval_step)
+    return compile_lib.or_eager(torch.compile(batched_eval_step), vstep)
 
 
 def evaluate_batched(env: Env, states: dagger.State, keys: Tensor, compile: bool = False) -> Tensor:
