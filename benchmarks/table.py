@@ -39,7 +39,7 @@ from torch import Tensor
 from imitation_fn import analysis, envs, presets
 from imitation_fn.algorithms import airl, bc, dagger, density, gail, mce_irl
 from imitation_fn.algorithms import preference_comparisons as pc
-from imitation_fn.core import random
+from imitation_fn.core import random, serialization
 from imitation_fn.data import flatten_trajectories, serialize
 from imitation_fn.envs.tabular import TabularMDP, cliff_world, random_mdp
 from imitation_fn.policies import load_policy, zoo
@@ -246,6 +246,9 @@ def main() -> None:
     parser.add_argument("--all", action="store_true", help="include the heavy rows (GAIL/AIRL on Pendulum-v1)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the script, not the algorithms")
     parser.add_argument("--out", default=str(ROOT), help="directory for TABLE.md and results/table.json")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the rows an interrupted run with the same settings finished"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     known = sorted({t.algorithm for t in TASKS})
@@ -255,23 +258,37 @@ def main() -> None:
     tasks = [t for t in TASKS if (args.all or not t.heavy) and (not args.only or t.algorithm in args.only)]
 
     seeds = list(range(args.seeds))
+    out = Path(args.out)
+    (out / "results").mkdir(parents=True, exist_ok=True)
+    partial = out / "results" / "table_partial.json"
+    settings = {"seeds": args.seeds, "eval_episodes": args.eval_episodes, "quick": args.quick}
+    done = _finished_rows(partial, settings) if args.resume else {}
     records: list[analysis.RunRecord] = []
     runs: dict[tuple[str, str], dict[str, Any]] = {}
     references: dict[str, tuple[float, float] | None] = {}
     start = time.perf_counter()
     for task in tasks:
-        console.print(f"[bold]{task.algorithm}[/] on {task.env}, {len(seeds)} seeds ...")
-        t0 = time.perf_counter()
-        outcome = task.run(seeds, args.eval_episodes, args.quick)
-        wall = time.perf_counter() - t0
-        returns = outcome.returns.tolist()
-        console.print(f"  {wall:.0f} s, returns {[round(r, 1) for r in returns]}")
-        runs[(task.env, task.algorithm)] = {"budget": outcome.budget, "wall_s": wall, "returns": returns}
+        if (task.env, task.algorithm) in done:
+            row = done[(task.env, task.algorithm)]
+            console.print(f"[bold]{task.algorithm}[/] on {task.env}: kept from the interrupted run")
+        else:
+            console.print(f"[bold]{task.algorithm}[/] on {task.env}, {len(seeds)} seeds ...")
+            t0 = time.perf_counter()
+            outcome = task.run(seeds, args.eval_episodes, args.quick)
+            wall = time.perf_counter() - t0
+            refs = outcome.references or analysis.reference_returns(task.env)
+            row = {"budget": outcome.budget, "wall_s": wall, "returns": outcome.returns.tolist()}
+            row["references"] = list(refs) if refs is not None else None
+            console.print(f"  {wall:.0f} s, returns {[round(r, 1) for r in row['returns']]}")
+        runs[(task.env, task.algorithm)] = row
         records += [
-            analysis.RunRecord(task.algorithm, task.env, s, r, [], [], "") for s, r in zip(seeds, returns, strict=True)
+            analysis.RunRecord(task.algorithm, task.env, s, r, [], [], "")
+            for s, r in zip(seeds, row["returns"], strict=True)
         ]
-        references[task.env] = outcome.references or analysis.reference_returns(task.env)
-    total = time.perf_counter() - start
+        references[task.env] = tuple(row["references"]) if row["references"] is not None else None
+        rows_so_far = [{"env": e, "algorithm": a, **r} for (e, a), r in runs.items()]
+        serialization.write_text_atomic(partial, json.dumps({**settings, "rows": rows_so_far}, indent=2))
+    total = time.perf_counter() - start + sum(done[k]["wall_s"] for k in runs if k in done)
 
     rows = analysis.summarize(records, references=references)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, 1 thread"
@@ -295,8 +312,6 @@ def main() -> None:
         )  # fmt: skip
     console.print(table)
 
-    out = Path(args.out)
-    (out / "results").mkdir(parents=True, exist_ok=True)
     (out / "TABLE.md").write_text(markdown(rows, runs, header))
     detail = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -309,7 +324,20 @@ def main() -> None:
         "rows": [{"env": e, "algorithm": a, **r} for (e, a), r in runs.items()],
     }
     (out / "results" / "table.json").write_text(json.dumps(detail, indent=2) + "\n")
+    partial.unlink(missing_ok=True)
     console.print(f"{out / 'TABLE.md'} and {out / 'results' / 'table.json'} written ({total / 60:.1f} min)")
+
+
+def _finished_rows(path: Path, settings: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The rows an interrupted run wrote to ``path``, if it ran with the same ``settings``."""
+    if not path.is_file():
+        return {}
+    saved = json.loads(path.read_text())
+    if any(saved.get(k) != v for k, v in settings.items()):
+        console.print(f"{path} was written with other settings: starting over")
+        return {}
+    rows = saved["rows"]
+    return {(r["env"], r["algorithm"]): {k: v for k, v in r.items() if k not in ("env", "algorithm")} for r in rows}
 
 
 if __name__ == "__main__":
