@@ -102,6 +102,43 @@ def test_threefry_known_answers() -> None:
         assert (int(y0), int(y1)) == expected
 
 
+def _with_traced_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(random, "_host_rounds", random._traced_rounds)
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda k: random.normal(k, (3, 4)),
+        lambda k: random.normal(k, (), dtype=torch.float64),
+        lambda k: random.split(k, 3),
+        lambda k: random.fold_in(k, 7),
+        lambda k: random.permutation(k, 10),
+        lambda k: random.categorical(k, torch.zeros(5, 3)),
+        lambda k: torch.func.vmap(lambda kk: random.uniform(kk, (2,)))(random.split(k, 4)),  # nested vmap
+        lambda k: torch.func.vmap(random.fold_in, in_dims=(None, 0))(k, torch.arange(5)),  # an unbatched key
+        lambda k: torch.func.grad(lambda w: (w * random.normal(k, (3,))).sum())(torch.ones(3)),  # under grad
+    ],
+)
+def test_host_rounds_equal_the_traced_cipher_bit_for_bit(draw, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Eager CPU draws run the cipher in numpy (one op, batched over seeds); the composite op that compiled code
+    and GPUs use gives the same bits, alone and under vmap."""
+    keys = torch.stack([random.key(s) for s in (0, 1, 2**40 + 5, 2**63 - 1)])
+    host = (draw(keys[0]), torch.func.vmap(draw)(keys))
+    _with_traced_rounds(monkeypatch)
+    traced = (draw(keys[0]), torch.func.vmap(draw)(keys))
+    assert all(torch.equal(h, t) for h, t in zip(host, traced, strict=True))
+    assert torch.equal(host[1][2], draw(keys[2]))
+
+
+def test_host_rounds_broadcast_like_the_traced_cipher() -> None:
+    gen = torch.Generator().manual_seed(0)
+    for key_shape, x_shape in [((2,), ()), ((2,), (5,)), ((3, 2), (3,)), ((3, 2), (4, 3)), ((2,), (7, 1))]:
+        key, x0, x1 = (torch.randint(0, 2**32, s, generator=gen) for s in (key_shape, x_shape, x_shape))
+        host, traced = random._host_rounds(key, x0, x1), random._traced_rounds(key, x0, x1)
+        assert all(torch.equal(h, t) and h.shape == t.shape for h, t in zip(host, traced, strict=True))
+
+
 def test_threefry_compiled_equals_eager() -> None:
     # The rounds run on int32 and rely on adds wrapping modulo 2**32: the same words from inductor's C++ code.
     key = torch.tensor([0xFFFFFFFF, 0x80000001])

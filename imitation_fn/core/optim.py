@@ -264,13 +264,18 @@ def scale_by_adam(
 
     def update(updates: Updates, state: OptState, params: Params | None = None) -> tuple[Updates, OptState]:
         del params
-        mu = tree_lib.map(lambda g, m: b1 * m + (1 - b1) * g, updates, state.mu)
-        nu = tree_lib.map(lambda g, v: b2 * v + (1 - b2) * g.square(), updates, state.nu)
+        # Scalars are computed once, not per leaf: eager, each op costs more than its arithmetic.
+        c1, c2 = 1 - b1, 1 - b2
+        mu = tree_lib.map(lambda g, m: b1 * m + c1 * g, updates, state.mu)
+        nu = tree_lib.map(lambda g, v: b2 * v + c2 * g.square(), updates, state.nu)
         count = state.count + 1
         # Computed once in the widest dtype; a 0-d tensor does not widen the leaves it multiplies.
         t = count.to(_float_dtype(updates))
         bc1, bc2 = 1 - b1**t, 1 - b2**t
-        updates = tree_lib.map(lambda m, v: (m / bc1) / (torch.sqrt(v / bc2 + eps_root) + eps), mu, nu)
+        if isinstance(eps_root, int | float) and eps_root == 0:  # torch.optim.Adam's case: skip adding zeros
+            updates = tree_lib.map(lambda m, v: (m / bc1) / (torch.sqrt(v / bc2) + eps), mu, nu)
+        else:
+            updates = tree_lib.map(lambda m, v: (m / bc1) / (torch.sqrt(v / bc2 + eps_root) + eps), mu, nu)
         return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
     return GradientTransformation(init, update)

@@ -20,7 +20,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
+import torch._C._functorch as functorch_c
 from torch import Tensor
 
 _MASK = 0xFFFFFFFF
@@ -65,7 +67,63 @@ for _dispatch_key in ("CompositeImplicitAutograd", "FuncTorchBatched"):
     _LIB.impl("threefry_rounds", _threefry_rounds, _dispatch_key)
 
 
-_rounds = torch.ops.imitation_fn.threefry_rounds
+_traced_rounds = torch.ops.imitation_fn.threefry_rounds
+
+
+# Eager on the CPU, the same rounds in numpy: ~150 torch ops cost ~1 ms of dispatch (more under vmap) for
+# microseconds of arithmetic, so draws would dominate small-network steps. A second op runs them on the host
+# arrays, with a batching rule that calls it once for every seed of a vmap. Compiled code and other devices keep
+# the composite op above, which inductor fuses. Tests check the two bit for bit.
+_LIB.define("threefry_rounds_host(Tensor key, Tensor x0, Tensor x1) -> (Tensor, Tensor)")
+
+
+def _host_kernel(key: Tensor, x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
+    shape = torch.broadcast_shapes(key.shape[:-1], x0.shape, x1.shape)
+    k = key.numpy().astype(np.uint32)  # int64 words in [0, 2**32): their low 32 bits, as .to(int32) takes
+    k0, k1 = k[..., 0], k[..., 1]
+    ks = (k0, k1, k0 ^ k1 ^ np.uint32(_PARITY))
+    with np.errstate(over="ignore"):  # uint32 adds wrap modulo 2**32, as the cipher's
+        y0 = x0.numpy().astype(np.uint32) + ks[0]
+        y1 = x1.numpy().astype(np.uint32) + ks[1]
+        for block in range(5):
+            for r in _ROTATIONS[block % 2]:
+                y0 = y0 + y1
+                y1 = ((y1 << np.uint32(r)) | (y1 >> np.uint32(32 - r))) ^ y0
+            y0 = y0 + ks[(block + 1) % 3]
+            y1 = y1 + ks[(block + 2) % 3] + np.uint32(block + 1)
+    out0, out1 = (np.array(np.broadcast_to(y, shape), dtype=np.uint32, order="C").view(np.int32) for y in (y0, y1))
+    return torch.from_numpy(out0), torch.from_numpy(out1)
+
+
+def _host_batching_rule(key: Tensor, x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
+    """vmap's rule: the seed axis of each input in front (size 1 where unbatched), the logical shapes
+    right-aligned behind it, then one kernel call broadcasts over all seeds."""
+    level = functorch_c.maybe_current_level()
+    assert level is not None, "threefry_rounds_host: the batching rule runs inside vmap only"
+
+    def physical(t: Tensor) -> Tensor:
+        value, bdim = functorch_c._unwrap_batched(t, level) if functorch_c.is_batchedtensor(t) else (t, None)
+        return value.movedim(bdim, 0) if bdim is not None else value.unsqueeze(0)
+
+    key, x0, x1 = physical(key), physical(x0), physical(x1)
+    rank = max(key.dim() - 2, x0.dim() - 1, x1.dim() - 1)
+    key = key.reshape(key.shape[0], *(1,) * (rank + 2 - key.dim()), *key.shape[1:])
+    x0 = x0.reshape(x0.shape[0], *(1,) * (rank + 1 - x0.dim()), *x0.shape[1:])
+    x1 = x1.reshape(x1.shape[0], *(1,) * (rank + 1 - x1.dim()), *x1.shape[1:])
+    with torch._C._ExcludeDispatchKeyGuard(torch._C.DispatchKeySet(torch._C.DispatchKey.FuncTorchBatched)):
+        y0, y1 = _host_rounds(key, x0, x1)
+    return functorch_c._add_batch_dim(y0, 0, level), functorch_c._add_batch_dim(y1, 0, level)
+
+
+_LIB.impl("threefry_rounds_host", _host_kernel, "CPU")
+_LIB.impl("threefry_rounds_host", _host_batching_rule, "FuncTorchBatched")
+_host_rounds = torch.ops.imitation_fn.threefry_rounds_host
+
+
+def _rounds(key: Key, x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
+    if key.device.type == "cpu" and not torch.compiler.is_compiling():
+        return _host_rounds(key, x0, x1)
+    return _traced_rounds(key, x0, x1)
 
 
 def threefry2x32(key: Key, x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
