@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import datasets
 import gymnasium as gym
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 from pydantic import Field, ValidationError
@@ -312,6 +314,36 @@ def test_saved_columns_match_imitation_layout(tmp_path: Path) -> None:
     assert ds.features == imitation_style_dataset(trajs).features
     assert [json.loads(s) for s in ds[0]["infos"]] == [{}, {}, {}]  # jsonpickle.decode("{}") == {}
     assert ds["terminal"] == [True, False, True]
+
+
+PEER_PYTHON = Path(__file__).resolve().parents[1] / "benchmarks" / "vs_imitation" / ".peer-venv" / "bin" / "python"
+
+
+def test_saved_feature_types_are_spelled_for_datasets_2(tmp_path: Path) -> None:
+    """imitation pins datasets 2.x, which knows ``Sequence`` but not datasets 4's ``List``: the directory we
+    write names only types both read, in dataset_info.json and in the Arrow file's own schema metadata."""
+    serialize.save(tmp_path / "demos", make_trajs())
+    info = (tmp_path / "demos" / "dataset_info.json").read_text()
+    arrow = next((tmp_path / "demos").glob("*.arrow"))
+    with pa.memory_map(str(arrow)) as source:
+        metadata = pa.ipc.open_stream(source).schema.metadata[b"huggingface"].decode()
+    for text in (info, metadata):
+        assert '"List"' not in text and '"Sequence"' in text
+    features = datasets.load_from_disk(str(tmp_path / "demos")).features
+    assert features == imitation_style_dataset(make_trajs()).features  # datasets >= 4 reads it as before
+
+
+@pytest.mark.skipif(not PEER_PYTHON.exists(), reason="no peer venv (python benchmarks/vs_imitation/run.py builds it)")
+def test_imitation_itself_loads_what_we_save(tmp_path: Path) -> None:
+    trajs = make_trajs()
+    serialize.save(tmp_path / "demos", trajs)
+    script = (
+        "import sys; from imitation.data import serialize; t = serialize.load(sys.argv[1]); "
+        "print(len(t), [len(x.acts) for x in t])"
+    )
+    out = subprocess.run([str(PEER_PYTHON), "-c", script, str(tmp_path / "demos")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[-2] == f"{len(trajs)} {[len(t) for t in trajs]}"
 
 
 def imitation_style_dataset(trajs: list[Trajectory]) -> datasets.Dataset:

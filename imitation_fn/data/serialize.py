@@ -340,6 +340,7 @@ def save(
     try:
         with _quiet():
             dataset.save_to_disk(str(tmp))
+        _write_legacy_feature_types(tmp)
         if path.exists():
             old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex}")
             os.replace(path, old)
@@ -721,6 +722,45 @@ def _preview(x: np.ndarray) -> str:
 
 def _numpy(x: torch.Tensor) -> np.ndarray:
     return x.detach().cpu().numpy()
+
+
+def _legacy_feature_types(features: Any) -> Any:
+    """``features`` (as JSON) with every ``List`` of a typed feature spelled ``Sequence``, as ``datasets`` < 4
+    spells it and ``datasets`` >= 4 still reads. A ``List`` of a struct stays: ``Sequence`` of a dict meant a
+    dict of lists there."""
+    if isinstance(features, list):
+        return [_legacy_feature_types(f) for f in features]
+    if not isinstance(features, dict):
+        return features
+    out = {k: _legacy_feature_types(v) for k, v in features.items()}
+    if out.get("_type") == "List" and isinstance(out.get("feature"), dict) and "_type" in out["feature"]:
+        out["_type"] = "Sequence"
+    return out
+
+
+def _write_legacy_feature_types(directory: Path) -> None:
+    """Rewrite a ``save_to_disk`` directory's feature types (``dataset_info.json`` and each Arrow file's schema
+    metadata) in the spelling ``datasets`` 2.x reads, so that ``imitation``'s ``serialize.load`` with its pinned
+    ``datasets`` reads what we write. The data is not touched: both spellings describe the same Arrow types."""
+    info = directory / "dataset_info.json"
+    meta = json.loads(info.read_text())
+    meta["features"] = _legacy_feature_types(meta.get("features"))
+    info.write_text(json.dumps(meta, indent=2))
+    for arrow in sorted(directory.glob("*.arrow")):
+        with pa.memory_map(str(arrow)) as source:
+            reader = pa.ipc.open_stream(source)
+            schema = reader.schema
+            stored = (schema.metadata or {}).get(b"huggingface")
+            hf = json.loads(stored) if stored is not None else {}
+            if "features" not in hf.get("info", {}):
+                continue
+            hf["info"]["features"] = _legacy_feature_types(hf["info"]["features"])
+            schema = schema.with_metadata({**schema.metadata, b"huggingface": json.dumps(hf).encode()})
+            rewritten = arrow.with_name(arrow.name + ".legacy")
+            with pa.OSFile(str(rewritten), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+                for batch in reader:
+                    writer.write_batch(batch)
+        os.replace(rewritten, arrow)
 
 
 def _is_saved_dataset(path: Path) -> bool:
