@@ -257,6 +257,8 @@ def main() -> None:
         parser.error(f"--only: unknown algorithm(s) {unknown}; known: {known}")
     tasks = [t for t in TASKS if (args.all or not t.heavy) and (not args.only or t.algorithm in args.only)]
 
+    # The code that runs is the code at the start: commits made while the table runs are not in it.
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     seeds = list(range(args.seeds))
     out = Path(args.out)
     (out / "results").mkdir(parents=True, exist_ok=True)
@@ -293,7 +295,6 @@ def main() -> None:
     rows = analysis.summarize(records, references=references)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, 1 thread"
     command = "python benchmarks/table.py " + " ".join(sys.argv[1:])
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     at = f" at commit {commit.stdout.strip()}" if commit.returncode == 0 else ""
     header = (
         f"# Benchmark table\n\nGenerated {time.strftime('%Y-%m-%d')}{at} on {machine} by `{command.strip()}` "
