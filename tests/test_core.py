@@ -60,7 +60,7 @@ def test_or_eager_answers_eagerly_once_compiling_fails() -> None:
         calls["eager"] += 1
         return x * 2 + 1
 
-    step = compile_lib.or_eager(torch.compile(fn, backend=broken_backend), fn)
+    step = compile_lib.or_eager(fn, backend=broken_backend)
     with pytest.warns(UserWarning, match="torch.compile failed, running eagerly instead"):
         assert torch.equal(step(torch.arange(3.0)), torch.tensor([1.0, 3.0, 5.0]))
     assert step(torch.ones(2)).tolist() == [3.0, 3.0]  # no second attempt, no second warning
@@ -71,7 +71,7 @@ def test_or_eager_keeps_errors_that_are_not_compile_failures() -> None:
     def fn(x: torch.Tensor) -> torch.Tensor:
         return x @ x  # a shape error, eager and compiled alike
 
-    step = compile_lib.or_eager(torch.compile(fn, backend="eager"), fn)
+    step = compile_lib.or_eager(fn, backend="eager")
     with pytest.raises(Exception, match=r"shape|size|dimension"):
         step(torch.ones(2, 3))
 

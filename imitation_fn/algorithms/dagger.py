@@ -361,7 +361,7 @@ def _batched_step(
     ) -> tuple[TimeStep, Rollout]:
         return vstep(learner, p, timestep, keys)
 
-    return compile_lib.or_eager(torch.compile(batched_collect_step), vstep)
+    return compile_lib.or_eager(batched_collect_step)
 
 
 def batched_collect(

@@ -392,7 +392,7 @@ def batched_update(compile: bool = False) -> BatchedUpdate:
         return fn
     # On CPU the C++ wrapper calls the ~100 small kernels of one iteration without Python in between.
     options: dict[str, Any] | None = {"cpp_wrapper": True} if not torch.cuda.is_available() else None
-    return compile_lib.or_eager(torch.compile(fn, fullgraph=True, dynamic=False, options=options), fn)
+    return compile_lib.or_eager(fn, fullgraph=True, dynamic=False, options=options)
 
 
 __all__ = [

@@ -1,7 +1,7 @@
 """``torch.compile`` for the pure pieces of an algorithm: one compiled copy per function, stable input layouts.
 
 step = compile.compiled(_batched_step)            # cached: every sweep in the process shares it
-step = compile.or_eager(torch.compile(fn), fn)     # eager when this machine cannot compile
+step = compile.or_eager(fn)                        # torch.compile(fn), eager where this machine cannot compile
 states = compile.standard_layout(states)           # row-major, unaliased: no recompiles on strides
 """
 
@@ -34,13 +34,14 @@ def compiled(fn: Callable[..., Any], vectorize: bool = True) -> Callable[..., An
     options: dict[str, Any] = {"size_asserts": False}
     if not vectorize:
         options["cpp.simdlen"] = 1
-    return or_eager(torch.compile(fn, dynamic=False, options=options), fn)
+    return or_eager(fn, dynamic=False, options=options)
 
 
-def or_eager(compiled_fn: Callable[..., Any], eager_fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``compiled_fn``, or ``eager_fn`` for good once compiling fails (no C++ compiler, an op inductor cannot
-    lower): one warning says why, and the call is answered eagerly. Both must compute the same pure function,
-    so a failed compile changes nothing but speed."""
+def or_eager(fn: Callable[..., Any], **compile_options: Any) -> Callable[..., Any]:
+    """``torch.compile(fn, **compile_options)``, or ``fn`` itself for good once compiling fails (no C++
+    compiler, an op inductor cannot lower): one warning says why, and the call is answered eagerly. ``fn`` is
+    pure, so a failed compile changes nothing but speed."""
+    compiled_fn = torch.compile(fn, **compile_options)
     use_eager = False
 
     def call(*args: Any, **kwargs: Any) -> Any:
@@ -52,7 +53,7 @@ def or_eager(compiled_fn: Callable[..., Any], eager_fn: Callable[..., Any]) -> C
                 use_eager = True
                 reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 warnings.warn(f"torch.compile failed, running eagerly instead: {reason}", stacklevel=2)
-        return eager_fn(*args, **kwargs)
+        return fn(*args, **kwargs)
 
     return call
 

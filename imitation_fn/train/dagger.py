@@ -128,7 +128,7 @@ def batched_learn(compile: bool = False) -> Step:
     def batched_dagger_learn(states: dagger.State) -> tuple[dagger.State, dict[str, Tensor]]:
         return vlearn(states)
 
-    return compile_lib.or_eager(torch.compile(batched_dagger_learn), vlearn)
+    return compile_lib.or_eager(batched_dagger_learn)
 
 
 @functools.cache
@@ -147,7 +147,7 @@ def _eval_step(env: Env, compile: bool) -> Callable[..., tuple[Any, ...]]:
     def batched_eval_step(*args: Any) -> tuple[Any, Tensor, Tensor]:  # its own code object (see batched_learn)
         return vstep(*args)
 
-    return compile_lib.or_eager(torch.compile(batched_eval_step), vstep)
+    return compile_lib.or_eager(batched_eval_step)
 
 
 def evaluate_batched(env: Env, states: dagger.State, keys: Tensor, compile: bool = False) -> Tensor:

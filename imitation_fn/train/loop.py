@@ -69,7 +69,7 @@ def acting_step(algo: ModuleType, cfg: Config, task: Task, data_keys: Tensor, co
     """``vmap(collect)`` then ``vmap(update)``, the update compiled when asked (compile outside the transform)."""
     collect = torch.func.vmap(lambda s: algo.collect(s, task))
     update = torch.func.vmap(algo.update)
-    update = compile_lib.or_eager(torch.compile(update), update) if compile else update
+    update = compile_lib.or_eager(update) if compile else update
 
     def step(states: Any, done: int) -> tuple[Any, Metrics]:
         states, batch = collect(states)
@@ -99,7 +99,7 @@ def minibatch_step(algo: ModuleType, cfg: Config, task: Task, data_keys: Tensor,
     batch_size = int(cfg.batch_size)  # type: ignore[attr-defined]
     per_epoch = minibatches_per_epoch(cfg, data)
     update = torch.func.vmap(algo.update)
-    update = compile_lib.or_eager(torch.compile(update), update) if compile else update
+    update = compile_lib.or_eager(update) if compile else update
     cached: dict[int, Tensor] = {}
 
     def step(states: Any, done: int) -> tuple[Any, Metrics]:
